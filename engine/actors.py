@@ -1,0 +1,130 @@
+"""Actors (`party.role[:person]`) and the role patterns that say who may do what.
+
+A role pattern in a policy is one of:
+  - `system`            the engine itself (deadlines, schedules, rules);
+  - `ROLE`              that role in any party, e.g. `leader`;
+  - `PARTY.ROLE`        that role in one party, e.g. `police.leader`;
+  - `$FIELD.ROLE`       that role in the party named by a party-typed field, e.g. `$recipient.focal_point`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from engine.exceptions import CoopflowError
+from engine.spec import SYSTEM, ConfigSpec
+
+ACTOR_RE = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)(?::([a-z][a-z0-9_.\-]*))?$")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who submits an event: a person (optional) in a role of a party, or the system."""
+
+    party: str | None
+    role: str
+    person: str | None = None
+
+    @property
+    def is_system(self) -> bool:
+        return self.party is None and self.role == SYSTEM
+
+    def __str__(self) -> str:
+        if self.is_system:
+            return SYSTEM
+        return f"{self.party}.{self.role}" + (f":{self.person}" if self.person else "")
+
+    def as_context(self) -> dict[str, Any]:
+        """The actor as expressions see it (`actor.party`, `actor.role`, `actor.person`, `actor.id`)."""
+        return {"party": self.party, "role": self.role, "person": self.person, "id": str(self)}
+
+
+SYSTEM_ACTOR = Actor(None, SYSTEM)
+
+
+def parse_actor(text: str, config: ConfigSpec) -> Actor:
+    """Parse and check `party.role[:person]` (or `system`) against config.yaml.
+
+    Raises:
+        CoopflowError: malformed, or naming a party, role or person config.yaml does not declare.
+    """
+    text = text.strip()
+    if text == SYSTEM:
+        return SYSTEM_ACTOR
+    match = ACTOR_RE.match(text)
+    if not match:
+        raise CoopflowError(f"actor '{text}' is not of the form party.role or party.role:person")
+    party_id, role_id, person = match.groups()
+    party = config.parties.get(party_id)
+    if party is None:
+        raise CoopflowError(f"unknown party '{party_id}'; known: {', '.join(sorted(config.parties))}")
+    role = party.roles.get(role_id)
+    if role is None:
+        raise CoopflowError(
+            f"party '{party_id}' has no role '{role_id}'; known: {', '.join(sorted(party.roles))}"
+        )
+    if person is not None and role.people and person not in role.people:
+        raise CoopflowError(f"'{person}' is not listed as {party_id}.{role_id} in config.yaml")
+    return Actor(party_id, role_id, person)
+
+
+def pattern_problem(pattern: str, config: ConfigSpec, party_fields: set[str]) -> str | None:
+    """Why a role pattern is invalid for this config, or None when it is fine."""
+    if pattern == SYSTEM:
+        return None
+    all_roles = {r for p in config.parties.values() for r in p.roles}
+    head, _, role = pattern.rpartition(".")
+    if not head:
+        return None if role in all_roles else f"unknown role '{role}'; known: {', '.join(sorted(all_roles))}"
+    if head.startswith("$"):
+        field = head[1:]
+        if field not in party_fields:
+            known = ", ".join(sorted(party_fields)) or "none"
+            return f"'{field}' is not a party field of this workflow (party fields: {known})"
+        return None if role in all_roles else f"unknown role '{role}'; known: {', '.join(sorted(all_roles))}"
+    party = config.parties.get(head)
+    if party is None:
+        return f"unknown party '{head}'; known: {', '.join(sorted(config.parties))}"
+    if role not in party.roles:
+        return f"party '{head}' has no role '{role}'; known: {', '.join(sorted(party.roles))}"
+    return None
+
+
+def matches(actor: Actor, pattern: str, fields: Mapping[str, Any]) -> bool:
+    """Does `actor` fit the role pattern, given the instance's current fields?"""
+    if pattern == SYSTEM:
+        return actor.is_system
+    head, _, role = pattern.rpartition(".")
+    if role != actor.role or actor.is_system:
+        return False
+    if not head:
+        return True
+    party = fields.get(head[1:]) if head.startswith("$") else head
+    return party == actor.party
+
+
+def allowed(actor: Actor, patterns: list[str], fields: Mapping[str, Any]) -> bool:
+    """True when the actor fits any of the patterns."""
+    return any(matches(actor, p, fields) for p in patterns)
+
+
+def recipients(pattern: str, config: ConfigSpec, fields: Mapping[str, Any]) -> list[str]:
+    """Expand a notify pattern into the `party.role` actors it names, people included when listed."""
+    head, _, role = pattern.rpartition(".")
+    if head.startswith("$"):
+        parties = [fields.get(head[1:])]
+    elif head:
+        parties = [head]
+    else:
+        parties = sorted(config.parties)
+    out = []
+    for party_id in parties:
+        party = config.parties.get(party_id) if party_id else None
+        if party is None or role not in party.roles:
+            continue
+        people = party.roles[role].people
+        out.extend([f"{party_id}.{role}:{p}" for p in people] or [f"{party_id}.{role}"])
+    return out

@@ -1,0 +1,63 @@
+"""The one clock: every "now" in coopflow comes from here, so tests and the simulator can move it.
+
+`COOPFLOW_CLOCK_START` (an ISO 8601 datetime with offset) starts the process clock at that
+instant and lets it run at real speed from there: drills and tests use it to run a real daemon
+"in June 2027" without waiting months.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+CLOCK_ENV = "COOPFLOW_CLOCK_START"
+
+
+def _system() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _from_env() -> Callable[[], datetime]:
+    start = os.environ.get(CLOCK_ENV)
+    if not start:
+        return _system
+    origin = datetime.fromisoformat(start)
+    if origin.tzinfo is None:
+        raise ValueError(f"{CLOCK_ENV} needs a UTC offset, e.g. 2027-06-01T07:00+07:00")
+    began = time.monotonic()
+    return lambda: (origin + timedelta(seconds=time.monotonic() - began)).astimezone(timezone.utc)
+
+
+_source: Callable[[], datetime] = _from_env()
+
+
+def now() -> datetime:
+    """The current instant, timezone-aware (UTC)."""
+    return _source()
+
+
+def set_source(source: Callable[[], datetime] | None) -> None:
+    """Replace the clock (tests, simulator); None restores the system clock."""
+    global _source
+    _source = source or _system
+
+
+class SteppedClock:
+    """A virtual clock that moves only when told: `clock.now()`, `clock.advance(...)`, `clock.set(...)`."""
+
+    def __init__(self, start: datetime):
+        if start.tzinfo is None:
+            raise ValueError("a clock needs an aware datetime")
+        self.current = start.astimezone(timezone.utc)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def set(self, moment: datetime) -> None:
+        self.current = moment.astimezone(timezone.utc)
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.current += delta
+        return self.current

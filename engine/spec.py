@@ -1,0 +1,387 @@
+"""The policy language: frozen pydantic models for config.yaml, workflows/*.yaml and rules/*.yaml.
+
+These models check the shape of each file on its own; checks that span files (does this
+workflow exist, is that role declared) live in `engine.policy`. Every model forbids unknown
+keys. The documentation of every field is docs/policy.md.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+ID_PATTERN = r"^[a-z][a-z0-9_]*$"
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+EventName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")]
+Clause = Annotated[str, StringConstraints(min_length=1)]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+FieldType = Literal["str", "int", "float", "bool", "date", "datetime", "party", "actor", "enum", "list"]
+SYSTEM = "system"
+ANY_STATE = "*"
+
+
+class Strict(BaseModel):
+    """Base of every policy model: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- durations
+
+
+class Duration(Strict):
+    """A span of time: exactly one of working days, calendar days or hours."""
+
+    working_days: Annotated[int, Field(ge=0, le=3660)] | None = None
+    days: Annotated[int, Field(ge=0, le=3660)] | None = None
+    hours: Annotated[float, Field(gt=0, le=87840)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Duration:
+        given = [k for k in ("working_days", "days", "hours") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of working_days, days or hours"
+                + (f" (found {', '.join(given)})" if given else "")
+            )
+        return self
+
+    def describe(self) -> str:
+        """Human text such as '5 working days'."""
+        for key, unit in (("working_days", "working day"), ("days", "day"), ("hours", "hour")):
+            value = getattr(self, key)
+            if value is not None:
+                shown = int(value) if float(value).is_integer() else value
+                return f"{shown} {unit}{'' if shown == 1 else 's'}"
+        return ""
+
+
+class Deadline(Duration):
+    """How long an instance may stay in a state before `fire` is triggered by the system.
+
+    With `at`, the deadline is the datetime held in that field; the duration is the fallback
+    used while the field is empty.
+    """
+
+    fire: Id
+    at: Id | None = None
+    clause: Clause | None = None
+
+
+# --------------------------------------------------------------------------- config.yaml
+
+
+class Agreement(Strict):
+    id: Id
+    title: str
+    signed: date | None = None
+    effective: date | None = None
+    expires: date | None = None
+
+
+class Role(Strict):
+    title: str | None = None
+    people: list[Id] = []
+
+
+class Party(Strict):
+    title: str
+    short: str | None = None
+    roles: dict[Id, Role]
+
+
+class YearOverrides(Strict):
+    off: list[date] = []
+    work: list[date] = []
+
+
+class CalendarSpec(Strict):
+    weekend: list[Weekday] = ["sat", "sun"]
+    holidays: str | None = "VN"
+    subdivision: str | None = None
+    overrides: dict[int, YearOverrides] = {}
+
+
+class ConsoleSink(Strict):
+    level: str = "INFO"
+
+
+class FileSink(Strict):
+    path: str
+    level: str = "INFO"
+    rotation: str = "10 MB"
+    retention: str = "30 days"
+
+
+class LoggingSpec(Strict):
+    console: ConsoleSink | None = ConsoleSink()
+    file: FileSink | None = None
+    json_lines: FileSink | None = Field(default=None, alias="json")
+
+
+class Paths(Strict):
+    workflows: str = "workflows"
+    rules: str = "rules"
+
+
+class ConfigSpec(Strict):
+    """config.yaml: the deployment of one agreement."""
+
+    agreement: Agreement
+    parties: dict[Id, Party]
+    timezone: str = "Asia/Ho_Chi_Minh"
+    calendar: CalendarSpec = CalendarSpec()
+    store: str = "sqlite:///coopflow.db"
+    logging: LoggingSpec = LoggingSpec()
+    paths: Paths = Paths()
+
+    @field_validator("parties")
+    @classmethod
+    def _some_parties(cls, parties: dict[str, Party]) -> dict[str, Party]:
+        if not parties:
+            raise ValueError("declare at least one party")
+        return parties
+
+
+# --------------------------------------------------------------------------- workflows
+
+
+class FieldSpec(Strict):
+    """A typed instance field."""
+
+    type: FieldType = "str"
+    title: str | None = None
+    required: bool = False
+    default: Any = None
+    values: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _enum_values(self) -> FieldSpec:
+        if self.type == "enum" and not self.values:
+            raise ValueError("an enum field needs a non-empty 'values' list")
+        if self.type != "enum" and self.values is not None:
+            raise ValueError("'values' is only allowed on enum fields")
+        return self
+
+
+class StateSpec(Strict):
+    title: str
+    clause: Clause | None = None
+    description: str | None = None
+    final: bool = False
+    deadline: Deadline | None = None
+
+    @model_validator(mode="after")
+    def _final_has_no_deadline(self) -> StateSpec:
+        if self.final and self.deadline is not None:
+            raise ValueError("a final state cannot have a deadline")
+        return self
+
+
+class EmitAction(Strict):
+    emit: EventName
+    data: dict[Id, Any] = {}
+
+
+class StartAction(Strict):
+    start: Id
+    with_: dict[Id, Any] = Field(default={}, alias="with")
+
+
+class SetAction(Strict):
+    set: dict[Id, Any]
+
+
+class NotifyAction(Strict):
+    notify: list[str]
+    message: str
+
+
+ACTION_KEYS = ("emit", "start", "set", "notify")
+
+
+def _action_tag(value: Any) -> str | None:
+    keys = value.keys() if isinstance(value, dict) else type(value).model_fields
+    found = [k for k in ACTION_KEYS if k in keys]
+    return found[0] if len(found) == 1 else None
+
+
+Action = Annotated[
+    Union[
+        Annotated[EmitAction, Tag("emit")],
+        Annotated[StartAction, Tag("start")],
+        Annotated[SetAction, Tag("set")],
+        Annotated[NotifyAction, Tag("notify")],
+    ],
+    Discriminator(
+        _action_tag,
+        custom_error_type="action_kind",
+        custom_error_message="an action is a mapping with exactly one of the keys emit, start, set, notify",
+    ),
+]
+
+
+class Approvals(Strict):
+    """Consent needed from distinct parties before the transition fires."""
+
+    parties: Literal["all"] | list[Id] = "all"
+    quorum: Annotated[int, Field(ge=1)] | None = None
+    expires: Duration | None = None
+
+
+class TransitionSpec(Strict):
+    trigger: Id
+    title: str | None = None
+    clause: Clause | None = None
+    source: str | list[str] = Field(alias="from")
+    dest: Id = Field(alias="to")
+    by: list[str]
+    when: str | None = None
+    require: list[Id] = []
+    approvals: Approvals | None = None
+    then: list[Action] = []
+
+    @field_validator("by")
+    @classmethod
+    def _someone(cls, by: list[str]) -> list[str]:
+        if not by:
+            raise ValueError("name at least one role (or 'system') that may fire this transition")
+        return by
+
+    @property
+    def sources(self) -> list[str]:
+        return [self.source] if isinstance(self.source, str) else list(self.source)
+
+
+class WorkflowSpec(Strict):
+    """workflows/*.yaml: one clause of the agreement as a state machine."""
+
+    id: Id
+    title: str
+    clause: Clause
+    description: str | None = None
+    started_by: list[str]
+    fields: dict[Id, FieldSpec] = {}
+    initial: Id
+    states: dict[Id, StateSpec]
+    transitions: list[TransitionSpec]
+
+    @field_validator("states")
+    @classmethod
+    def _some_states(cls, states: dict[str, StateSpec]) -> dict[str, StateSpec]:
+        if not states:
+            raise ValueError("declare at least one state")
+        return states
+
+
+# --------------------------------------------------------------------------- rules
+
+TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class DayRule(Strict):
+    """Which day of the month: the n-th working day, or a fixed day shifted to a working day."""
+
+    nth_working_day: int | None = None
+    day: Annotated[int, Field(ge=1, le=31)] | None = None
+    shift: Literal["next", "previous", "none"] = "next"
+
+    @model_validator(mode="after")
+    def _one(self) -> DayRule:
+        if (self.nth_working_day is None) == (self.day is None):
+            raise ValueError("give exactly one of nth_working_day or day")
+        if self.nth_working_day is not None and not (1 <= abs(self.nth_working_day) <= 23):
+            raise ValueError("nth_working_day must be 1..23, or -1..-23 counting from the month's end")
+        return self
+
+
+class CalendarRule(Strict):
+    months: list[Annotated[int, Field(ge=1, le=12)]]
+    day: DayRule
+    at: str = "08:00"
+
+    @field_validator("months")
+    @classmethod
+    def _months(cls, months: list[int]) -> list[int]:
+        if not months:
+            raise ValueError("name at least one month")
+        if len(set(months)) != len(months):
+            raise ValueError("a month is listed twice")
+        return sorted(months)
+
+    @field_validator("at")
+    @classmethod
+    def _time(cls, at: str) -> str:
+        if not TIME_PATTERN.match(at):
+            raise ValueError(f"'{at}' is not a time of day as HH:MM (24-hour)")
+        return at
+
+
+class HostRotation(Strict):
+    rotate: list[Id]
+    field: Id = "host"
+
+    @field_validator("rotate")
+    @classmethod
+    def _two(cls, rotate: list[str]) -> list[str]:
+        if not rotate:
+            raise ValueError("name the parties that take turns")
+        return rotate
+
+
+class ScheduleSpec(Strict):
+    id: Id
+    title: str | None = None
+    clause: Clause | None = None
+    start: Id
+    every: CalendarRule
+    host: HostRotation | None = None
+    with_: dict[Id, Any] = Field(default={}, alias="with")
+    actor: str = Field(default=SYSTEM, alias="as")
+
+
+class FireTarget(Strict):
+    workflow: Id
+    trigger: Id
+    instance: str
+
+
+class StartTarget(Strict):
+    workflow: Id
+    with_: dict[Id, Any] = Field(default={}, alias="with")
+
+
+class EventRuleSpec(Strict):
+    id: Id
+    title: str | None = None
+    clause: Clause | None = None
+    on: EventName
+    when: str | None = None
+    start: StartTarget | None = None
+    fire: FireTarget | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> EventRuleSpec:
+        if (self.start is None) == (self.fire is None):
+            raise ValueError("give exactly one of start or fire")
+        return self
+
+
+class RulesFile(Strict):
+    """rules/*.yaml: schedules and event rules."""
+
+    schedules: list[ScheduleSpec] = []
+    events: list[EventRuleSpec] = []

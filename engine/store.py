@@ -1,0 +1,338 @@
+"""The durable store: SQLAlchemy tables, connections, and versioned schema migrations.
+
+One module serves SQLite (the embedded default, WAL) and PostgreSQL. Every timestamp is stored
+in UTC and comes back timezone-aware. Write transactions on SQLite take the write lock at BEGIN
+(`BEGIN IMMEDIATE`) so that two processes never interleave an instance's read and write.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from loguru import logger
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.types import TypeDecorator
+
+from engine.exceptions import CoopflowError
+
+STORE_ENV = "COOPFLOW_STORE_URL"
+
+
+class StoreError(CoopflowError):
+    """The store cannot be used (unreachable, written by a newer coopflow, bad URL)."""
+
+
+class UtcDateTime(TypeDecorator):
+    """An aware datetime stored as UTC; SQLite keeps it naive, PostgreSQL as timestamptz."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+metadata = MetaData()
+Id = String(120)
+
+meta = Table("coopflow_meta", metadata, Column("key", String(60), primary_key=True), Column("value", Text, nullable=False))
+
+workflow_versions = Table(
+    "workflow_versions", metadata,
+    Column("version", String(32), primary_key=True),
+    Column("workflow", Id, nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+instances = Table(
+    "instances", metadata,
+    Column("id", Id, primary_key=True),
+    Column("workflow", Id, nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("state", Id, nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("final", Integer, nullable=False, default=0),
+    Column("seq", Integer, nullable=False, default=0),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("state_entered_at", UtcDateTime, nullable=False),
+    Index("ix_instances_workflow_state", "workflow", "state"),
+)
+
+inbox = Table(
+    "inbox", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False, unique=True),
+    Column("kind", String(20), nullable=False),
+    Column("instance", Id, nullable=False),
+    Column("workflow", Id),
+    Column("trigger", Id),
+    Column("actor", String(200), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(12), nullable=False, default="pending"),
+    Column("outcome", Text),
+    Column("submitted_at", UtcDateTime, nullable=False),
+    Column("applied_at", UtcDateTime),
+    Index("ix_inbox_pending", "status", "id"),
+    Index("ix_inbox_instance", "instance", "id"),
+)
+
+history = Table(
+    "history", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("instance", Id, nullable=False),
+    Column("inbox_id", BigInteger),
+    Column("at", UtcDateTime, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("workflow", Id),
+    Column("trigger", Id),
+    Column("from_state", Id),
+    Column("to_state", Id),
+    Column("actor", String(200)),
+    Column("outcome", String(20), nullable=False),
+    Column("reason", Text),
+    Column("data", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_history_instance", "instance", "seq"),
+)
+
+consents = Table(
+    "consents", metadata,
+    Column("instance", Id, primary_key=True),
+    Column("trigger", Id, primary_key=True),
+    Column("party", Id, primary_key=True),
+    Column("actor", String(200), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime),
+)
+
+timers = Table(
+    "timers", metadata,
+    Column("id", String(200), primary_key=True),
+    Column("instance", Id, nullable=False),
+    Column("workflow", Id, nullable=False),
+    Column("state", Id, nullable=False),
+    Column("trigger", Id, nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("status", String(12), nullable=False, default="armed"),
+    Index("ix_timers_due", "status", "due_at"),
+    Index("ix_timers_instance", "instance"),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("instance", Id, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(12), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", UtcDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("done_at", UtcDateTime),
+    Index("ix_outbox_pending", "status", "next_at"),
+)
+
+occurrences = Table(
+    "occurrences", metadata,
+    Column("schedule", Id, nullable=False),
+    Column("nominal_at", UtcDateTime, nullable=False),
+    Column("fired_at", UtcDateTime, nullable=False),
+    Column("host", Id),
+    Column("instance", Id),
+    UniqueConstraint("schedule", "nominal_at", name="uq_occurrence"),
+)
+
+leases = Table(
+    "leases", metadata,
+    Column("name", String(60), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+
+
+# --------------------------------------------------------------------------- migrations
+# Each migration upgrades the schema by one version and never drops data.
+
+
+def _m1_initial(conn: Connection) -> None:
+    metadata.create_all(conn, checkfirst=True)
+
+
+MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
+    ("tables for instances, inbox, history, consents, timers, outbox, occurrences, leases", _m1_initial),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def resolve_url(url: str, base_dir: Path) -> str:
+    """COOPFLOW_STORE_URL > config; a relative SQLite path is relative to the config's folder."""
+    url = os.environ.get(STORE_ENV) or url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and url != "sqlite:///:memory:":
+        path = Path(url[len(prefix):])
+        if not path.is_absolute():
+            url = prefix + str((base_dir / path).resolve())
+    return url
+
+
+class SqlStore:
+    """A connection pool on one SQLite file or PostgreSQL database, schema migrated on open."""
+
+    def __init__(self, url: str):
+        self.url = url
+        try:
+            self.engine: Engine = _make_engine(url)
+        except Exception as exc:  # bad URL, missing driver
+            raise StoreError(f"cannot use store {_safe(url)}: {exc}") from None
+        self.dialect = self.engine.dialect.name
+        self.migrate()
+
+    def __repr__(self) -> str:
+        return f"SqlStore({_safe(self.url)})"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction: committed on success, rolled back on any exception."""
+        with self.engine.connect() as conn:
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read-only snapshot (on SQLite, a deferred transaction that does not block writers)."""
+        with self.engine.connect().execution_options(coopflow_read=True) as conn:
+            with conn.begin():
+                yield conn
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema; refuse a store written by a newer coopflow."""
+        with self.retrying(), self.transaction() as conn:
+            names = inspect(conn).get_table_names()
+            current = 0
+            if meta.name in names:
+                row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
+                current = int(row[0]) if row else 0
+            elif names and "instances" in names:
+                raise StoreError(f"{_safe(self.url)} holds tables that coopflow did not create")
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {_safe(self.url)} was written by a newer coopflow (schema {current}; "
+                    f"this coopflow knows up to {SCHEMA_VERSION}): upgrade coopflow"
+                )
+            for version in range(current, SCHEMA_VERSION):
+                description, upgrade = MIGRATIONS[version]
+                upgrade(conn)
+                logger.info("store schema upgraded to {}: {}", version + 1, description)
+            if current == 0:
+                conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+                conn.execute(meta.insert().values(key="created_at", value=datetime.now(timezone.utc).isoformat()))
+            elif current < SCHEMA_VERSION:
+                conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+
+    def meta_value(self, key: str) -> str | None:
+        with self.reading() as conn:
+            row = conn.execute(select(meta.c.value).where(meta.c.key == key)).first()
+            return row[0] if row else None
+
+    @contextmanager
+    def retrying(self, attempts: int = 1) -> Iterator[None]:
+        """Turn driver errors into a clear StoreError."""
+        try:
+            yield
+        except (OperationalError, DBAPIError) as exc:
+            raise StoreError(f"store {_safe(self.url)} is unavailable: {exc.orig or exc}") from None
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def wait_for(store_factory: Callable[[], SqlStore], stop: Callable[[], bool], log_every: float = 30) -> SqlStore | None:
+    """Open a store, retrying with backoff (1 s doubling to 30 s) until it opens or `stop()`."""
+    delay, last_log = 1.0, 0.0
+    while not stop():
+        try:
+            return store_factory()
+        except StoreError as exc:
+            if time.monotonic() - last_log > log_every:
+                logger.warning("{}; retrying", exc)
+                last_log = time.monotonic()
+        time.sleep(delay)
+        delay = min(delay * 2, 30)
+    return None
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn):
+            read = conn.get_execution_options().get("coopflow_read")
+            conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+        return engine
+    if url.startswith("postgres"):
+        url = url.replace("postgresql://", "postgresql+psycopg://", 1).replace("postgres://", "postgresql+psycopg://", 1)
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url)
+
+
+def _safe(url: str) -> str:
+    """A URL with any password hidden, fit for logs."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url
+
+
+def ping(conn: Connection) -> None:
+    conn.execute(text("SELECT 1"))
