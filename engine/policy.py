@@ -397,8 +397,12 @@ class _Checker:
             party_fields = {n for n, f in spec.fields.items() if f.type == "party"}
             for j, pattern in enumerate(action.notify):
                 self.check_pattern(doc, loc + ("notify", j), pattern, config, party_fields)
+            self.compile_value(doc, loc + ("message",), action.message, allowed)
 
     def check_required(self, doc, loc, target: WorkflowSpec, given: set[str]) -> None:
+        """A workflow the engine starts (action, schedule, rule) must allow `system` and get its required fields."""
+        if SYSTEM not in target.started_by:
+            self.report(doc, loc, f"workflow '{target.id}' is started here by the engine, so its started_by must list 'system'")
         missing = [n for n, f in target.fields.items() if f.required and f.default is None and n not in given]
         if missing:
             self.report(doc, loc, f"workflow '{target.id}' needs the required field(s) {', '.join(missing)}")

@@ -1,0 +1,355 @@
+"""The executor: applies inbox events one at a time, each in one database transaction.
+
+For each event: load the instance, check the trigger, the actor's role, the guard and the
+fields, record a consent or move the state, write history, timers and outbox rows, mark the
+inbox row with its outcome, commit. A refused event changes nothing but its inbox row and a
+history row saying why.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from engine import actors, clock, history, inbox, timers
+from engine.exceptions import CoopflowError, ExpressionError
+from engine.fields import coerce_all, defaults, missing_required
+from engine.logs import event_logger
+from engine.machines import MachineCache
+from engine.policy import Policy, canonical_json, is_expression, workflow_version
+from engine.spec import EmitAction, NotifyAction, SetAction, StartAction, WorkflowSpec
+from engine.store import SqlStore, consents, instances, outbox, workflow_versions
+from engine.store import inbox as inbox_table
+
+
+class Refusal(Exception):
+    """An event that must change nothing; the message is the reason shown to the user."""
+
+
+@dataclass
+class Outcome:
+    """What became of one inbox event."""
+
+    status: str
+    text: str
+    instance: str
+    armed: list[timers.Timer] = field(default_factory=list)
+    disarmed: list[str] = field(default_factory=list)
+
+    @property
+    def applied(self) -> bool:
+        return self.status == inbox.APPLIED
+
+
+@dataclass
+class _Change:
+    """Everything an accepted event writes, gathered before any write happens."""
+
+    kind: str
+    to_state: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+    actions: list[tuple[str, dict]] = field(default_factory=list)
+    text: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Executor:
+    """Applies inbox events against the store under the current policy."""
+
+    def __init__(self, store: SqlStore, policy: Policy):
+        self.store = store
+        self.policy = policy
+        self.machines = MachineCache()
+        self._specs: dict[str, WorkflowSpec] = {}
+        self.listeners: list[Callable[[Outcome], None]] = []
+
+    # ---- submitting
+
+    def submit_start(self, workflow: str, actor: str, values: dict | None = None, key: str | None = None,
+                     extra: dict | None = None) -> inbox.Submission:
+        """Queue the start of a new instance; its id is known at once."""
+        with self.store.transaction() as conn:
+            return inbox.submit(conn, inbox.START, instance=inbox.new_instance_id(workflow), workflow=workflow,
+                                actor=actor, values=values, key=key, extra=extra)
+
+    def submit_fire(self, instance: str, trigger: str, actor: str, values: dict | None = None,
+                    key: str | None = None, withdraw: bool = False, extra: dict | None = None) -> inbox.Submission:
+        """Queue a trigger (or the withdrawal of a consent) for an instance."""
+        with self.store.transaction() as conn:
+            return inbox.submit(conn, inbox.WITHDRAW if withdraw else inbox.FIRE, instance=instance,
+                                trigger=trigger, actor=actor, values=values, key=key, extra=extra)
+
+    # ---- applying
+
+    def drain(self, limit: int | None = None) -> int:
+        """Apply pending events in order until none is left (or `limit`); returns how many."""
+        done = 0
+        while limit is None or done < limit:
+            if self.apply_next() is None:
+                break
+            done += 1
+        return done
+
+    def apply_next(self) -> Outcome | None:
+        """Apply the oldest pending event in one transaction; None when the inbox is empty."""
+        with self.store.transaction() as conn:
+            row = inbox.next_pending(conn)
+            if row is None:
+                return None
+            outcome = self._apply(conn, row)
+        for listener in self.listeners:
+            listener(outcome)
+        return outcome
+
+    def wait(self, inbox_id: int, timeout: float = 30.0, poll: float = 0.05) -> tuple[str, str | None]:
+        """Wait for another process (the daemon) to apply an event; returns (status, outcome)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.store.reading() as conn:
+                status, text = inbox.status(conn, inbox_id)
+            if status != inbox.PENDING or time.monotonic() > deadline:
+                return status, text
+            time.sleep(poll)
+
+    def _apply(self, conn: Connection, row) -> Outcome:
+        now = clock.now()
+        instance_row = conn.execute(select(instances).where(instances.c.id == row["instance"])).mappings().first()
+        try:
+            actor = actors.parse_actor(row["actor"], self.policy.config)
+            if row["kind"] == inbox.START:
+                spec, version, current = self._start_target(conn, row, instance_row)
+            else:
+                spec, version, current = self._existing(conn, row, instance_row)
+            change = self._decide(conn, row, actor, spec, current, now)
+        except (Refusal, CoopflowError) as exc:
+            return self._refuse(conn, row, instance_row, str(exc), now)
+        return self._commit(conn, row, actor, spec, version, current, change, now)
+
+    def _start_target(self, conn, row, instance_row):
+        if instance_row is not None:
+            raise Refusal(f"instance '{row['instance']}' already exists")
+        spec = self.policy.workflows.get(row["workflow"])
+        if spec is None:
+            raise Refusal(f"unknown workflow '{row['workflow']}'; workflows: {', '.join(sorted(self.policy.workflows))}")
+        version = workflow_version(spec)
+        self._remember_version(conn, version, spec)
+        current = {"id": row["instance"], "state": None, "fields": defaults(spec.fields), "seq": 0}
+        return spec, version, current
+
+    def _existing(self, conn, row, instance_row):
+        if instance_row is None:
+            raise Refusal(f"unknown instance '{row['instance']}'")
+        spec = self._spec(conn, instance_row["version"])
+        return spec, instance_row["version"], dict(instance_row)
+
+    def _decide(self, conn, row, actor, spec: WorkflowSpec, current: dict, now: datetime) -> _Change:
+        given = row["payload"].get("set", {})
+        try:
+            values = coerce_all(given, spec.fields, self.policy.config)
+        except ValueError as exc:
+            raise Refusal(str(exc)) from None
+        fields = {**current["fields"], **values}
+        if row["kind"] == inbox.START:
+            if not actors.allowed(actor, spec.started_by, fields):
+                raise Refusal(f"{actor} may not start '{spec.id}' (allowed: {', '.join(spec.started_by)})")
+            missing = missing_required(fields, spec.fields)
+            if missing:
+                raise Refusal(f"missing required field(s): {', '.join(missing)}")
+            return _Change("start", to_state=spec.initial, fields=fields, text=f"started in {spec.initial}", data={"set": values})
+        state = current["state"]
+        if spec.states[state].final:
+            raise Refusal(f"instance is closed: state '{state}' is final")
+        trigger = row["trigger"]
+        candidates = [(i, t) for i, t in enumerate(spec.transitions) if t.trigger == trigger and _leaves(spec, t, state)]
+        if not candidates:
+            known = sorted({t.trigger for t in spec.transitions if _leaves(spec, t, state)})
+            if trigger not in {t.trigger for t in spec.transitions}:
+                raise Refusal(f"unknown trigger '{trigger}' for workflow '{spec.id}'; from '{state}': {', '.join(known) or 'none'}")
+            raise Refusal(f"trigger '{trigger}' is not allowed from state '{state}' (allowed: {', '.join(known) or 'none'})")
+        context = self._context(current, spec, fields, actor, now)
+        reasons = []
+        for i, t in candidates:
+            if not actors.allowed(actor, t.by, fields):
+                reasons.append(f"{actor} may not fire '{trigger}' (allowed: {', '.join(t.by)})")
+                continue
+            if t.when and not self._evaluate(t.when, context, "guard"):
+                reasons.append(f"guard not met: {t.when}")
+                continue
+            missing = [n for n in t.require if fields.get(n) in (None, "", [])]
+            if missing:
+                reasons.append(f"'{trigger}' needs the field(s) {', '.join(missing)}")
+                continue
+            if row["kind"] == inbox.WITHDRAW:
+                return self._withdraw(conn, row, actor, t)
+            if t.approvals:
+                pending = self._consent(conn, row, actor, t, spec, fields, now)
+                if pending is not None:
+                    return pending
+            return self._transition(i, t, spec, fields, values, context)
+        raise Refusal("; ".join(dict.fromkeys(reasons)))
+
+    def _transition(self, i, t, spec, fields, values, context) -> _Change:
+        actions: list[tuple[str, dict]] = []
+        for action in t.then:
+            if isinstance(action, SetAction):
+                evaluated = self._values(action.set, context)
+                fields.update(coerce_all(evaluated, spec.fields, self.policy.config))
+                context["fields"] = fields
+            elif isinstance(action, EmitAction):
+                actions.append(("emit", {"name": action.emit, "data": self._values(action.data, context)}))
+            elif isinstance(action, StartAction):
+                actions.append(("start", {"workflow": action.start, "values": self._values(action.with_, context)}))
+            elif isinstance(action, NotifyAction):
+                people = [r for p in action.notify for r in actors.recipients(p, self.policy.config, fields)]
+                message = self._values({"m": action.message}, context)["m"]
+                actions.append(("notify", {"recipients": people, "message": message}))
+        return _Change("transition", to_state=t.dest, fields=fields, actions=actions,
+                       data={"set": values, "transition": i}, text="")
+
+    def _consent(self, conn, row, actor, t, spec, fields, now) -> _Change | None:
+        """Record the actor's party's consent; None when the quorum is now met."""
+        approvals = t.approvals
+        parties = list(self.policy.config.parties) if approvals.parties == "all" else approvals.parties
+        if actor.party not in parties:
+            raise Refusal(f"party '{actor.party}' is not among those whose consent '{t.trigger}' needs ({', '.join(parties)})")
+        quorum = approvals.quorum or len(parties)
+        key = {"instance": row["instance"], "trigger": t.trigger}
+        conn.execute(delete(consents).where(consents.c.instance == key["instance"], consents.c.trigger == key["trigger"],
+                                            consents.c.expires_at.is_not(None), consents.c.expires_at <= now))
+        expires = timers.duration_end(approvals.expires, now, self.policy.calendar) if approvals.expires else None
+        existing = conn.execute(select(consents.c.party).where(consents.c.instance == key["instance"], consents.c.trigger == key["trigger"])).scalars().all()
+        if actor.party not in existing:
+            conn.execute(insert(consents).values(**key, party=actor.party, actor=str(actor), at=now, expires_at=expires))
+        agreed = sorted(set(existing) | {actor.party})
+        agreed = [p for p in agreed if p in parties]
+        if len(agreed) >= quorum:
+            conn.execute(delete(consents).where(consents.c.instance == key["instance"], consents.c.trigger == key["trigger"]))
+            return None
+        waiting = [p for p in parties if p not in agreed]
+        again = " (already counted)" if actor.party in existing else ""
+        return _Change("consent", text=f"consent recorded for {actor.party}{again}: {len(agreed)} of {quorum}, waiting for {', '.join(waiting)}",
+                       data={"consents": agreed, "quorum": quorum, "expires_at": expires.isoformat() if expires else None})
+
+    def _withdraw(self, conn, row, actor, t) -> _Change:
+        if not t.approvals:
+            raise Refusal(f"'{t.trigger}' needs no consent, so there is none to withdraw")
+        removed = conn.execute(delete(consents).where(consents.c.instance == row["instance"], consents.c.trigger == t.trigger,
+                                                       consents.c.party == actor.party)).rowcount
+        if not removed:
+            raise Refusal(f"party '{actor.party}' has no consent to '{t.trigger}' to withdraw")
+        return _Change("withdraw", text=f"consent of {actor.party} to '{t.trigger}' withdrawn")
+
+    # ---- writing
+
+    def _commit(self, conn, row, actor, spec, version, current, change: _Change, now) -> Outcome:
+        instance_id = row["instance"]
+        from_state = current["state"]
+        outcome = Outcome(inbox.APPLIED, "", instance_id)
+        if change.to_state is not None:
+            to_state = change.to_state if change.kind == "start" else self.machines.move(
+                version, spec, from_state, row["trigger"], change.data["transition"])
+            seq = current["seq"] + 1
+            values = {"state": to_state, "fields": change.fields, "seq": seq, "updated_at": now, "state_entered_at": now,
+                      "final": int(spec.states[to_state].final)}
+            if change.kind == "start":
+                conn.execute(insert(instances).values(id=instance_id, workflow=spec.id, version=version, created_at=now, **values))
+            else:
+                conn.execute(update(instances).where(instances.c.id == instance_id).values(**values))
+                outcome.disarmed = timers.disarm(conn, instance_id)
+            deadline = spec.states[to_state].deadline
+            if deadline:
+                timer = timers.Timer(f"{instance_id}:{seq}", instance_id, spec.id, to_state, deadline.fire,
+                                     timers.deadline_due(deadline, now, change.fields, self.policy.calendar))
+                timers.arm(conn, timer)
+                outcome.armed.append(timer)
+            for kind, payload in change.actions:
+                conn.execute(insert(outbox).values(instance=instance_id, kind=kind, payload={**payload, "source": {
+                    "workflow": spec.id, "instance": instance_id, "state": to_state, "from": from_state,
+                    "trigger": row["trigger"], "actor": str(actor), "fields": change.fields}},
+                    status="pending", attempts=0, next_at=now, created_at=now))
+            outcome.text = change.text or f"{from_state} -> {to_state}"
+        else:
+            to_state = from_state
+            outcome.text = change.text
+        timer_id = row["payload"].get("timer")
+        if timer_id:
+            timers.mark_fired(conn, timer_id)
+        data = {**change.data, **_provenance(row)}
+        history.append(conn, instance=instance_id, inbox_id=row["id"], at=now, kind=change.kind, workflow=spec.id,
+                       trigger=row["trigger"], from_state=from_state, to_state=to_state, actor=str(actor),
+                       outcome=inbox.APPLIED, reason=change.text or None, data=data)
+        self._mark(conn, row, inbox.APPLIED, f"applied: {outcome.text}", now)
+        event_logger(instance=instance_id, workflow=spec.id, trigger=row["trigger"], actor=str(actor), outcome=inbox.APPLIED,
+                     **{"from": from_state, "to": to_state}).info("applied {}: {}", row["kind"], outcome.text)
+        return outcome
+
+    def _refuse(self, conn, row, instance_row, reason: str, now) -> Outcome:
+        workflow = instance_row["workflow"] if instance_row else row["workflow"]
+        state = instance_row["state"] if instance_row else None
+        history.append(conn, instance=row["instance"], inbox_id=row["id"], at=now, kind=row["kind"], workflow=workflow,
+                       trigger=row["trigger"], from_state=state, to_state=state, actor=row["actor"],
+                       outcome=inbox.REFUSED, reason=reason, data={"set": row["payload"].get("set", {}), **_provenance(row)})
+        self._mark(conn, row, inbox.REFUSED, f"refused: {reason}", now)
+        event_logger(instance=row["instance"], workflow=workflow, trigger=row["trigger"], actor=row["actor"],
+                     outcome=inbox.REFUSED, reason=reason, **{"from": state}).warning("refused {}: {}", row["kind"], reason)
+        return Outcome(inbox.REFUSED, reason, row["instance"])
+
+    @staticmethod
+    def _mark(conn, row, status: str, text: str, now) -> None:
+        conn.execute(update(inbox_table).where(inbox_table.c.id == row["id"]).values(status=status, outcome=text, applied_at=now))
+
+    # ---- helpers
+
+    def _context(self, current, spec, fields, actor, now) -> dict[str, Any]:
+        return {
+            "fields": fields,
+            "actor": actor.as_context(),
+            "instance": {"id": current["id"], "workflow": spec.id, "state": current["state"]},
+            "now": now.astimezone(self.policy.tz).isoformat(),
+        }
+
+    def _evaluate(self, source: str, context: dict, what: str) -> Any:
+        try:
+            return self.policy.expression(source).evaluate(context)
+        except KeyError:
+            from engine.expr import parse
+
+            return parse(source, {k: None for k in context}).evaluate(context)
+        except ExpressionError as exc:
+            raise Refusal(f"{what} {source!r} could not be evaluated: {exc}") from None
+
+    def _values(self, values: dict[str, Any], context: dict) -> dict[str, Any]:
+        return {k: self._evaluate(v[1:].strip(), context, "value") if is_expression(v) else v for k, v in values.items()}
+
+    def _remember_version(self, conn, version: str, spec: WorkflowSpec) -> None:
+        if version in self._specs:
+            return
+        exists = conn.execute(select(workflow_versions.c.version).where(workflow_versions.c.version == version)).first()
+        if exists is None:
+            import json
+
+            conn.execute(insert(workflow_versions).values(version=version, workflow=spec.id,
+                                                          spec=json.loads(canonical_json(spec)), created_at=clock.now()))
+        self._specs[version] = spec
+
+    def _spec(self, conn, version: str) -> WorkflowSpec:
+        spec = self._specs.get(version)
+        if spec is None:
+            stored = conn.execute(select(workflow_versions.c.spec).where(workflow_versions.c.version == version)).scalar_one()
+            spec = self._specs[version] = WorkflowSpec.model_validate(stored)
+        return spec
+
+
+def _leaves(spec: WorkflowSpec, t, state: str) -> bool:
+    return state in t.sources or ("*" in t.sources and not spec.states[state].final)
+
+
+def _provenance(row) -> dict[str, Any]:
+    """Where an event came from (a rule, a schedule, a timer, an outbox row), for history."""
+    return {k: v for k, v in row["payload"].items() if k != "set"}

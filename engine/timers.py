@@ -1,0 +1,71 @@
+"""Deadline timers: armed when an instance enters a state with a deadline, disarmed when it leaves.
+
+The timer rows are the truth; the daemon's scheduler only holds in-memory jobs rebuilt from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from engine.spec import Deadline, Duration
+from engine.store import timers
+from engine.workcalendar import WorkCalendar
+
+ARMED, DISARMED, FIRED = "armed", "disarmed", "fired"
+
+
+@dataclass(frozen=True)
+class Timer:
+    id: str
+    instance: str
+    workflow: str
+    state: str
+    trigger: str
+    due_at: datetime
+
+
+def duration_end(duration: Duration, start: datetime, calendar: WorkCalendar) -> datetime:
+    """When a span that starts at `start` ends, on the working-day calendar."""
+    if duration.working_days is not None:
+        return calendar.add_working_days(start, duration.working_days)
+    if duration.days is not None:
+        return calendar.add_days(start, duration.days)
+    return calendar.add_hours(start, duration.hours)
+
+
+def deadline_due(deadline: Deadline, entered_at: datetime, fields: dict, calendar: WorkCalendar) -> datetime:
+    """The deadline's instant: the datetime field named by `at` when set, else the duration."""
+    if deadline.at and fields.get(deadline.at):
+        return datetime.fromisoformat(fields[deadline.at])
+    return duration_end(deadline, entered_at, calendar)
+
+
+def arm(conn: Connection, timer: Timer) -> None:
+    conn.execute(timers.insert().values(
+        id=timer.id, instance=timer.instance, workflow=timer.workflow, state=timer.state,
+        trigger=timer.trigger, due_at=timer.due_at, status=ARMED,
+    ))
+
+
+def disarm(conn: Connection, instance: str) -> list[str]:
+    """Disarm the instance's armed timers; returns their ids (for the scheduler to drop)."""
+    ids = list(conn.execute(select(timers.c.id).where(timers.c.instance == instance, timers.c.status == ARMED)).scalars())
+    if ids:
+        conn.execute(update(timers).where(timers.c.id.in_(ids)).values(status=DISARMED))
+    return ids
+
+
+def mark_fired(conn: Connection, timer_id: str) -> None:
+    conn.execute(update(timers).where(timers.c.id == timer_id).values(status=FIRED))
+
+
+def armed(conn: Connection, due_before: datetime | None = None) -> list[Timer]:
+    """Armed timers (optionally only those due before an instant), soonest first."""
+    query = select(timers).where(timers.c.status == ARMED).order_by(timers.c.due_at)
+    if due_before is not None:
+        query = query.where(timers.c.due_at <= due_before)
+    return [Timer(r.id, r.instance, r.workflow, r.state, r.trigger, r.due_at) for r in conn.execute(query)]
