@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import click
 
+from engine import inbox, logs, views
 from engine.exceptions import CoopflowError, PolicyError
 from engine.policy import load_policy
+from engine.runtime import Runtime, open_runtime
 from engine.schema import SCHEMAS, render
 
 CONFIG_OPTION = click.option(
@@ -40,6 +44,121 @@ def schema(kind: str) -> None:
     click.echo(render(kind), nl=False)
 
 
+def _runtime(config_path: str | None) -> Runtime:
+    """Open policy and store for a command; the command's events are logged to the file sinks."""
+    policy = load_policy(config_path)
+    logs.configure(policy.config.logging, policy.root, console=False)
+    return open_runtime(policy=policy)
+
+
+def _values(pairs: tuple[str, ...]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="--set")
+        values[name.strip()] = value
+    return values
+
+
+AS_OPTION = click.option("--as", "actor", required=True, metavar="ACTOR",
+                         help="Who acts: party.role or party.role:person (e.g. police.leader).")
+SET_OPTION = click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE", help="Set a field (repeatable).")
+KEY_OPTION = click.option("--key", default=None, metavar="KEY",
+                          help="Idempotency key: submitting the same key again applies once and shows the first outcome.")
+WAIT_OPTION = click.option("--wait", default=30.0, show_default=True, metavar="SECONDS",
+                           help="How long to wait for a running daemon to apply the event.")
+
+
+def _finish(runtime: Runtime, sub: inbox.Submission, wait: float) -> None:
+    """Apply the event (or let the running daemon apply it), print its outcome, exit 0 or 1."""
+    if runtime.daemon_running():
+        status, text = runtime.executor.wait(sub.inbox_id, timeout=wait)
+    else:
+        runtime.settle()
+        with runtime.store.reading() as conn:
+            status, text = inbox.status(conn, sub.inbox_id)
+    if status == inbox.PENDING:
+        click.echo(f"pending: queued as inbox #{sub.inbox_id}; the daemon has not applied it within {wait:g} s")
+        sys.exit(1)
+    click.echo(text)
+    sys.exit(0 if status == inbox.APPLIED else 1)
+
+
+@cli.command()
+@click.argument("workflow")
+@AS_OPTION
+@SET_OPTION
+@KEY_OPTION
+@WAIT_OPTION
+@CONFIG_OPTION
+def start(workflow: str, actor: str, pairs: tuple[str, ...], key: str | None, wait: float, config_path: str | None) -> None:
+    """Start a new instance of WORKFLOW; prints its id, then the outcome."""
+    runtime = _runtime(config_path)
+    sub = runtime.executor.submit_start(workflow, actor, _values(pairs), key)
+    click.echo(sub.instance)
+    _finish(runtime, sub, wait)
+
+
+@cli.command()
+@click.argument("instance")
+@click.argument("trigger")
+@AS_OPTION
+@SET_OPTION
+@KEY_OPTION
+@WAIT_OPTION
+@click.option("--withdraw", is_flag=True, help="Withdraw the actor's party's consent to TRIGGER instead.")
+@CONFIG_OPTION
+def fire(instance: str, trigger: str, actor: str, pairs: tuple[str, ...], key: str | None, wait: float,
+         withdraw: bool, config_path: str | None) -> None:
+    """Fire TRIGGER on INSTANCE (or give consent, when the transition needs approvals)."""
+    runtime = _runtime(config_path)
+    sub = runtime.executor.submit_fire(instance, trigger, actor, _values(pairs), key, withdraw=withdraw)
+    _finish(runtime, sub, wait)
+
+
+@cli.command()
+@click.argument("instance", required=False)
+@click.option("--workflow", "-w", default=None, help="Only instances of this workflow.")
+@click.option("--state", "-s", default=None, help="Only instances in this state.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@CONFIG_OPTION
+def status(instance: str | None, workflow: str | None, state: str | None, as_json: bool, config_path: str | None) -> None:
+    """Show one instance, or the instances (filtered), or the overview per clause and party."""
+    runtime = _runtime(config_path)
+    views.status(runtime, instance, workflow, state, as_json)
+
+
+@cli.command("history")
+@click.argument("instance")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@CONFIG_OPTION
+def history_cmd(instance: str, as_json: bool, config_path: str | None) -> None:
+    """Show the recorded history of INSTANCE: every applied and refused event."""
+    runtime = _runtime(config_path)
+    views.history(runtime, instance, as_json)
+
+
+@cli.group()
+def audit() -> None:
+    """Check the tamper-evident history."""
+
+
+@audit.command()
+@CONFIG_OPTION
+def verify(config_path: str | None) -> None:
+    """Verify the hash chain of the whole history; exit 1 naming the first bad row."""
+    from engine import history
+
+    runtime = _runtime(config_path)
+    with runtime.store.reading() as conn:
+        count, broken = history.verify(conn)
+    if broken:
+        click.echo(f"TAMPERED: {broken}", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {count} history rows, chain intact")
+
+
 def main() -> None:
     """Entry point: user mistakes print a clear message and exit non-zero, never a traceback."""
     try:
@@ -60,3 +179,9 @@ def main() -> None:
     except CoopflowError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except Exception as exc:  # a bug, not the user's mistake: say so, keep the details in the log
+        from loguru import logger
+
+        logger.opt(exception=exc).error("internal error")
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (details in the log; please report it)", err=True)
+        sys.exit(3)

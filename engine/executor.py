@@ -209,7 +209,7 @@ class Executor:
                 people = [r for p in action.notify for r in actors.recipients(p, self.policy.config, fields)]
                 message = self._values({"m": action.message}, context)["m"]
                 actions.append(("notify", {"recipients": people, "message": message}))
-        return _Change("transition", to_state=t.dest, fields=fields, actions=actions,
+        return _Change("fire", to_state=t.dest, fields=fields, actions=actions,
                        data={"set": values, "transition": i}, text="")
 
     def _consent(self, conn, row, actor, t, spec, fields, now) -> _Change | None:

@@ -1,0 +1,65 @@
+"""Leader lease in the store: at most one daemon per store runs the scheduler and the executor.
+
+A lease is a row (name, holder, expires_at). The holder renews it well before it expires; when
+the holder dies, another daemon takes it once it has expired. The same row tells the CLI that a
+daemon is running, so that the CLI hands its events over instead of applying them itself.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from engine import clock
+from engine.store import SqlStore, leases
+
+DAEMON = "daemon"
+TTL = timedelta(seconds=15)
+
+
+def holder_id() -> str:
+    """A name for this process, unique on the machine: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Lease:
+    """One named lease held (or wanted) by this process."""
+
+    def __init__(self, store: SqlStore, name: str = DAEMON, holder: str | None = None, ttl: timedelta = TTL):
+        self.store, self.name, self.holder, self.ttl = store, name, holder or holder_id(), ttl
+        self.held = False
+
+    def acquire(self) -> bool:
+        """Take the lease if free or expired, or renew it if ours; returns whether we hold it."""
+        now = clock.now()
+        with self.store.transaction() as conn:
+            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            conn.execute(insert(leases).values(name=self.name, holder=self.holder, expires_at=now + self.ttl)
+                         .on_conflict_do_nothing(index_elements=["name"]))
+            taken = conn.execute(
+                update(leases)
+                .where(leases.c.name == self.name, (leases.c.holder == self.holder) | (leases.c.expires_at < now))
+                .values(holder=self.holder, expires_at=now + self.ttl)
+            ).rowcount
+        self.held = taken == 1
+        return self.held
+
+    def release(self) -> None:
+        """Give the lease up at once (a clean shutdown), so a standby takes over without waiting."""
+        with self.store.transaction() as conn:
+            conn.execute(delete(leases).where(leases.c.name == self.name, leases.c.holder == self.holder))
+        self.held = False
+
+
+def current_holder(store: SqlStore, name: str = DAEMON) -> tuple[str, datetime] | None:
+    """(holder, expires_at) of a live lease, or None when nobody holds it."""
+    with store.reading() as conn:
+        row = conn.execute(select(leases.c.holder, leases.c.expires_at).where(leases.c.name == name)).first()
+    if row is None or row.expires_at < clock.now():
+        return None
+    return row.holder, row.expires_at

@@ -1,0 +1,46 @@
+"""A policy, its store and an executor wired together: what the CLI, daemon and simulator share."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from engine import lease, outbox
+from engine.executor import Executor, Outcome
+from engine.policy import Policy, load_policy
+from engine.store import SqlStore, resolve_url
+
+
+@dataclass
+class Runtime:
+    policy: Policy
+    store: SqlStore
+    executor: Executor
+
+    def settle(self, limit: int = 100_000) -> list[Outcome]:
+        """Apply pending events and run their after-commit actions until nothing is left."""
+        outcomes: list[Outcome] = []
+        while len(outcomes) < limit:
+            outcome = self.executor.apply_next()
+            if outcome is not None:
+                outcomes.append(outcome)
+                continue
+            if outbox.dispatch_due(self.store, self.policy) == 0:
+                break
+        return outcomes
+
+    def daemon_running(self) -> str | None:
+        """The holder of the daemon lease (host:pid) when a daemon runs on this store."""
+        held = lease.current_holder(self.store)
+        return held[0] if held else None
+
+    def set_policy(self, policy: Policy) -> None:
+        self.policy = policy
+        self.executor.policy = policy
+
+
+def open_runtime(config_path: str | os.PathLike | None = None, policy: Policy | None = None) -> Runtime:
+    """Load the policy (unless given) and open its store (migrated)."""
+    policy = policy or load_policy(config_path)
+    store = SqlStore(resolve_url(policy.config.store, policy.root))
+    return Runtime(policy, store, Executor(store, policy))
