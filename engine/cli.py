@@ -38,6 +38,15 @@ def check(config_path: str | None) -> None:
 
 
 @cli.command()
+@CONFIG_OPTION
+def run(config_path: str | None) -> None:
+    """Run the daemon in the foreground until SIGTERM or SIGINT (systemd-friendly)."""
+    from engine.daemon import Daemon
+
+    sys.exit(Daemon(config_path).run())
+
+
+@cli.command()
 @click.argument("kind", type=click.Choice(sorted(SCHEMAS)), default="workflow")
 def schema(kind: str) -> None:
     """Print the JSON Schema (draft-07) of a policy file kind, for editors."""

@@ -33,6 +33,12 @@ def _from_env() -> Callable[[], datetime]:
 _source: Callable[[], datetime] = _from_env()
 
 
+def to_wall(moment: datetime) -> datetime:
+    """The system-clock instant at which this clock will read `moment` (for APScheduler, which
+    keeps the system time): the same instant unless COOPFLOW_CLOCK_START shifted this clock."""
+    return moment - (now() - _system())
+
+
 def now() -> datetime:
     """The current instant, timezone-aware (UTC)."""
     return _source()

@@ -6,16 +6,21 @@ PolicyError. A Policy is immutable: a reload builds a new one.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
+import types
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from engine import actors, expr
 from engine.exceptions import ExpressionError, PolicyError, PolicyProblem
@@ -115,6 +120,9 @@ class _Checker:
         self.problems: list[PolicyProblem] = []
         self.hasher = hashlib.sha256()
         self.expressions: dict[str, expr.Expression] = {}
+        # Ids of workflows whose file could not be loaded or validated (their own problems are
+        # reported already): references to them are not reported again as unknown workflows.
+        self.unloaded: set[str] = set()
 
     # ---- plumbing
 
@@ -127,19 +135,21 @@ class _Checker:
         except PolicyError as exc:
             self.problems.extend(exc.problems)
             return None
-        self.hasher.update(display.encode() + b"\0" + path.read_bytes() + b"\0")
+        # The name hashed is relative to the policy folder, so the digest does not depend on the
+        # working directory or on how the config path was given.
+        name = Path(os.path.relpath(path, self.config_path.parent)).as_posix()
+        self.hasher.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
         return doc
 
     def validate(self, doc: Document, model: type[BaseModel]) -> Any:
         if not isinstance(doc.data, dict):
-            found = type(doc.data).__name__ if doc.data is not None else "nothing"
-            self.report(doc, (), f"expected a mapping of keys at the top of the file, found {found}")
+            self.report(doc, (), f"expected a mapping of keys at the top of the file, found {_found(doc.data)}")
             return None
         try:
             return model.model_validate(doc.data)
         except ValidationError as exc:
-            for error in exc.errors(include_url=False):
-                self.report(doc, tuple(error["loc"]), describe_error(error))
+            for loc, message in describe_errors(exc.errors(include_url=False), doc.data, model):
+                self.report(doc, loc, message)
             return None
 
     def compile(self, doc: Document, loc: tuple, source: str, allowed: Mapping) -> None:
@@ -163,14 +173,19 @@ class _Checker:
             raise PolicyError([PolicyProblem(str(self.config_path), 1, 1, "config file not found")])
         config_doc = self.read(self.config_path, str(self.config_path))
         config = self.validate(config_doc, ConfigSpec) if config_doc else None
-        calendar = self.check_config(config_doc, config) if config else None
-        if config is None or calendar is None:
+        if config is None:
             raise PolicyError(self.problems)
+        # A bad time zone or holiday country is reported, and the workflows and rules are
+        # still checked so that every problem shows at once.
+        calendar = self.check_config(config_doc, config)
         workflows: dict[str, WorkflowSpec] = {}
         docs: dict[str, Document] = {}
         for doc in self.folder_docs(display_root / config.paths.workflows, config_doc, ("paths", "workflows")):
             spec = self.validate(doc, WorkflowSpec)
             if spec is None:
+                self.unloaded.add(Path(doc.file).stem)
+                if isinstance(doc.data, dict) and isinstance(doc.data.get("id"), str):
+                    self.unloaded.add(doc.data["id"])
                 continue
             if spec.id in workflows:
                 self.report(doc, ("id",), f"workflow id '{spec.id}' is already defined in {docs[spec.id].file}")
@@ -189,14 +204,14 @@ class _Checker:
                 for i, item in enumerate(items):
                     if item.id in rule_ids:
                         self.report(doc, (kind, i, "id"), f"rule id '{item.id}' is already defined in {rule_ids[item.id]}")
-                    rule_ids[item.id] = doc.file
+                    rule_ids.setdefault(item.id, doc.file)
             for i, sched in enumerate(rules.schedules):
                 self.check_schedule(doc, i, sched, config, workflows)
                 schedules[sched.id] = sched
             for i, rule in enumerate(rules.events):
                 self.check_event_rule(doc, i, rule, config, workflows)
                 event_rules.append(rule)
-        if self.problems:
+        if self.problems or calendar is None:
             raise PolicyError(self.problems)
         return Policy(
             config_path=self.config_path,
@@ -219,20 +234,49 @@ class _Checker:
                 doc = self.read(path, _display(path))
                 if doc is not None:
                     yield doc
+                else:
+                    self.unloaded.add(path.stem)
+
+    def find_workflow(self, doc: Document, loc: tuple, wid: str, workflows: Mapping[str, WorkflowSpec]) -> WorkflowSpec | None:
+        """The workflow `wid`, or None after reporting it unknown (unless its own file is broken)."""
+        target = workflows.get(wid)
+        if target is None and wid not in self.unloaded:
+            self.report(doc, loc, f"unknown workflow '{wid}'; workflows: {', '.join(sorted(workflows)) or 'none'}")
+        return target
 
     # ---- config
 
     def check_config(self, doc: Document, config: ConfigSpec) -> WorkCalendar | None:
+        ok = True
         try:
             ZoneInfo(config.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             self.report(doc, ("timezone",), f"unknown time zone '{config.timezone}' (use an IANA name such as Asia/Ho_Chi_Minh)")
-            return None
+            ok = False
+        country, subdivision = config.calendar.holidays, config.calendar.subdivision
+        if country is not None:
+            supported = holidays.list_supported_countries()
+            if country.upper() not in supported:
+                self.report(doc, ("calendar", "holidays"),
+                            f"unknown holiday country '{country}' (use a two-letter ISO 3166 code such as VN, or null for none)")
+                ok = False
+            elif subdivision is not None and subdivision not in supported[country.upper()]:
+                known = ", ".join(supported[country.upper()]) or "none"
+                self.report(doc, ("calendar", "subdivision"),
+                            f"unknown subdivision '{subdivision}' of holiday country '{country}'; known: {known}")
+                ok = False
+        elif subdivision is not None:
+            self.report(doc, ("calendar", "subdivision"), "a subdivision needs a holiday country in 'holidays'")
+            ok = False
         for year, overrides in config.calendar.overrides.items():
             for key in ("off", "work"):
                 for i, day in enumerate(getattr(overrides, key)):
                     if day.year != year:
-                        self.report(doc, ("calendar", "overrides", year, key, i), f"{day} is not in {year}")
+                        self.report(doc, ("calendar", "overrides", year, key, i),
+                                    f"{day} is listed under year {year}: move it to {day.year} or fix the date")
+                        ok = False
+        if not ok:
+            return None
         days_off = [d for o in config.calendar.overrides.values() for d in o.off]
         work_days = [d for o in config.calendar.overrides.values() for d in o.work]
         try:
@@ -244,8 +288,8 @@ class _Checker:
                 extra_days_off=days_off,
                 extra_working_days=work_days,
             )
-        except ValueError as exc:
-            self.report(doc, ("calendar", "holidays"), str(exc))
+        except ValueError as exc:  # e.g. a day listed both as off and as worked
+            self.report(doc, ("calendar", "overrides"), str(exc))
             return None
 
     # ---- workflows
@@ -387,9 +431,8 @@ class _Checker:
         elif isinstance(action, SetAction):
             self.check_values(doc, loc + ("set",), action.set, spec, config, allowed)
         elif isinstance(action, StartAction):
-            target = workflows.get(action.start)
+            target = self.find_workflow(doc, loc + ("start",), action.start, workflows)
             if target is None:
-                self.report(doc, loc + ("start",), f"unknown workflow '{action.start}'; workflows: {', '.join(sorted(workflows))}")
                 return
             self.check_values(doc, loc + ("with",), action.with_, target, config, allowed)
             self.check_required(doc, loc + ("start",), target, set(action.with_))
@@ -411,9 +454,8 @@ class _Checker:
 
     def check_schedule(self, doc, i, sched: ScheduleSpec, config, workflows) -> None:
         loc = ("schedules", i)
-        target = workflows.get(sched.start)
+        target = self.find_workflow(doc, loc + ("start",), sched.start, workflows)
         if target is None:
-            self.report(doc, loc + ("start",), f"unknown workflow '{sched.start}'; workflows: {', '.join(sorted(workflows))}")
             return
         if sched.actor != SYSTEM:
             try:
@@ -435,19 +477,20 @@ class _Checker:
     def check_event_rule(self, doc, i, rule, config, workflows) -> None:
         loc = ("events", i)
         allowed = {"event": EVENT_ATTRS}
+        emitted = {a.emit for w in workflows.values() for t in w.transitions for a in t.then if isinstance(a, EmitAction)}
+        if rule.on not in emitted:
+            self.report(doc, loc + ("on",), f"no workflow emits '{rule.on}'; emitted events: {', '.join(sorted(emitted)) or 'none'}")
         if rule.when:
             self.compile(doc, loc + ("when",), rule.when, allowed)
         if rule.start:
-            target = workflows.get(rule.start.workflow)
+            target = self.find_workflow(doc, loc + ("start", "workflow"), rule.start.workflow, workflows)
             if target is None:
-                self.report(doc, loc + ("start", "workflow"), f"unknown workflow '{rule.start.workflow}'; workflows: {', '.join(sorted(workflows))}")
                 return
             self.check_values(doc, loc + ("start", "with"), rule.start.with_, target, config, allowed)
             self.check_required(doc, loc + ("start", "workflow"), target, set(rule.start.with_))
         else:
-            target = workflows.get(rule.fire.workflow)
+            target = self.find_workflow(doc, loc + ("fire", "workflow"), rule.fire.workflow, workflows)
             if target is None:
-                self.report(doc, loc + ("fire", "workflow"), f"unknown workflow '{rule.fire.workflow}'; workflows: {', '.join(sorted(workflows))}")
                 return
             fires = [t for t in target.transitions if t.trigger == rule.fire.trigger]
             if not fires:
@@ -465,6 +508,57 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+def _found(value: Any) -> str:
+    """What the file holds, as an administrator would describe it."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value) if value else "an empty text"
+    return str(value)
+
+
+def _name(loc: tuple) -> str:
+    """The key an error is about: 'title', or "item 2 of 'months'"."""
+    if not loc:
+        return "this file"
+    if isinstance(loc[-1], int):
+        parent = next((p for p in reversed(loc) if isinstance(p, str)), None)
+        return f"item {loc[-1] + 1} of '{parent}'" if parent else f"item {loc[-1] + 1}"
+    return f"'{loc[-1]}'"
+
+
+EXPECTED: dict[str, str] = {
+    "dict_type": "a mapping of key: value pairs",
+    "model_type": "a mapping of key: value pairs",
+    "model_attributes_type": "a mapping of key: value pairs",
+    "list_type": "a list",
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "date_type": "a date as YYYY-MM-DD",
+    "date_parsing": "a date as YYYY-MM-DD",
+    "date_from_datetime_parsing": "a date as YYYY-MM-DD",
+    "date_from_datetime_inexact": "a date as YYYY-MM-DD",
+}
+
+
+def _expected(error: dict) -> str | None:
+    if error["type"] == "literal_error":
+        return error["ctx"]["expected"].replace("' or '", "', '").replace(", ", " or ", 0) if False else error["ctx"]["expected"]
+    return EXPECTED.get(error["type"])
+
+
 ERROR_TEXT: dict[str, Callable[[dict], str]] = {
     "extra_forbidden": lambda e: f"unknown key '{e['loc'][-1]}'",
     "missing": lambda e: f"missing required key '{e['loc'][-1]}'",
@@ -473,18 +567,147 @@ ERROR_TEXT: dict[str, Callable[[dict], str]] = {
         if "[a-z0-9_]*$" in e["ctx"]["pattern"]
         else f"{e['input']!r} does not match the pattern {e['ctx']['pattern']}"
     ),
+    "string_too_short": lambda e: f"{_name(e['real'])} must not be empty",
+    "less_than_equal": lambda e: f"{_name(e['real'])} must be at most {e['ctx']['le']}, found {_found(e['input'])}",
+    "less_than": lambda e: f"{_name(e['real'])} must be less than {e['ctx']['lt']}, found {_found(e['input'])}",
+    "greater_than_equal": lambda e: f"{_name(e['real'])} must be at least {e['ctx']['ge']}, found {_found(e['input'])}",
+    "greater_than": lambda e: f"{_name(e['real'])} must be more than {e['ctx']['gt']}, found {_found(e['input'])}",
 }
 
 
-def describe_error(error: dict) -> str:
+def _real_loc(data: Any, loc: tuple) -> tuple:
+    """The part of a pydantic loc that names keys and indexes present in the data.
+
+    Union members add tags such as 'str' or "literal['all']" to a loc; they are dropped. The
+    last item of a 'missing' or 'extra_forbidden' loc is kept by the caller as needed.
+    """
+    real: tuple = ()
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            continue
+        real += (part,)
+    return real
+
+
+def _unwrap(annotation: Any) -> Any:
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The policy model that validates the mapping at pydantic `loc` (tags included), if known."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        origin = typing.get_origin(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
+            if field is None:
+                return None
+            current = _annotation_of(field)
+        elif origin is list and isinstance(part, int):
+            current = typing.get_args(current)[0]
+        elif origin is dict:
+            current = typing.get_args(current)[1]
+        elif origin in (Union, types.UnionType):
+            members = [m for m in typing.get_args(current) if m is not type(None)]
+            tagged = [m for m in members if any(getattr(x, "tag", None) == part for x in getattr(m, "__metadata__", ()))]
+            if tagged:
+                current = _unwrap(tagged[0])
+            elif len(members) == 1:
+                current = _model_at_step(members[0], part)
+                if current is None:
+                    return None
+            else:
+                return None
+        else:
+            return None
+    current = _unwrap(current)
+    if typing.get_origin(current) in (Union, types.UnionType):
+        members = [_unwrap(m) for m in typing.get_args(current) if m is not type(None)]
+        current = members[0] if len(members) == 1 else None
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _model_at_step(annotation: Any, part: Any) -> Any:
+    """One step of `_model_at` into an optional model (`Deadline | None`)."""
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        field = next((f for n, f in annotation.model_fields.items() if (f.alias or n) == part), None)
+        return _annotation_of(field) if field else None
+    return None
+
+
+def _annotation_of(field: FieldInfo) -> Any:
+    return field.annotation
+
+
+def _unknown_key(error: dict, model: type[BaseModel]) -> str:
+    key = error["loc"][-1]
+    where = _model_at(model, tuple(error["loc"][:-1]))
+    if where is None:
+        return f"unknown key '{key}'"
+    allowed = [f.alias or n for n, f in where.model_fields.items()]
+    close = difflib.get_close_matches(str(key), allowed, n=1)
+    if close:
+        return f"unknown key '{key}' (did you mean '{close[0]}'?)"
+    return f"unknown key '{key}'; allowed here: {', '.join(sorted(allowed))}"
+
+
+def describe_errors(errors: list[dict], data: Any, model: type[BaseModel]) -> list[tuple[tuple, str]]:
+    """Pydantic errors of one file as (loc, message) pairs, one per mistake.
+
+    A value that fits no member of a union (`from: {a: 1}`) gives one error per member; they
+    become one message listing what is expected. When the value has the outer type of a member
+    (a list for `str | list[str]`), only that member's errors are kept.
+    """
+    for error in errors:
+        error["real"] = _real_loc(data, tuple(error["loc"]))
+    groups: dict[tuple, list[dict]] = {}
+    for error in errors:
+        groups.setdefault(error["real"], []).append(error)
+    # Union members that went deeper than the value itself win over type errors at the value.
+    deeper = {error["real"][:n] for error in errors for n in range(len(error["real"]))}
+    out: list[tuple[tuple, str]] = []
+    for real, group in groups.items():
+        if len(group) > 1 and all(_expected(e) for e in group):
+            if real in deeper:
+                continue
+            expected = " or ".join(dict.fromkeys(_expected(e) for e in group))
+            out.append((real, f"{_name(real)} must be {expected}, found {_found(group[0]['input'])}"))
+            continue
+        for error in group:
+            if real in deeper and _expected(error) and error["type"] != "literal_error" and len(group) == 1 and _is_union_branch(error):
+                continue
+            out.append((tuple(error["loc"]), describe_error(error, model)))
+    return out
+
+
+def _is_union_branch(error: dict) -> bool:
+    """Does the error's loc carry a union member tag after its real part?"""
+    return len(error["loc"]) > len(error["real"]) and error["type"] not in ("missing", "extra_forbidden")
+
+
+def describe_error(error: dict, model: type[BaseModel] | None = None) -> str:
     """One pydantic error as a short sentence for an administrator."""
+    error.setdefault("real", tuple(p for p in error["loc"] if not isinstance(p, str) or not p.startswith(("function-", "literal["))))
+    if error["type"] == "extra_forbidden" and model is not None:
+        return _unknown_key(error, model)
     special = ERROR_TEXT.get(error["type"])
     if special:
         return special(error)
+    expected = _expected(error)
+    if expected:
+        return f"{_name(error['real'])} must be {expected}, found {_found(error.get('input'))}"
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
-    where = ".".join(str(p) for p in error["loc"] if not str(p).startswith(("function-", "literal[")))
-    found = error.get("input")
-    shown = "" if isinstance(found, (dict, list)) or error["type"] == "value_error" else f" (found {found!r})"
-    return f"{where}: {message}{shown}" if where else f"{message}{shown}"
+    if error["type"] in ("value_error", "action_kind"):
+        return message
+    return f"{_name(error['real'])}: {message} (found {_found(error.get('input'))})"

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -25,7 +26,11 @@ from pydantic import (
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 EventName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")]
-Clause = Annotated[str, StringConstraints(min_length=1)]
+PersonId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.\-]*$")]
+Clause = Annotated[
+    str, BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v),
+    StringConstraints(min_length=1),
+]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 FieldType = Literal["str", "int", "float", "bool", "date", "datetime", "party", "actor", "enum", "list"]
@@ -94,7 +99,7 @@ class Agreement(Strict):
 
 class Role(Strict):
     title: str | None = None
-    people: list[Id] = []
+    people: list[PersonId] = []
 
 
 class Party(Strict):
@@ -214,7 +219,12 @@ ACTION_KEYS = ("emit", "start", "set", "notify")
 
 
 def _action_tag(value: Any) -> str | None:
-    keys = value.keys() if isinstance(value, dict) else type(value).model_fields
+    if isinstance(value, dict):
+        keys = value.keys()
+    elif isinstance(value, BaseModel):
+        keys = type(value).model_fields
+    else:  # a string, list or number where an action belongs: no kind, so a clear error
+        return None
     found = [k for k in ACTION_KEYS if k in keys]
     return found[0] if len(found) == 1 else None
 

@@ -8,6 +8,7 @@ in UTC and comes back timezone-aware. Write transactions on SQLite take the writ
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -284,17 +285,17 @@ class SqlStore:
         self.engine.dispose()
 
 
-def wait_for(store_factory: Callable[[], SqlStore], stop: Callable[[], bool], log_every: float = 30) -> SqlStore | None:
-    """Open a store, retrying with backoff (1 s doubling to 30 s) until it opens or `stop()`."""
-    delay, last_log = 1.0, 0.0
-    while not stop():
+def wait_for(store_factory: Callable[[], SqlStore], stop: threading.Event, log_every: float = 30) -> SqlStore | None:
+    """Open a store, retrying with backoff (1 s doubling to 30 s) until it opens or `stop` is set."""
+    delay, last_log = 1.0, float("-inf")
+    while not stop.is_set():
         try:
             return store_factory()
         except StoreError as exc:
             if time.monotonic() - last_log > log_every:
                 logger.warning("{}; retrying", exc)
                 last_log = time.monotonic()
-        time.sleep(delay)
+        stop.wait(delay)
         delay = min(delay * 2, 30)
     return None
 

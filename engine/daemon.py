@@ -1,0 +1,284 @@
+"""The daemon: wires config → store → policy → scheduler → executor, and handles signals.
+
+One daemon per store holds the leader lease and is the single writer: it applies inbox events,
+runs after-commit actions, fires schedule occurrences and deadline timers (APScheduler date
+jobs planned from the store), and hot-reloads the policy. Others wait as standbys and take
+over when the lease expires.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from loguru import logger
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from engine import clock, inbox, jobs, lease, logs, outbox, schedules, timers
+from engine.exceptions import PolicyError
+from engine.policy import Policy, load_policy, resolve_config_path
+from engine.runtime import Runtime
+from engine.executor import Executor
+from engine.store import SqlStore, StoreError, resolve_url, wait_for
+from engine.store import timers as timers_table
+
+RENEW_EVERY = 5.0          # seconds between lease renewals (lease TTL is 15 s)
+SWEEP_EVERY = 30.0         # seconds between safety sweeps for anything due
+TIMER_HORIZON = timedelta(hours=1)  # timers further out are planned by a later sweep
+RELOAD_EVERY = 1.0         # seconds between checks of the policy files
+
+
+class PolicyWatcher:
+    """Notices edits to config.yaml, workflows/ and rules/ by their sizes and mtimes."""
+
+    def __init__(self, config_path: Path):
+        self.config_path = config_path
+        self.snapshot = self._take(None)
+
+    def _take(self, policy: Policy | None) -> tuple:
+        files = [self.config_path]
+        for folder in ("workflows", "rules"):
+            path = self.config_path.parent / (getattr(policy.config.paths, folder) if policy else folder)
+            if path.is_dir():
+                files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+        out = []
+        for f in files:
+            try:
+                st = f.stat()
+                out.append((str(f), st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append((str(f), None, None))
+        return tuple(out)
+
+    def changed(self, policy: Policy) -> bool:
+        current = self._take(policy)
+        if current != self.snapshot:
+            self.snapshot = current
+            return True
+        return False
+
+
+class Daemon:
+    """`coopflow run`: the long-running process."""
+
+    def __init__(self, config_path: str | None = None):
+        self.config_path = resolve_config_path(config_path)
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.runtime: Runtime | None = None
+        self.scheduler: BackgroundScheduler | None = None
+        self.lease: lease.Lease | None = None
+
+    # ---- life cycle
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit code. Raises PolicyError on an invalid policy."""
+        policy = load_policy(self.config_path)
+        logs.configure(policy.config.logging, policy.root)
+        logs.bridge_stdlib()
+        self._install_signals()
+        logger.bind(policy=policy.digest[:12]).info(
+            "coopflow daemon starting: policy {} ({} workflows, {} schedules, {} event rules)",
+            policy.digest[:12], len(policy.workflows), len(policy.schedules), len(policy.event_rules))
+        url = resolve_url(policy.config.store, policy.root)
+        store = wait_for(lambda: SqlStore(url), self.stop)
+        if store is None:
+            return 0
+        self.runtime = Runtime(policy, store, Executor(store, policy))
+        self.runtime.executor.listeners.append(self._after_event)
+        self.lease = lease.Lease(store)
+        self.watcher = PolicyWatcher(self.config_path)
+        jobs.register(self)
+        try:
+            self._loop()
+        finally:
+            jobs.register(None)
+            self._stop_scheduler()
+            if self.lease.held:
+                try:
+                    self.lease.release()
+                except Exception:  # the store may be gone; the lease then simply expires
+                    pass
+            logger.info("coopflow daemon stopped")
+        return 0
+
+    def _install_signals(self) -> None:
+        def handler(signum, _frame):
+            logger.info("received {}, finishing the event in hand and stopping", signal.Signals(signum).name)
+            self.stop.set()
+            self.wake.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def _loop(self) -> None:
+        next_renew = next_sweep = next_reload = 0.0
+        backoff = 1.0
+        while not self.stop.is_set():
+            try:
+                now = time.monotonic()
+                if now >= next_renew:
+                    self._hold_lease()
+                    next_renew = now + RENEW_EVERY
+                if self.lease.held:
+                    if now >= next_sweep:
+                        self.on_sweep()
+                        next_sweep = now + SWEEP_EVERY
+                    if now >= next_reload:
+                        self._maybe_reload()
+                        next_reload = now + RELOAD_EVERY
+                    self._work()
+                backoff = 1.0
+            except (StoreError, OperationalError, DBAPIError) as exc:
+                logger.warning("store unavailable ({}); retrying in {:.0f} s", _short(exc), backoff)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, 30)
+                next_renew = 0.0
+                continue
+            self.wake.wait(0.25)
+            self.wake.clear()
+
+    def _work(self) -> None:
+        """Apply everything pending, event by event, checking for a stop between events."""
+        while not self.stop.is_set():
+            if self.runtime.executor.apply_next() is not None:
+                continue
+            if outbox.dispatch_due(self.runtime.store, self.runtime.policy, limit=50) == 0:
+                return
+
+    def _hold_lease(self) -> None:
+        was = self.lease.held
+        held = self.lease.acquire()
+        if held and not was:
+            logger.info("leader lease taken ({}); this daemon runs the scheduler", self.lease.holder)
+            self._start_scheduler()
+        elif was and not held:
+            logger.warning("leader lease lost; standing by")
+            self._stop_scheduler()
+        elif not held and not was and not getattr(self, "_said_standby", False):
+            holder = lease.current_holder(self.runtime.store)
+            logger.info("standing by: {} holds the leader lease", holder[0] if holder else "another daemon")
+            self._said_standby = True
+
+    # ---- scheduler
+
+    def _start_scheduler(self) -> None:
+        policy = self.runtime.policy
+        self.scheduler = BackgroundScheduler(
+            timezone=policy.tz, job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1})
+        self.scheduler.start()
+        self.scheduler.add_job(jobs.sweep, "interval", seconds=SWEEP_EVERY, id="sweep", replace_existing=True)
+        self.on_sweep()
+        self._plan_schedules()
+
+    def _stop_scheduler(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+
+    def _plan_schedules(self) -> None:
+        """One date job per schedule at its next occurrence; logs what comes next."""
+        policy, now = self.runtime.policy, clock.now()
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("schedule:") and job.id[len("schedule:"):] not in policy.schedules:
+                job.remove()
+        for schedule in policy.schedules.values():
+            at = schedules.trigger_for(policy, schedule).get_next_fire_time(None, now)
+            if at is None:
+                continue
+            self.scheduler.add_job(jobs.fire_schedule, "date", run_date=clock.to_wall(at), args=[schedule.id],
+                                   id=f"schedule:{schedule.id}", replace_existing=True)
+        for schedule, at, host in schedules.upcoming(self.runtime.store, policy, now):
+            logger.bind(schedule=schedule.id, workflow=schedule.start, host=host).info(
+                "next {}: {} (host {})", schedule.id, at.astimezone(policy.tz).isoformat(), host or "-")
+
+    def _plan_timers(self) -> None:
+        """Date jobs for armed timers due within the horizon (due ones fire at once)."""
+        if self.scheduler is None:
+            return
+        with self.runtime.store.reading() as conn:
+            due = timers.armed(conn, due_before=clock.now() + TIMER_HORIZON)
+        for timer in due:
+            self._plan_timer(timer)
+
+    def _plan_timer(self, timer: timers.Timer) -> None:
+        if self.scheduler is not None and timer.due_at <= clock.now() + TIMER_HORIZON:
+            self.scheduler.add_job(jobs.fire_timer, "date", run_date=clock.to_wall(timer.due_at), args=[timer.id],
+                                   id=f"timer:{timer.id}", replace_existing=True)
+
+    # ---- job callbacks (APScheduler threads: they only write inbox rows and wake the loop)
+
+    def on_schedule(self, schedule_id: str) -> None:
+        try:
+            schedules.fire_due(self.runtime.store, self.runtime.policy)
+        finally:
+            self.wake.set()
+            if self.scheduler is not None:
+                self._plan_schedules()
+
+    def on_timer(self, timer_id: str) -> None:
+        now = clock.now()
+        with self.runtime.store.transaction() as conn:
+            row = conn.execute(select(timers_table).where(timers_table.c.id == timer_id)).mappings().first()
+            if row is None or row["status"] != timers.ARMED:
+                return
+            late = (now - row["due_at"]).total_seconds()
+            inbox.submit(conn, inbox.FIRE, instance=row["instance"], trigger=row["trigger"], actor="system",
+                         key=f"timer:{timer_id}", extra={"timer": timer_id, "due_at": row["due_at"].isoformat()})
+        log = logger.bind(instance=row["instance"], workflow=row["workflow"], trigger=row["trigger"])
+        due = row["due_at"].astimezone(self.runtime.policy.tz).isoformat()
+        if late > 60:
+            log.warning("deadline of {} in state {} (due {}) fires late by {:.0f} s", row["instance"], row["state"], due, late)
+        else:
+            log.info("deadline of {} in state {} (due {}) fires", row["instance"], row["state"], due)
+        self.wake.set()
+
+    def on_sweep(self) -> None:
+        """Fire whatever is due (catch-up after downtime, or a lost job) and plan the next hour."""
+        schedules.fire_due(self.runtime.store, self.runtime.policy)
+        with self.runtime.store.reading() as conn:
+            overdue = timers.armed(conn, due_before=clock.now())
+        for timer in overdue:
+            self.on_timer(timer.id)
+        self._plan_timers()
+        self.wake.set()
+
+    def _after_event(self, outcome) -> None:
+        for timer in outcome.armed:
+            self._plan_timer(timer)
+        if self.scheduler is not None:
+            for timer_id in outcome.disarmed:
+                job = self.scheduler.get_job(f"timer:{timer_id}")
+                if job is not None:
+                    job.remove()
+
+    # ---- hot reload
+
+    def _maybe_reload(self) -> None:
+        old = self.runtime.policy
+        if not self.watcher.changed(old):
+            return
+        try:
+            new = load_policy(self.config_path)
+        except PolicyError as exc:
+            for problem in exc.problems:
+                logger.error("policy edit refused: {}", problem)
+            logger.error("keeping policy {} ({} problem(s) in the edit)", old.digest[:12], len(exc.problems))
+            return
+        if new.digest == old.digest:
+            return
+        self.runtime.set_policy(new)
+        logger.bind(policy=new.digest[:12]).info("policy reloaded: {} (was {}); running instances keep their versions",
+                                                 new.digest[:12], old.digest[:12])
+        if self.scheduler is not None:
+            self._plan_schedules()
+
+
+def _short(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.splitlines()[0][:200]
