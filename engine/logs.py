@@ -61,7 +61,13 @@ _HUMAN = (
     "<level>{message}</level>{extra[_kv]}\n{exception}"
 )
 # Stdlib loggers tamed by bridge_stdlib, with the level each is set to.
-_STDLIB_LEVELS = {"apscheduler": "INFO", "transitions": "INFO", "sqlalchemy": "WARNING"}
+_STDLIB_LEVELS = {
+    "apscheduler": "INFO",
+    "apscheduler.scheduler": "WARNING",  # "Added job", "Running job": one line per timer is noise
+    "apscheduler.executors": "WARNING",
+    "transitions": "INFO",
+    "sqlalchemy": "WARNING",
+}
 
 _lock = threading.Lock()
 _handler_ids: list[int] = []
