@@ -21,7 +21,7 @@ VI_REASON = "thiếu chữ ký của Ủy ban"
 def _clean_sinks():
     """Remove the sinks and the stdlib bridge a test installed, so tests do not leak."""
     root = logging.getLogger()
-    names = ("", "apscheduler", "transitions", "sqlalchemy")
+    names = ("", "apscheduler", "apscheduler.scheduler", "apscheduler.executors", "transitions", "sqlalchemy")
     saved = {name: logging.getLogger(name).level for name in names}
     handlers = list(root.handlers)
     yield
@@ -131,7 +131,7 @@ def test_stdlib_logging_arrives_in_sinks(tmp_path):
     """A stdlib apscheduler record reaches loguru's sinks, attributed to its real caller."""
     configure(spec(), tmp_path)
     bridge_stdlib()
-    logging.getLogger("apscheduler.scheduler").info("Scheduler started %s", "ok")
+    logging.getLogger("apscheduler.jobstores").info("Scheduler started %s", "ok")
     logging.getLogger("sqlalchemy.engine").info("SELECT 1")  # below WARNING: dropped
     assert [r["message"] for r in json_records(tmp_path)] == ["Scheduler started ok"]
     line = file_text(tmp_path)
