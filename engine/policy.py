@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 from pydantic import BaseModel, ValidationError
-from pydantic.fields import FieldInfo
 
 from engine import actors, expr
 from engine.exceptions import ExpressionError, PolicyError, PolicyProblem
@@ -551,16 +550,16 @@ EXPECTED: dict[str, str] = {
     "date_from_datetime_parsing": "a date as YYYY-MM-DD",
     "date_from_datetime_inexact": "a date as YYYY-MM-DD",
 }
+"""What a value of the wrong type should have been, by pydantic error type."""
 
 
 def _expected(error: dict) -> str | None:
     if error["type"] == "literal_error":
-        return error["ctx"]["expected"].replace("' or '", "', '").replace(", ", " or ", 0) if False else error["ctx"]["expected"]
+        return error["ctx"]["expected"]
     return EXPECTED.get(error["type"])
 
 
 ERROR_TEXT: dict[str, Callable[[dict], str]] = {
-    "extra_forbidden": lambda e: f"unknown key '{e['loc'][-1]}'",
     "missing": lambda e: f"missing required key '{e['loc'][-1]}'",
     "string_pattern_mismatch": lambda e: (
         f"{e['input']!r} is not a valid id: use lowercase letters, digits and _, starting with a letter"
@@ -573,13 +572,17 @@ ERROR_TEXT: dict[str, Callable[[dict], str]] = {
     "greater_than_equal": lambda e: f"{_name(e['real'])} must be at least {e['ctx']['ge']}, found {_found(e['input'])}",
     "greater_than": lambda e: f"{_name(e['real'])} must be more than {e['ctx']['gt']}, found {_found(e['input'])}",
 }
+"""Messages for pydantic error types whose own text does not suit an administrator.
+
+Each function gets the pydantic error dict plus `real`: its loc reduced to the keys and
+indexes present in the file (see `_real_loc`)."""
 
 
 def _real_loc(data: Any, loc: tuple) -> tuple:
     """The part of a pydantic loc that names keys and indexes present in the data.
 
-    Union members add tags such as 'str' or "literal['all']" to a loc; they are dropped. The
-    last item of a 'missing' or 'extra_forbidden' loc is kept by the caller as needed.
+    Union members add tags such as 'str' or "literal['all']" to a loc, and a missing key is
+    not in the data: such parts are dropped.
     """
     real: tuple = ()
     node = data
@@ -594,110 +597,92 @@ def _real_loc(data: Any, loc: tuple) -> tuple:
     return real
 
 
-def _unwrap(annotation: Any) -> Any:
-    while typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    return annotation
-
-
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
-    """The policy model that validates the mapping at pydantic `loc` (tags included), if known."""
+    """The policy model that validates the mapping at pydantic `loc` (union tags included), if known."""
     current: Any = model
-    for part in loc:
-        current = _unwrap(current)
-        origin = typing.get_origin(current)
+    parts = list(loc)
+    while True:
+        while typing.get_origin(current) is typing.Annotated:
+            current = typing.get_args(current)[0]
+        if typing.get_origin(current) in (Union, types.UnionType):
+            members = [m for m in typing.get_args(current) if m is not type(None)]
+            tagged = [m for m in members if parts and any(getattr(x, "tag", None) == parts[0] for x in getattr(m, "__metadata__", ()))]
+            if tagged:
+                current = tagged[0]
+                parts.pop(0)
+            elif len(members) == 1:
+                current = members[0]
+            else:
+                return None
+            continue
+        if not parts:
+            return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+        part = parts.pop(0)
         if isinstance(current, type) and issubclass(current, BaseModel):
             field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
             if field is None:
                 return None
-            current = _annotation_of(field)
-        elif origin is list and isinstance(part, int):
+            current = field.annotation
+        elif typing.get_origin(current) is list and isinstance(part, int):
             current = typing.get_args(current)[0]
-        elif origin is dict:
+        elif typing.get_origin(current) is dict:
             current = typing.get_args(current)[1]
-        elif origin in (Union, types.UnionType):
-            members = [m for m in typing.get_args(current) if m is not type(None)]
-            tagged = [m for m in members if any(getattr(x, "tag", None) == part for x in getattr(m, "__metadata__", ()))]
-            if tagged:
-                current = _unwrap(tagged[0])
-            elif len(members) == 1:
-                current = _model_at_step(members[0], part)
-                if current is None:
-                    return None
-            else:
-                return None
         else:
             return None
-    current = _unwrap(current)
-    if typing.get_origin(current) in (Union, types.UnionType):
-        members = [_unwrap(m) for m in typing.get_args(current) if m is not type(None)]
-        current = members[0] if len(members) == 1 else None
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _model_at_step(annotation: Any, part: Any) -> Any:
-    """One step of `_model_at` into an optional model (`Deadline | None`)."""
-    annotation = _unwrap(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        field = next((f for n, f in annotation.model_fields.items() if (f.alias or n) == part), None)
-        return _annotation_of(field) if field else None
-    return None
-
-
-def _annotation_of(field: FieldInfo) -> Any:
-    return field.annotation
-
-
-def _unknown_key(error: dict, model: type[BaseModel]) -> str:
+def _unknown_key(error: dict, model: type[BaseModel] | None) -> str:
+    """'unknown key', with the likely intended key or the keys allowed at that place."""
     key = error["loc"][-1]
-    where = _model_at(model, tuple(error["loc"][:-1]))
+    where = _model_at(model, tuple(error["loc"][:-1])) if model is not None else None
     if where is None:
         return f"unknown key '{key}'"
-    allowed = [f.alias or n for n, f in where.model_fields.items()]
+    allowed = sorted(f.alias or n for n, f in where.model_fields.items())
     close = difflib.get_close_matches(str(key), allowed, n=1)
     if close:
         return f"unknown key '{key}' (did you mean '{close[0]}'?)"
-    return f"unknown key '{key}'; allowed here: {', '.join(sorted(allowed))}"
+    return f"unknown key '{key}'; allowed here: {', '.join(allowed)}"
+
+
+def _union_type_error(error: dict) -> bool:
+    """A wrong-type error raised by one member of a union (its loc ends in a member tag)."""
+    return len(error["loc"]) > len(error["real"]) and error["type"] != "missing" and _expected(error) is not None
 
 
 def describe_errors(errors: list[dict], data: Any, model: type[BaseModel]) -> list[tuple[tuple, str]]:
-    """Pydantic errors of one file as (loc, message) pairs, one per mistake.
+    """The pydantic errors of one file as (loc, message) pairs, one per mistake.
 
-    A value that fits no member of a union (`from: {a: 1}`) gives one error per member; they
-    become one message listing what is expected. When the value has the outer type of a member
-    (a list for `str | list[str]`), only that member's errors are kept.
+    A value that fits no member of a union (`from: {a: 1}` for `str | list[str]`) gives one
+    error per member: they become one message listing what is expected. When the value has the
+    outer type of a member (a list whose second item is a number), only that member's errors,
+    which lie deeper, are kept.
     """
     for error in errors:
         error["real"] = _real_loc(data, tuple(error["loc"]))
+    deeper = {error["real"][:n] for error in errors for n in range(len(error["real"]))}
     groups: dict[tuple, list[dict]] = {}
     for error in errors:
-        groups.setdefault(error["real"], []).append(error)
-    # Union members that went deeper than the value itself win over type errors at the value.
-    deeper = {error["real"][:n] for error in errors for n in range(len(error["real"]))}
+        if not (_union_type_error(error) and error["real"] in deeper):
+            groups.setdefault(error["real"], []).append(error)
     out: list[tuple[tuple, str]] = []
     for real, group in groups.items():
-        if len(group) > 1 and all(_expected(e) for e in group):
-            if real in deeper:
-                continue
-            expected = " or ".join(dict.fromkeys(_expected(e) for e in group))
-            out.append((real, f"{_name(real)} must be {expected}, found {_found(group[0]['input'])}"))
-            continue
-        for error in group:
-            if real in deeper and _expected(error) and error["type"] != "literal_error" and len(group) == 1 and _is_union_branch(error):
-                continue
-            out.append((tuple(error["loc"]), describe_error(error, model)))
+        members = [e for e in group if _union_type_error(e)]
+        if len(members) > 1:
+            expected = " or ".join(dict.fromkeys(_expected(e) for e in members))
+            out.append((real, f"{_name(real)} must be {expected}, found {_found(members[0]['input'])}"))
+            group = [e for e in group if e not in members]
+        out.extend((tuple(e["loc"]), describe_error(e, model)) for e in group)
     return out
 
 
-def _is_union_branch(error: dict) -> bool:
-    """Does the error's loc carry a union member tag after its real part?"""
-    return len(error["loc"]) > len(error["real"]) and error["type"] not in ("missing", "extra_forbidden")
-
-
 def describe_error(error: dict, model: type[BaseModel] | None = None) -> str:
-    """One pydantic error as a short sentence for an administrator."""
-    error.setdefault("real", tuple(p for p in error["loc"] if not isinstance(p, str) or not p.startswith(("function-", "literal["))))
-    if error["type"] == "extra_forbidden" and model is not None:
+    """One pydantic error as a short sentence for an administrator.
+
+    `model` (the file's root model) lets an unknown key name the keys allowed in its place.
+    """
+    if "real" not in error:
+        error = {**error, "real": tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))}
+    if error["type"] == "extra_forbidden":
         return _unknown_key(error, model)
     special = ERROR_TEXT.get(error["type"])
     if special:
