@@ -16,16 +16,14 @@ from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from engine import clock, inbox, jobs, lease, logs, outbox, schedules, timers
+from engine import clock, jobs, lease, logs, outbox, schedules, timers
 from engine.exceptions import PolicyError
 from engine.policy import Policy, load_policy, resolve_config_path
 from engine.runtime import Runtime
 from engine.executor import Executor
 from engine.store import SqlStore, StoreError, resolve_url, wait_for
-from engine.store import timers as timers_table
 
 RENEW_EVERY = 5.0          # seconds between lease renewals (lease TTL is 15 s)
 SWEEP_EVERY = 30.0         # seconds between safety sweeps for anything due
@@ -224,12 +222,10 @@ class Daemon:
     def on_timer(self, timer_id: str) -> None:
         now = clock.now()
         with self.runtime.store.transaction() as conn:
-            row = conn.execute(select(timers_table).where(timers_table.c.id == timer_id)).mappings().first()
-            if row is None or row["status"] != timers.ARMED:
-                return
-            late = (now - row["due_at"]).total_seconds()
-            inbox.submit(conn, inbox.FIRE, instance=row["instance"], trigger=row["trigger"], actor="system",
-                         key=f"timer:{timer_id}", extra={"timer": timer_id, "due_at": row["due_at"].isoformat()})
+            row = timers.submit_due(conn, timer_id)
+        if row is None:
+            return
+        late = (now - row["due_at"]).total_seconds()
         log = logger.bind(instance=row["instance"], workflow=row["workflow"], trigger=row["trigger"])
         due = row["due_at"].astimezone(self.runtime.policy.tz).isoformat()
         if late > 60:

@@ -39,6 +39,14 @@ class Outcome:
     status: str
     text: str
     instance: str
+    kind: str = ""
+    workflow: str | None = None
+    trigger: str | None = None
+    actor: str | None = None
+    from_state: str | None = None
+    to_state: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
     armed: list[timers.Timer] = field(default_factory=list)
     disarmed: list[str] = field(default_factory=list)
 
@@ -250,7 +258,8 @@ class Executor:
     def _commit(self, conn, row, actor, spec, version, current, change: _Change, now) -> Outcome:
         instance_id = row["instance"]
         from_state = current["state"]
-        outcome = Outcome(inbox.APPLIED, "", instance_id)
+        outcome = Outcome(inbox.APPLIED, "", instance_id, kind=change.kind, workflow=spec.id, trigger=row["trigger"],
+                          actor=str(actor), from_state=from_state, provenance=_provenance(row), fields=change.fields or current["fields"])
         if change.to_state is not None:
             to_state = change.to_state if change.kind == "start" else self.machines.move(
                 version, spec, from_state, row["trigger"], change.data["transition"])
@@ -277,6 +286,7 @@ class Executor:
         else:
             to_state = from_state
             outcome.text = change.text
+        outcome.to_state = to_state
         timer_id = row["payload"].get("timer")
         if timer_id:
             timers.mark_fired(conn, timer_id)
@@ -295,10 +305,13 @@ class Executor:
         history.append(conn, instance=row["instance"], inbox_id=row["id"], at=now, kind=row["kind"], workflow=workflow,
                        trigger=row["trigger"], from_state=state, to_state=state, actor=row["actor"],
                        outcome=inbox.REFUSED, reason=reason, data={"set": row["payload"].get("set", {}), **_provenance(row)})
+        if row["payload"].get("timer"):
+            timers.mark_fired(conn, row["payload"]["timer"])  # its one chance was taken; the refusal says why
         self._mark(conn, row, inbox.REFUSED, f"refused: {reason}", now)
         event_logger(instance=row["instance"], workflow=workflow, trigger=row["trigger"], actor=row["actor"],
                      outcome=inbox.REFUSED, reason=reason, **{"from": state}).warning("refused {}: {}", row["kind"], reason)
-        return Outcome(inbox.REFUSED, reason, row["instance"])
+        return Outcome(inbox.REFUSED, reason, row["instance"], kind=row["kind"], workflow=workflow, trigger=row["trigger"],
+                       actor=row["actor"], from_state=state, to_state=state, provenance=_provenance(row))
 
     @staticmethod
     def _mark(conn, row, status: str, text: str, now) -> None:

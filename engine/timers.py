@@ -63,6 +63,21 @@ def mark_fired(conn: Connection, timer_id: str) -> None:
     conn.execute(update(timers).where(timers.c.id == timer_id).values(status=FIRED))
 
 
+def submit_due(conn: Connection, timer_id: str):
+    """Queue the trigger of an armed timer as a system event (idempotent by timer id).
+
+    Returns the timer row, or None when the timer is no longer armed (disarmed or fired).
+    """
+    from engine import inbox
+
+    row = conn.execute(select(timers).where(timers.c.id == timer_id)).mappings().first()
+    if row is None or row["status"] != ARMED:
+        return None
+    inbox.submit(conn, inbox.FIRE, instance=row["instance"], trigger=row["trigger"], actor="system",
+                 key=f"timer:{timer_id}", extra={"timer": timer_id, "due_at": row["due_at"].isoformat()})
+    return row
+
+
 def armed(conn: Connection, due_before: datetime | None = None) -> list[Timer]:
     """Armed timers (optionally only those due before an instant), soonest first."""
     query = select(timers).where(timers.c.status == ARMED).order_by(timers.c.due_at)
