@@ -47,6 +47,44 @@ def run(config_path: str | None) -> None:
 
 
 @cli.command()
+@CONFIG_OPTION
+@click.option("--from", "start", required=True, metavar="DATE", help="First day (YYYY-MM-DD) or instant (ISO 8601).")
+@click.option("--to", "end", required=True, metavar="DATE", help="Last day (inclusive) or instant.")
+@click.option("--events", "events_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="YAML or JSON list of scripted starts and fires to play.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array instead of a table.")
+def simulate(config_path: str | None, start: str, end: str, events_file: str | None, as_json: bool) -> None:
+    """Run the policy against a virtual clock in a throwaway store and print the timeline."""
+    from loguru import logger
+
+    from engine.simulate import Simulator, load_events, timeline_json
+
+    policy = load_policy(config_path)
+    logger.remove()  # a simulation must not write into the operators' logs
+    first, last = _day_bound(start, policy.tz, end=False), _day_bound(end, policy.tz, end=True)
+    if last <= first:
+        raise click.BadParameter("--to must be after --from", param_hint="--to")
+    events = load_events(events_file, policy) if events_file else []
+    entries = Simulator(policy, first, last, events).run()
+    if as_json:
+        click.echo(timeline_json(entries))
+    else:
+        views.timeline(policy, entries)
+
+
+def _day_bound(text: str, tz, end: bool):
+    from datetime import datetime, time, timedelta
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a date (YYYY-MM-DD) or ISO 8601 instant") from None
+    if len(text) <= 10:
+        moment = datetime.combine(moment.date() + timedelta(days=1 if end else 0), time(0), tzinfo=tz)
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+
+
+@cli.command()
 @click.argument("kind", type=click.Choice(sorted(SCHEMAS)), default="workflow")
 def schema(kind: str) -> None:
     """Print the JSON Schema (draft-07) of a policy file kind, for editors."""

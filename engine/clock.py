@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 CLOCK_ENV = "COOPFLOW_CLOCK_START"
@@ -48,6 +49,17 @@ def set_source(source: Callable[[], datetime] | None) -> None:
     """Replace the clock (tests, simulator); None restores the system clock."""
     global _source
     _source = source or _system
+
+
+@contextmanager
+def using(source: Callable[[], datetime]) -> Iterator[None]:
+    """Run a block with another clock, restoring the previous one afterwards."""
+    global _source
+    previous, _source = _source, source
+    try:
+        yield
+    finally:
+        _source = previous
 
 
 class SteppedClock:

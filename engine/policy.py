@@ -441,9 +441,9 @@ class _Checker:
                 self.check_pattern(doc, loc + ("notify", j), pattern, config, party_fields)
             self.compile_value(doc, loc + ("message",), action.message, allowed)
 
-    def check_required(self, doc, loc, target: WorkflowSpec, given: set[str]) -> None:
-        """A workflow the engine starts (action, schedule, rule) must allow `system` and get its required fields."""
-        if SYSTEM not in target.started_by:
+    def check_required(self, doc, loc, target: WorkflowSpec, given: set[str], actor: str = SYSTEM) -> None:
+        """A workflow the engine starts (action, schedule, rule) must allow its actor and get its required fields."""
+        if actor == SYSTEM and SYSTEM not in target.started_by:
             self.report(doc, loc, f"workflow '{target.id}' is started here by the engine, so its started_by must list 'system'")
         missing = [n for n, f in target.fields.items() if f.required and f.default is None and n not in given]
         if missing:
@@ -471,13 +471,13 @@ class _Checker:
                 self.report(doc, loc + ("host", "field"), f"workflow '{target.id}' has no party field '{sched.host.field}' to hold the host")
             given.add(sched.host.field)
         self.check_values(doc, loc + ("with",), sched.with_, target, config, {"occurrence": OCCURRENCE_ATTRS})
-        self.check_required(doc, loc + ("start",), target, given)
+        self.check_required(doc, loc + ("start",), target, given, sched.actor)
 
     def check_event_rule(self, doc, i, rule, config, workflows) -> None:
         loc = ("events", i)
         allowed = {"event": EVENT_ATTRS}
         emitted = {a.emit for w in workflows.values() for t in w.transitions for a in t.then if isinstance(a, EmitAction)}
-        if rule.on not in emitted:
+        if rule.on not in emitted and not self.unloaded:  # a broken workflow file may emit it
             self.report(doc, loc + ("on",), f"no workflow emits '{rule.on}'; emitted events: {', '.join(sorted(emitted)) or 'none'}")
         if rule.when:
             self.compile(doc, loc + ("when",), rule.when, allowed)
@@ -649,6 +649,18 @@ def _union_type_error(error: dict) -> bool:
     return len(error["loc"]) > len(error["real"]) and error["type"] != "missing" and _expected(error) is not None
 
 
+def _explained_by_typo(error: dict, errors: list[dict]) -> bool:
+    """A missing key next to a misspelling of it (`tittle` for `title`): the unknown key says it all."""
+    if error["type"] != "missing":
+        return False
+    parent, key = tuple(error["loc"][:-1]), str(error["loc"][-1])
+    return any(
+        e["type"] == "extra_forbidden" and tuple(e["loc"][:-1]) == parent
+        and difflib.get_close_matches(str(e["loc"][-1]), [key], n=1)
+        for e in errors
+    )
+
+
 def describe_errors(errors: list[dict], data: Any, model: type[BaseModel]) -> list[tuple[tuple, str]]:
     """The pydantic errors of one file as (loc, message) pairs, one per mistake.
 
@@ -659,6 +671,7 @@ def describe_errors(errors: list[dict], data: Any, model: type[BaseModel]) -> li
     """
     for error in errors:
         error["real"] = _real_loc(data, tuple(error["loc"]))
+    errors = [e for e in errors if not _explained_by_typo(e, errors)]
     deeper = {error["real"][:n] for error in errors for n in range(len(error["real"]))}
     groups: dict[tuple, list[dict]] = {}
     for error in errors:

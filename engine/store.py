@@ -217,10 +217,11 @@ def resolve_url(url: str, base_dir: Path) -> str:
 class SqlStore:
     """A connection pool on one SQLite file or PostgreSQL database, schema migrated on open."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, durable: bool = True):
+        """`durable=False` (the simulator's throwaway store) skips fsync on SQLite."""
         self.url = url
         try:
-            self.engine: Engine = _make_engine(url)
+            self.engine: Engine = _make_engine(url, durable)
         except Exception as exc:  # bad URL, missing driver
             raise StoreError(f"cannot use store {_safe(url)}: {exc}") from None
         self.dialect = self.engine.dialect.name
@@ -300,7 +301,7 @@ def wait_for(store_factory: Callable[[], SqlStore], stop: threading.Event, log_e
     return None
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, durable: bool = True) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
@@ -309,7 +310,7 @@ def _make_engine(url: str) -> Engine:
             dbapi_conn.isolation_level = None
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 

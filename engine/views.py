@@ -125,3 +125,15 @@ def history(runtime: Runtime, instance_id: str, as_json: bool) -> None:
         table.add_row(str(r["seq"]), local(runtime, r["at"]), f"{r['kind']} {r['trigger'] or ''}".strip(), r["actor"],
                       r["from_state"] or "", r["to_state"] or "", outcome)
     _console().print(table)
+
+
+def timeline(policy, entries) -> None:
+    """The simulator's timeline as a table."""
+    table = Table(title=f"{len(entries)} event(s) simulated")
+    for column in ("at", "kind", "workflow", "instance", "event", "outcome"):
+        table.add_column(column)
+    for e in entries:
+        host = f" (host {e.host})" if e.host else ""
+        table.add_row(e.at[:16].replace("T", " "), e.kind, e.workflow or "", e.instance, e.trigger or "start",
+                      f"{e.outcome}: {e.detail}{host}")
+    _console().print(table)

@@ -1,0 +1,194 @@
+"""The simulator: run a policy against a virtual clock, in a throwaway store, and list what happens.
+
+It uses the daemon's own parts — the same calendar triggers, schedule occurrences, deadline
+timers, executor and event rules — and only replaces the clock: instead of waiting, it jumps to
+the next instant at which something is due (a schedule occurrence, a deadline, a scripted
+event), fires it, and applies everything that follows. The real store is never opened.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from engine import clock, schedules, timers
+from engine.exceptions import CoopflowError
+from engine.executor import Executor, Outcome
+from engine.policy import Policy
+from engine.runtime import Runtime
+from engine.store import SqlStore
+
+MAX_STEPS = 200_000
+
+
+class ScriptedEvent(BaseModel):
+    """One line of an --events file: start a workflow or fire a trigger, at a time, as an actor."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    at: datetime | date
+    actor: str = Field(alias="as")
+    start: str | None = None
+    fire: str | None = None
+    instance: str | None = None
+    ref: str | None = None
+    set: dict[str, Any] = {}
+    withdraw: bool = False
+
+    @model_validator(mode="after")
+    def _one(self) -> ScriptedEvent:
+        if (self.start is None) == (self.fire is None):
+            raise ValueError("give exactly one of start (a workflow) or fire (a trigger)")
+        if self.fire is not None and not self.instance:
+            raise ValueError("fire needs instance (an instance id, or the ref of a scripted start)")
+        return self
+
+
+@dataclass
+class Entry:
+    """One line of the timeline."""
+
+    at: str
+    kind: str
+    workflow: str | None
+    instance: str
+    trigger: str | None
+    outcome: str
+    detail: str
+    host: str | None = None
+    actor: str | None = None
+    from_state: str | None = None
+    to_state: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        data = {"at": self.at, "kind": self.kind, "workflow": self.workflow, "instance": self.instance,
+                "trigger": self.trigger, "outcome": self.outcome, "detail": self.detail, "actor": self.actor,
+                "from": self.from_state, "to": self.to_state}
+        if self.host is not None:
+            data["host"] = self.host
+        return {**data, **self.extra}
+
+
+def load_events(path: str | Path, policy: Policy) -> list[ScriptedEvent]:
+    """Read a YAML or JSON list of scripted events; errors name the file and the entry."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise CoopflowError(f"{path}: cannot read events: {exc}") from None
+    if not isinstance(raw, list):
+        raise CoopflowError(f"{path}: expected a list of events")
+    events = []
+    for i, item in enumerate(raw):
+        try:
+            events.append(ScriptedEvent.model_validate(item))
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise CoopflowError(f"{path}: event {i + 1}{' ' + where if where else ''}: {first['msg']}") from None
+    return sorted(events, key=lambda e: _instant(e.at, policy))
+
+
+def _instant(value: datetime | date, policy: Policy) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=policy.tz)
+    return datetime.combine(value, time(9, 0), tzinfo=policy.tz)
+
+
+class Simulator:
+    """Steps the policy from `start` to `end`; `run()` returns the timeline."""
+
+    def __init__(self, policy: Policy, start: datetime, end: datetime, events: list[ScriptedEvent] = ()):
+        self.policy, self.start, self.end = policy, start, end
+        self.events = list(events)
+        self.refs: dict[str, str] = {}
+        self.timeline: list[Entry] = []
+
+    def run(self) -> list[Entry]:
+        stepped = clock.SteppedClock(self.start)
+        with tempfile.TemporaryDirectory(prefix="coopflow-sim-") as tmp, clock.using(stepped.now):
+            store = SqlStore(f"sqlite:///{tmp}/simulation.db", durable=False)
+            runtime = Runtime(self.policy, store, Executor(store, self.policy))
+            try:
+                for sched in self.policy.schedules.values():
+                    schedules.since(store, sched.id)  # schedules count from the simulation's start
+                self._loop(runtime, stepped)
+            finally:
+                store.dispose()
+        return self.timeline
+
+    def _loop(self, runtime: Runtime, stepped: clock.SteppedClock) -> None:
+        pending = [(_instant(e.at, self.policy), e) for e in self.events]
+        for _ in range(MAX_STEPS):
+            moment = self._next(runtime, pending)
+            if moment is None or moment > self.end:
+                return
+            stepped.set(max(moment, stepped.now()))
+            schedules.fire_due(runtime.store, self.policy)
+            with runtime.store.transaction() as conn:
+                for timer in timers.armed(conn, due_before=stepped.now()):
+                    timers.submit_due(conn, timer.id)
+            while pending and pending[0][0] <= stepped.now():
+                self._submit(runtime, pending.pop(0)[1])
+            for outcome in runtime.settle():
+                self.timeline.append(self._entry(outcome, stepped.now()))
+        raise CoopflowError(f"simulation stopped after {MAX_STEPS} steps at {clock.now().isoformat()}: "
+                            "deadlines that re-arm at the same instant loop forever")
+
+    def _next(self, runtime: Runtime, pending) -> datetime | None:
+        now = clock.now()
+        candidates = [pending[0][0]] if pending else []
+        for sched in self.policy.schedules.values():
+            at = schedules.trigger_for(self.policy, sched).get_next_fire_time(None, now + timedelta(microseconds=1))
+            if at is not None:
+                candidates.append(at)
+        with runtime.store.reading() as conn:
+            soonest = timers.armed(conn)
+        if soonest:
+            candidates.append(max(soonest[0].due_at, now))
+        return min(candidates, key=lambda d: d.timestamp()) if candidates else None
+
+    def _submit(self, runtime: Runtime, event: ScriptedEvent) -> None:
+        executor = runtime.executor
+        extra = {"scripted": True}
+        if event.start:
+            sub = executor.submit_start(event.start, event.actor, event.set, extra=extra)
+            if event.ref:
+                self.refs[event.ref] = sub.instance
+        else:
+            instance = self.refs.get(event.instance, event.instance)
+            executor.submit_fire(instance, event.fire, event.actor, event.set, withdraw=event.withdraw, extra=extra)
+
+    def _entry(self, outcome: Outcome, now: datetime) -> Entry:
+        source = outcome.provenance
+        if "schedule" in source:
+            kind = "schedule"
+        elif "timer" in source:
+            kind = "deadline"
+        elif "rule" in source:
+            kind = "rule"
+        elif source.get("scripted"):
+            kind = "event"
+        else:
+            kind = "action"
+        host = None
+        if kind == "schedule":
+            sched = self.policy.schedules.get(source["schedule"])
+            if sched and sched.host:
+                host = outcome.fields.get(sched.host.field)
+        extra = {k: source[k] for k in ("rule", "schedule", "cause") if k in source}
+        return Entry(at=now.astimezone(self.policy.tz).isoformat(), kind=kind, workflow=outcome.workflow,
+                     instance=outcome.instance, trigger=outcome.trigger, outcome=outcome.status, detail=outcome.text,
+                     host=host, actor=outcome.actor, from_state=outcome.from_state, to_state=outcome.to_state, extra=extra)
+
+
+def timeline_json(entries: list[Entry]) -> str:
+    return json.dumps([e.as_json() for e in entries], ensure_ascii=False, indent=1)
