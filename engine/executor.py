@@ -8,6 +8,7 @@ history row saying why.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from engine import actors, clock, history, inbox, timers
 from engine.exceptions import CoopflowError, ExpressionError
+from engine.expr import Expression, parse
 from engine.fields import coerce_all, defaults, missing_required
 from engine.logs import event_logger
 from engine.machines import MachineCache
@@ -75,6 +77,7 @@ class Executor:
         self.policy = policy
         self.machines = MachineCache()
         self._specs: dict[str, WorkflowSpec] = {}
+        self._expressions: dict[str, Expression] = {}
         self.listeners: list[Callable[[Outcome], None]] = []
 
     # ---- submitting
@@ -328,12 +331,11 @@ class Executor:
         }
 
     def _evaluate(self, source: str, context: dict, what: str) -> Any:
+        compiled = self.policy.expressions.get(source) or self._expressions.get(source)
         try:
-            return self.policy.expression(source).evaluate(context)
-        except KeyError:
-            from engine.expr import parse
-
-            return parse(source, {k: None for k in context}).evaluate(context)
+            if compiled is None:  # from a pinned older version of a workflow: compile once
+                compiled = self._expressions[source] = parse(source, {k: None for k in context})
+            return compiled.evaluate(context)
         except ExpressionError as exc:
             raise Refusal(f"{what} {source!r} could not be evaluated: {exc}") from None
 
@@ -341,15 +343,12 @@ class Executor:
         return {k: self._evaluate(v[1:].strip(), context, "value") if is_expression(v) else v for k, v in values.items()}
 
     def _remember_version(self, conn, version: str, spec: WorkflowSpec) -> None:
-        if version in self._specs:
-            return
+        """Store the definition a new instance is pinned to (in the same transaction as the start)."""
         exists = conn.execute(select(workflow_versions.c.version).where(workflow_versions.c.version == version)).first()
         if exists is None:
-            import json
-
             conn.execute(insert(workflow_versions).values(version=version, workflow=spec.id,
                                                           spec=json.loads(canonical_json(spec)), created_at=clock.now()))
-        self._specs[version] = spec
+        self._specs.setdefault(version, spec)
 
     def _spec(self, conn, version: str) -> WorkflowSpec:
         spec = self._specs.get(version)
