@@ -130,7 +130,7 @@ class Executor:
 
     def _apply(self, conn: Connection, row) -> Outcome:
         now = clock.now()
-        instance_row = conn.execute(select(instances).where(instances.c.id == row["instance"])).mappings().first()
+        instance_row = conn.execute(select(instances).where(instances.c.id == row["instance"]).with_for_update()).mappings().first()
         try:
             actor = actors.parse_actor(row["actor"], self.policy.config)
             if row["kind"] == inbox.START:
