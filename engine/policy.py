@@ -567,6 +567,10 @@ ERROR_TEXT: dict[str, Callable[[dict], str]] = {
         else f"{e['input']!r} does not match the pattern {e['ctx']['pattern']}"
     ),
     "string_too_short": lambda e: f"{_name(e['real'])} must not be empty",
+    "too_short": lambda e: (
+        f"{_name(e['real'])} must not be empty" if e["ctx"]["min_length"] == 1
+        else f"{_name(e['real'])} needs at least {e['ctx']['min_length']} items"
+    ),
     "less_than_equal": lambda e: f"{_name(e['real'])} must be at most {e['ctx']['le']}, found {_found(e['input'])}",
     "less_than": lambda e: f"{_name(e['real'])} must be less than {e['ctx']['lt']}, found {_found(e['input'])}",
     "greater_than_equal": lambda e: f"{_name(e['real'])} must be at least {e['ctx']['ge']}, found {_found(e['input'])}",

@@ -28,7 +28,11 @@ Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 EventName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")]
 PersonId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.\-]*$")]
 Clause = Annotated[
-    str, BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v),
+    str,
+    BeforeValidator(
+        lambda v: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v,
+        json_schema_input_type=Union[str, int, float],  # the JSON Schema accepts `clause: 2` as the loader does
+    ),
     StringConstraints(min_length=1),
 ]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -1,0 +1,248 @@
+"""Shared fixtures: a tiny valid policy written to a temporary folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+MINIMAL_CONFIG = """\
+agreement:
+  id: demo
+  title: Demo agreement
+parties:
+  a:
+    title: Party A
+    roles:
+      leader: {}
+      focal_point: {}
+  b:
+    title: Party B
+    roles:
+      leader: {}
+      focal_point: {}
+timezone: Asia/Ho_Chi_Minh
+calendar:
+  holidays: VN
+  overrides:
+    2025:
+      off: [2025-05-02]
+"""
+
+MINIMAL_WORKFLOW = """\
+id: request
+title: Request
+clause: "1"
+started_by: [focal_point, system]
+fields:
+  recipient: {type: party, required: true}
+  subject: {type: str}
+  kind: {type: enum, values: [simple, urgent], default: simple}
+  reply_by: {type: datetime}
+initial: open
+states:
+  open:
+    title: Open
+    deadline: {working_days: 5, fire: expire}
+  answered:
+    title: Answered
+    final: true
+  expired:
+    title: Expired
+    final: true
+transitions:
+  - trigger: answer
+    from: open
+    to: answered
+    by: [$recipient.focal_point]
+    when: fields.kind == 'simple'
+    then:
+      - emit: request.answered
+        data: {subject: "=fields.subject"}
+  - trigger: expire
+    from: open
+    to: expired
+    by: [system]
+"""
+
+MINIMAL_RULES = """\
+schedules:
+  - id: half_yearly
+    start: request
+    every:
+      months: [6, 12]
+      day: {nth_working_day: 1}
+      at: "08:00"
+    host: {rotate: [a, b], field: recipient}
+    with: {subject: "='Review ' + occurrence.period"}
+events:
+  - id: close_on_answer
+    on: request.answered
+    fire:
+      workflow: request
+      trigger: expire
+      instance: "=event.instance"
+"""
+
+MINIMAL_FILES: dict[str, str] = {
+    "config.yaml": MINIMAL_CONFIG,
+    "workflows/request.yaml": MINIMAL_WORKFLOW,
+    "rules/rules.yaml": MINIMAL_RULES,
+}
+
+
+def write_minimal_policy(root: Path) -> Path:
+    """Write the minimal valid policy under `root` and return the path of its config.yaml."""
+    for rel, text in MINIMAL_FILES.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root / "config.yaml"
+
+
+@pytest.fixture
+def minimal_policy(tmp_path: Path) -> Path:
+    """A valid tiny policy (parties a and b, one workflow, one schedule, one event rule); its config.yaml."""
+    return write_minimal_policy(tmp_path)
+
+
+# --------------------------------------------------------------------------- stores and the shipped policy
+# Added for the store/executor/approvals/audit suites.
+
+import os  # noqa: E402
+import secrets  # noqa: E402
+import shutil  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PG_URL_ENV = "COOPFLOW_TEST_PG_URL"
+PG_DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def copy_shipped_policy(root: Path) -> Path:
+    """Copy the shipped policy (config.yaml, workflows/, rules/) under `root`; its config.yaml."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO_ROOT / "config.yaml", root / "config.yaml")
+    for folder in ("workflows", "rules"):
+        shutil.copytree(REPO_ROOT / folder, root / folder)
+    return root / "config.yaml"
+
+
+@pytest.fixture
+def shipped_policy(tmp_path: Path) -> Path:
+    """A private copy of the shipped Lào Cai policy under tmp_path; its config.yaml."""
+    return copy_shipped_policy(tmp_path / "policy")
+
+
+def _pg_engine():
+    """An SQLAlchemy engine on the test PostgreSQL server, or a pytest fail/skip when unreachable."""
+    from sqlalchemy import create_engine, text
+
+    url = os.environ.get(PG_URL_ENV, PG_DEFAULT_URL)
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # unreachable server, bad credentials, missing driver
+        engine.dispose()
+        message = f"PostgreSQL at {url} is unreachable: {exc}"
+        if os.environ.get("COOPFLOW_REQUIRE_PG") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url, engine
+
+
+@pytest.fixture(params=["sqlite", "postgres"], ids=["sqlite", "postgres"])
+def store_url(request, tmp_path: Path) -> Iterator[str]:
+    """A URL for an empty store: a tmp SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    from sqlalchemy import text
+
+    base, engine = _pg_engine()
+    schema = f"t_{secrets.token_hex(6)}"
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        engine.dispose()
+
+
+@pytest.fixture
+def store(store_url: str):
+    """An open, migrated SqlStore on SQLite or PostgreSQL (the same tests run on both)."""
+    from engine.store import SqlStore
+
+    opened = SqlStore(store_url)
+    try:
+        yield opened
+    finally:
+        opened.dispose()
+
+
+@pytest.fixture
+def stepped_clock():
+    """Replace engine.clock with a SteppedClock at Monday 2025-06-02 09:00 ICT; restored afterwards."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from engine import clock
+
+    saved = clock._source
+    stepped = clock.SteppedClock(datetime(2025, 6, 2, 9, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh")))
+    clock.set_source(stepped.now)
+    try:
+        yield stepped
+    finally:
+        clock.set_source(saved)
+
+
+@pytest.fixture
+def log_records():
+    """Every loguru record (message and bound extra) logged while the test runs."""
+    from loguru import logger
+
+    records: list[dict] = []
+    handler = logger.add(lambda m: records.append({"message": m.record["message"], "level": m.record["level"].name,
+                                                   **m.record["extra"]}), level="DEBUG")
+    try:
+        yield records
+    finally:
+        logger.remove(handler)
+
+
+# --------------------------------------------------------------------------- the CLI in this process
+# Added for the operator-view suites (simulate, upcoming, status overview, report, diagram).
+
+
+@pytest.fixture
+def coopflow_cli(monkeypatch):
+    """Run `coopflow ARGS...` in this process exactly as the console script does (engine.cli.main).
+
+    Returns (exit code, stdout, stderr). File log sinks a command installs are removed afterwards.
+    """
+    import sys
+
+    from click.testing import CliRunner
+
+    from engine import cli, logs
+
+    def run(*args) -> tuple[int, str, str]:
+        runner = CliRunner()
+        with runner.isolation() as (out, err, _):
+            monkeypatch.setattr(sys, "argv", ["coopflow", *map(str, args)])
+            try:
+                cli.main()
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            finally:
+                logs.remove_sinks()
+            return code, out.getvalue().decode("utf-8"), err.getvalue().decode("utf-8")
+
+    return run
