@@ -206,6 +206,79 @@ def verify(config_path: str | None) -> None:
     click.echo(f"ok: {count} history rows, chain intact")
 
 
+@cli.command()
+@click.argument("workflow", required=False)
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True,
+              help="Mermaid stateDiagram-v2 (renders on the forge) or Graphviz DOT.")
+@click.option("--out", "out", default=None, metavar="PATH", help="Write to this file (with --all: this folder).")
+@click.option("--all", "all_", is_flag=True, help="Every workflow, one file each (<id>.mmd or <id>.dot) under --out.")
+@CONFIG_OPTION
+def diagram(workflow: str | None, fmt: str, out: str | None, all_: bool, config_path: str | None) -> None:
+    """Draw the state diagram of WORKFLOW (or of every workflow with --all)."""
+    from engine.diagram import FORMATS
+
+    if all_ == bool(workflow):
+        raise click.UsageError("give a WORKFLOW or --all (not both)")
+    if all_ and not out:
+        raise click.UsageError("--all needs --out DIR")
+    policy = load_policy(config_path)
+    render = FORMATS[fmt]
+    if all_:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        for wid, spec in sorted(policy.workflows.items()):
+            (folder / f"{wid}.{'mmd' if fmt == 'mermaid' else 'dot'}").write_text(render(spec), encoding="utf-8")
+        click.echo(f"wrote {len(policy.workflows)} diagram(s) to {folder}")
+        return
+    spec = policy.workflows.get(workflow)
+    if spec is None:
+        raise CoopflowError(f"unknown workflow '{workflow}'; workflows: {', '.join(sorted(policy.workflows))}")
+    text = render(spec)
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
+@click.option("--days", default=30, show_default=True, type=click.IntRange(min=0), metavar="N",
+              help="How far ahead to look, in calendar days.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@CONFIG_OPTION
+def upcoming(days: int, as_json: bool, config_path: str | None) -> None:
+    """Show what falls due in the next N days: schedule occurrences, deadlines, emergency meetings."""
+    from engine import overview
+
+    overview.show_upcoming(_runtime(config_path), days, as_json)
+
+
+@cli.command()
+@click.option("--period", required=True, metavar="YYYYH1|YYYYH2",
+              help="Half year in the policy's time zone: H1 = January–June, H2 = July–December.")
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True,
+              help="Markdown (for the forge) or one self-contained, printable HTML file.")
+@click.option("--out", default=None, metavar="FILE", help="Write to FILE instead of standard output.")
+@CONFIG_OPTION
+def report(period: str, fmt: str, out: str | None, config_path: str | None) -> None:
+    """Write the half-year report for the review meeting, from the recorded history."""
+    from engine import report as reports
+
+    policy = load_policy(config_path)
+    try:
+        chosen = reports.parse_period(period, policy.tz)
+    except reports.PeriodError as exc:
+        raise click.BadParameter(str(exc), param_hint="--period") from None
+    logs.configure(policy.config.logging, policy.root, console=False)
+    runtime = open_runtime(policy=policy)
+    text = reports.FORMATS[fmt](reports.build(runtime.store, runtime.policy, chosen))
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}")
+    else:
+        click.echo(text, nl=False)
+
+
 def main() -> None:
     """Entry point: user mistakes print a clear message and exit non-zero, never a traceback."""
     try:

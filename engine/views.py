@@ -56,6 +56,10 @@ def instance_rows(runtime: Runtime, workflow: str | None = None, state: str | No
 def status(runtime: Runtime, instance: str | None, workflow: str | None, state: str | None, as_json: bool) -> None:
     if instance:
         return _instance(runtime, instance, as_json)
+    if not workflow and not state:
+        from engine import overview
+
+        return overview.show_overview(runtime, as_json)
     rows = instance_rows(runtime, workflow, state)
     if as_json:
         return _json([_public(runtime, r) for r in rows])

@@ -1,0 +1,226 @@
+"""`coopflow report`: the half-year report's figures match a store built by a scripted scenario.
+
+The scenario is played by the executor under a stepped clock (deadlines fire at their due
+instant, as the daemon fires them); the report is then written through the command line.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from conftest import copy_shipped_policy
+from engine import clock, inbox, timers
+from engine import report as reports
+from engine.executor import Executor
+from engine.policy import load_policy
+from engine.runtime import Runtime
+from engine.store import SqlStore, instances
+
+HOUR = 3600
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+class Scenario:
+    """Plays events at given instants; armed deadlines due on the way fire at their due instant."""
+
+    def __init__(self, config: Path, db: Path):
+        self.policy = load_policy(config)
+        self.store = SqlStore(f"sqlite:///{db}")
+        self.runtime = Runtime(self.policy, self.store, Executor(self.store, self.policy))
+        self.clock = clock.SteppedClock(at("2027-01-01T00:00:00+07:00"))
+
+    def until(self, moment: datetime) -> None:
+        while True:
+            with self.store.reading() as conn:
+                due = timers.armed(conn, due_before=moment)
+            if not due:
+                break
+            self.clock.set(max(due[0].due_at, self.clock.now()))
+            with self.store.transaction() as conn:
+                timers.submit_due(conn, due[0].id)
+            self.runtime.settle()
+        self.clock.set(moment)
+        self.runtime.settle()
+
+    def _apply(self, when: str, submit) -> str:
+        self.until(at(when))
+        sub = submit()
+        self.runtime.settle()
+        with self.store.reading() as conn:
+            status, text = inbox.status(conn, sub.inbox_id)
+        assert status == inbox.APPLIED, text
+        return sub.instance
+
+    def start(self, when: str, workflow: str, actor: str, **values) -> str:
+        return self._apply(when, lambda: self.runtime.executor.submit_start(workflow, actor, values))
+
+    def fire(self, when: str, instance: str, trigger: str, actor: str, **values) -> str:
+        return self._apply(when, lambda: self.runtime.executor.submit_fire(instance, trigger, actor, values))
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory) -> dict:
+    """Half-year 2027H1 with an answered request, an overdue one that escalates, and a meeting held; one request in H2."""
+    root = tmp_path_factory.mktemp("report")
+    config = copy_shipped_policy(root / "policy")
+    db = root / "store.db"
+    config.write_text(config.read_text(encoding="utf-8").replace("store: sqlite:///coopflow.db", f"store: sqlite:///{db}"),
+                      encoding="utf-8")
+    play = Scenario(config, db)
+    ids: dict[str, str] = {}
+    with clock.using(play.clock.now):
+        # R1: answered. dic drafts and sends (1 h); police acknowledges after 28 h and answers after 50 h.
+        r1 = ids["r1"] = play.start("2027-03-01T09:00+07:00", "information_exchange", "dic.focal_point",
+                                    requester="dic", recipient="police", subject="Danh sách thuê bao")
+        play.fire("2027-03-01T10:00+07:00", r1, "send", "dic.focal_point", dispatch_no="101/STTTT")
+        play.fire("2027-03-02T14:00+07:00", r1, "acknowledge", "police.focal_point:nguyen_thi_b")
+        play.fire("2027-03-04T16:00+07:00", r1, "answer", "police.focal_point", answer="Công văn 55/CAT")
+        # R2: sent after 30 min, then nobody acts: deemed received, overdue, escalated -> emergency review E1
+        # proposed by rule, which lapses -> R2 referred to the People's Committee by rule.
+        r2 = ids["r2"] = play.start("2027-04-01T09:00+07:00", "information_exchange", "dic.focal_point",
+                                    requester="dic", recipient="police", subject="Tài khoản mạng xã hội")
+        play.fire("2027-04-01T09:30+07:00", r2, "send", "dic.focal_point", dispatch_no="140/STTTT")
+        # E2: an emergency meeting proposed by police, agreed, held, concluded and closed.
+        e2 = ids["e2"] = play.start("2027-05-10T09:00+07:00", "emergency_review", "police.leader",
+                                    issue="Sự cố tấn công trang thông tin điện tử", proposed_by="police")
+        play.fire("2027-05-10T10:00+07:00", e2, "agree", "police.leader")            # police consents after 1 h
+        play.fire("2027-05-10T11:00+07:00", e2, "agree", "dic.leader",              # dic agrees after 2 h
+                  meeting_at="2027-05-12T14:00+07:00")
+        play.fire("2027-05-12T16:00+07:00", e2, "finish", "dic.focal_point")        # meeting_time fired at 14:00
+        play.fire("2027-05-13T09:00+07:00", e2, "issue_conclusions", "police.focal_point", conclusions="TB 12/KL")
+        play.fire("2027-05-14T09:00+07:00", e2, "close", "dic.leader")
+        # R3: in the second half year only.
+        ids["r3"] = play.start("2027-08-02T09:00+07:00", "information_exchange", "police.focal_point",
+                               requester="police", recipient="dic", subject="Kỳ sau")
+        play.until(at("2027-09-01T00:00+07:00"))
+    with play.store.reading() as conn:
+        rows = {r.id: r for r in conn.execute(select(instances))}
+    e1 = [i for i, r in rows.items() if r.workflow == "emergency_review" and i != ids["e2"]]
+    assert len(e1) == 1 and rows[e1[0]].state == "lapsed" and rows[ids["r2"]].state == "referred"
+    ids["e1"] = e1[0]
+    data = reports.build(play.store, play.policy, reports.parse_period("2027H1", play.policy.tz))
+    play.store.dispose()
+    return {"config": config, "ids": ids, "data": data, "policy": play.policy}
+
+
+def _clause(data: dict, workflow: str) -> dict:
+    return next(c for c in data["workflows"] if c["workflow"] == workflow)
+
+
+def _party(data: dict, party: str) -> dict:
+    return next(p for p in data["parties"] if p["party"] == party)
+
+
+def test_counts_per_clause(scenario):
+    """Opened, closed and overdue per clause count exactly the scenario's starts, final states and lateness transitions."""
+    data = scenario["data"]
+    assert {k: _clause(data, "information_exchange")[k] for k in ("opened", "closed", "overdue")} == \
+        {"opened": 2, "closed": 1, "overdue": 3}  # deemed_received, overdue, escalate on R2
+    assert {k: _clause(data, "emergency_review")[k] for k in ("opened", "closed", "overdue")} == \
+        {"opened": 2, "closed": 2, "overdue": 1}  # consent_expired on E1; E2's meeting_time is on schedule
+    assert _clause(data, "periodic_review")["opened"] == 0
+    assert data["totals"] == {"opened": 4, "closed": 3, "overdue": 4}
+
+
+def test_response_times_per_party(scenario):
+    """Median and worst response times follow the documented definition (consents count, system moves do not)."""
+    data = scenario["data"]
+    police, dic, ubnd = _party(data, "police"), _party(data, "dic"), _party(data, "ubnd")
+    # police: R1 sent->acknowledge 28 h, R1 in_progress->answer 50 h, E2 consent 1 h, E2 held->conclusions 17 h
+    assert police["responses"] == 4
+    assert police["median_seconds"] == 22.5 * HOUR and police["worst_seconds"] == 50 * HOUR
+    assert (police["worst_instance"], police["worst_state"]) == (scenario["ids"]["r1"], "in_progress")
+    # dic: R1 send 1 h, R2 send 30 min, E2 agree 2 h, E2 finish 2 h, E2 close 24 h
+    assert dic["responses"] == 5
+    assert dic["median_seconds"] == 2 * HOUR and dic["worst_seconds"] == 24 * HOUR
+    assert ubnd["responses"] == 0 and ubnd["median_seconds"] is None
+
+
+def test_meetings_and_escalations(scenario):
+    """Both emergency reviews are listed with their outcome; escalations are the lateness and rule-driven steps."""
+    data, ids = scenario["data"], scenario["ids"]
+    meetings = {m["instance"]: m for m in data["meetings"]}
+    assert set(meetings) == {ids["e1"], ids["e2"]}
+    assert meetings[ids["e2"]]["held"] and meetings[ids["e2"]]["outcome"] == "Kết thúc"
+    assert not meetings[ids["e1"]]["held"]
+    assert meetings[ids["e1"]]["outcome"] == "Không thống nhất được việc họp — báo cáo UBND tỉnh"
+    steps = [(e["instance"], e["kind"], e["trigger"] or e["rule"]) for e in data["escalations"]]
+    assert steps == [
+        (ids["r2"], "deadline", "deemed_received"),
+        (ids["r2"], "deadline", "overdue"),
+        (ids["r2"], "deadline", "escalate"),
+        (ids["e1"], "rule", "propose_emergency_review"),
+        (ids["e1"], "deadline", "consent_expired"),
+        (ids["r2"], "rule", "refer_to_ubnd"),
+    ]
+
+
+def test_the_next_half_year_counts_only_its_own(coopflow_cli, scenario, tmp_path):
+    """2027H2 counts R3 alone, and an empty period writes zero figures rather than failing."""
+    code, out, err = coopflow_cli("report", "--period", "2027H2", "-c", scenario["config"])
+    assert code == 0, err
+    assert "| 2 | Phối hợp trao đổi thông tin (`information_exchange`) | 1 | 0 | 0 |" in out
+    assert "| | **Tổng cộng** | **1** | **0** | **0** |" in out
+    code, out, err = coopflow_cli("report", "--period", "2031H1", "-c", scenario["config"])
+    assert code == 0, err
+    assert "| | **Tổng cộng** | **0** | **0** | **0** |" in out and "Không có đề xuất họp" in out
+
+
+def test_markdown_report_shows_the_figures(coopflow_cli, scenario):
+    """The Markdown report holds the per-clause row, the response times as text, the meetings and the definition."""
+    code, out, err = coopflow_cli("report", "--period", "2027H1", "-c", scenario["config"])
+    assert code == 0, err
+    assert out.startswith("# Báo cáo kết quả phối hợp 6 tháng đầu năm 2027 (2027H1)")
+    assert "| 2 | Phối hợp trao đổi thông tin (`information_exchange`) | 2 | 1 | 3 |" in out
+    assert "| review.adhoc | Họp giao ban đột xuất (`emergency_review`) | 2 | 2 | 1 |" in out
+    assert "| | **Tổng cộng** | **4** | **3** | **4** |" in out
+    assert f"| Công an tỉnh Lào Cai (`police`) | 4 | 22 giờ 30 phút | 2 ngày 2 giờ | {scenario['ids']['r1']} (in_progress) |" in out
+    assert "| Sở Thông tin và Truyền thông tỉnh Lào Cai (`dic`) | 5 | 2 giờ | 1 ngày |" in out
+    assert scenario["ids"]["e2"] in out and "Kết thúc" in out
+    assert "Tổng số lần chuyển cấp: 6." in out
+    assert "Thời gian phản hồi" in out and "first applied event in that state" in out
+
+
+def test_html_report_is_self_contained_and_printable(coopflow_cli, scenario, tmp_path):
+    """The HTML report is one UTF-8 file with inline CSS and SVG, print rules, the same figures, and no external reference."""
+    target = tmp_path / "report.html"
+    code, out, err = coopflow_cli("report", "--period", "2027H1", "--format", "html", "--out", target, "-c", scenario["config"])
+    assert code == 0, err
+    text = target.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in text and 'lang="vi"' in text
+    assert "<style>" in text and "@media print" in text
+    assert "<svg" in text and "</svg>" in text and "<script" not in text.lower()
+    assert "http://" not in text and "https://" not in text and "src=" not in text and "<link" not in text
+    assert "url(" not in text and "@import" not in text
+    assert "Phối hợp trao đổi thông tin" in text and "Công an tỉnh Lào Cai" in text
+    row = re.search(r"<tr><td>2</td><td>Phối hợp trao đổi thông tin <code>information_exchange</code></td>(.*?)</tr>", text)
+    assert row and re.findall(r'<td class="n">(\d+)</td>', row.group(1)) == ["2", "1", "3"]
+    assert "22 giờ 30 phút" in text and "2 ngày 2 giờ" in text
+    assert "50.0 giờ" in text and "22.5 giờ" in text  # the chart's bar labels for police (worst, median)
+
+
+@pytest.mark.parametrize("period", ["2027H3", "2027", "H1-2027", "2027-06"], ids=["H3", "year", "reversed", "month"])
+def test_bad_period_is_a_usage_error(coopflow_cli, scenario, period):
+    """A period that is not YYYYH1 / YYYYH2 exits 2 with a message naming --period, no traceback."""
+    code, out, err = coopflow_cli("report", "--period", period, "-c", scenario["config"])
+    assert code == 2
+    assert "--period" in err and "YYYYH1" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("text,start,end", [
+    ("2027H1", "2027-01-01T00:00:00+07:00", "2027-07-01T00:00:00+07:00"),
+    ("2027h2", "2027-07-01T00:00:00+07:00", "2028-01-01T00:00:00+07:00"),
+], ids=["H1", "H2-lowercase"])
+def test_periods_are_half_years_in_the_policy_time_zone(scenario, text, start, end):
+    """YYYYH1 is January–June and YYYYH2 July–December, midnight to midnight in the policy's zone."""
+    period = reports.parse_period(text, scenario["policy"].tz)
+    assert (period.start, period.end) == (at(start), at(end))
+    assert period.start.isoformat() == start
