@@ -20,13 +20,28 @@ def _system() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _refusing(message: str) -> Callable[[], datetime]:
+    """A clock that reports a bad COOPFLOW_CLOCK_START when first read (not at import, where the
+    CLI could not turn it into a clear message)."""
+
+    def refuse() -> datetime:
+        from engine.exceptions import CoopflowError
+
+        raise CoopflowError(message)
+
+    return refuse
+
+
 def _from_env() -> Callable[[], datetime]:
     start = os.environ.get(CLOCK_ENV)
     if not start:
         return _system
-    origin = datetime.fromisoformat(start)
+    try:
+        origin = datetime.fromisoformat(start)
+    except ValueError:
+        return _refusing(f"{CLOCK_ENV} is not an ISO 8601 datetime: {start!r} (e.g. 2027-06-01T07:00+07:00)")
     if origin.tzinfo is None:
-        raise ValueError(f"{CLOCK_ENV} needs a UTC offset, e.g. 2027-06-01T07:00+07:00")
+        return _refusing(f"{CLOCK_ENV} needs a UTC offset, e.g. 2027-06-01T07:00+07:00")
     began = time.monotonic()
     return lambda: (origin + timedelta(seconds=time.monotonic() - began)).astimezone(timezone.utc)
 

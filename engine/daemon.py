@@ -25,7 +25,7 @@ from engine.runtime import Runtime
 from engine.executor import Executor
 from engine.store import SqlStore, StoreError, resolve_url, wait_for
 
-RENEW_EVERY = 5.0          # seconds between lease renewals (lease TTL is 15 s)
+RENEW_FRACTION = 3         # renew the lease every TTL/3 (5 s for the default 15 s; COOPFLOW_LEASE_TTL)
 SWEEP_EVERY = 30.0         # seconds between safety sweeps for anything due
 TIMER_HORIZON = timedelta(hours=1)  # timers further out are planned by a later sweep
 RELOAD_EVERY = 1.0         # seconds between checks of the policy files
@@ -77,6 +77,8 @@ class Daemon:
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit code. Raises PolicyError on an invalid policy."""
         policy = load_policy(self.config_path)
+        ttl = lease.ttl_from_env()
+        clock.now()  # a bad COOPFLOW_CLOCK_START stops the start here, with a clear message
         logs.configure(policy.config.logging, policy.root)
         logs.bridge_stdlib()
         self._install_signals()
@@ -89,7 +91,7 @@ class Daemon:
             return 0
         self.runtime = Runtime(policy, store, Executor(store, policy))
         self.runtime.executor.listeners.append(self._after_event)
-        self.lease = lease.Lease(store)
+        self.lease = lease.Lease(store, ttl=ttl)
         self.watcher = PolicyWatcher(self.config_path)
         jobs.register(self)
         try:
@@ -122,7 +124,7 @@ class Daemon:
                 now = time.monotonic()
                 if now >= next_renew:
                     self._hold_lease()
-                    next_renew = now + RENEW_EVERY
+                    next_renew = now + self.lease.ttl.total_seconds() / RENEW_FRACTION
                 if self.lease.held:
                     if now >= next_sweep:
                         self.on_sweep()

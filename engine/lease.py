@@ -16,10 +16,32 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine import clock
-from engine.store import SqlStore, leases
+from engine.store import SqlStore, StoreError, leases
 
 DAEMON = "daemon"
-TTL = timedelta(seconds=15)
+TTL_ENV = "COOPFLOW_LEASE_TTL"
+DEFAULT_TTL = timedelta(seconds=15)
+
+
+def ttl_from_env() -> timedelta:
+    """The lease TTL: COOPFLOW_LEASE_TTL seconds (tests and drills shorten it), else 15 s.
+
+    The holder renews every third of it, so a standby takes over at most one TTL after the
+    leader dies. Raises StoreError on a value that is not a positive number of seconds.
+    """
+    raw = os.environ.get(TTL_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TTL
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):  # also refuses nan
+        raise StoreError(f"{TTL_ENV} must be a positive number of seconds, got {raw!r}")
+    return timedelta(seconds=seconds)
+
+
+TTL = DEFAULT_TTL
 
 
 def holder_id() -> str:
@@ -30,8 +52,9 @@ def holder_id() -> str:
 class Lease:
     """One named lease held (or wanted) by this process."""
 
-    def __init__(self, store: SqlStore, name: str = DAEMON, holder: str | None = None, ttl: timedelta = TTL):
-        self.store, self.name, self.holder, self.ttl = store, name, holder or holder_id(), ttl
+    def __init__(self, store: SqlStore, name: str = DAEMON, holder: str | None = None, ttl: timedelta | None = None):
+        self.store, self.name, self.holder = store, name, holder or holder_id()
+        self.ttl = ttl if ttl is not None else ttl_from_env()
         self.held = False
 
     def acquire(self) -> bool:

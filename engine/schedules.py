@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from loguru import logger
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -46,8 +46,11 @@ def since(store: SqlStore, schedule_id: str) -> datetime:
     with store.transaction() as conn:
         value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
         if value is None:
-            value = clock.now().isoformat()
-            conn.execute(insert(meta).values(key=key, value=value))
+            # Two daemons may get here at once (PostgreSQL does not serialise this transaction):
+            # the first insert wins and both read it back.
+            insert_ = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            conn.execute(insert_(meta).values(key=key, value=clock.now().isoformat()).on_conflict_do_nothing(index_elements=["key"]))
+            value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar_one()
     return datetime.fromisoformat(value)
 
 
@@ -72,10 +75,11 @@ def fire(store: SqlStore, policy: Policy, schedule: ScheduleSpec, nominal: datet
         last = last_fired(conn, schedule.id)
         host = next_host(schedule, last["host"] if last else None)
         insert_ = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        # Not rowcount: SQLAlchemy 2.1 reports -1 for an INSERT on psycopg, so ask for RETURNING.
         claimed = conn.execute(insert_(occurrences).values(
             schedule=schedule.id, nominal_at=nominal, fired_at=now, host=host, instance=None,
-        ).on_conflict_do_nothing(index_elements=["schedule", "nominal_at"])).rowcount
-        if claimed != 1:
+        ).on_conflict_do_nothing(index_elements=["schedule", "nominal_at"]).returning(occurrences.c.schedule)).first()
+        if claimed is None:
             return None
         facts = {**occurrence_facts(nominal.astimezone(policy.tz)), "host": host, "index": _count(conn, schedule.id)}
         values = {k: (policy.expression(v[1:].strip()).evaluate({"occurrence": facts}) if is_expression(v) else v)
