@@ -43,6 +43,10 @@ def trigger_for(policy: Policy, schedule: ScheduleSpec) -> CalendarRuleTrigger:
 def since(store: SqlStore, schedule_id: str) -> datetime:
     """Occurrences after this instant are due: when the store first saw the schedule."""
     key = f"schedule_since:{schedule_id}"
+    with store.reading() as conn:  # the common case, without taking the write lock
+        value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+    if value is not None:
+        return datetime.fromisoformat(value)
     with store.transaction() as conn:
         value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
         if value is None:
