@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from engine import actors, clock, history, inbox, timers
@@ -132,12 +134,14 @@ class Executor:
         now = clock.now()
         instance_row = conn.execute(select(instances).where(instances.c.id == row["instance"]).with_for_update()).mappings().first()
         try:
-            actor = actors.parse_actor(row["actor"], self.policy.config)
-            if row["kind"] == inbox.START:
-                spec, version, current = self._start_target(conn, row, instance_row)
-            else:
-                spec, version, current = self._existing(conn, row, instance_row)
-            change = self._decide(conn, row, actor, spec, current, now)
+            # A savepoint: what deciding wrote (consents, a pinned version) is undone when it refuses.
+            with conn.begin_nested():
+                actor = actors.parse_actor(row["actor"], self.policy.config)
+                if row["kind"] == inbox.START:
+                    spec, version, current = self._start_target(conn, row, instance_row)
+                else:
+                    spec, version, current = self._existing(conn, row, instance_row)
+                change = self._decide(conn, row, actor, spec, current, now)
         except (Refusal, CoopflowError) as exc:
             return self._refuse(conn, row, instance_row, str(exc), now)
         return self._commit(conn, row, actor, spec, version, current, change, now)
@@ -210,7 +214,10 @@ class Executor:
         for action in t.then:
             if isinstance(action, SetAction):
                 evaluated = self._values(action.set, context)
-                fields.update(coerce_all(evaluated, spec.fields, self.policy.config))
+                try:
+                    fields.update(coerce_all(evaluated, spec.fields, self.policy.config))
+                except ValueError as exc:  # a refusal, not an exception that would block the inbox
+                    raise Refusal(f"'{t.trigger}' could not set its fields: {exc}") from None
                 context["fields"] = fields
             elif isinstance(action, EmitAction):
                 actions.append(("emit", {"name": action.emit, "data": self._values(action.data, context)}))
@@ -345,9 +352,11 @@ class Executor:
     def _remember_version(self, conn, version: str, spec: WorkflowSpec) -> None:
         """Store the definition a new instance is pinned to (in the same transaction as the start)."""
         exists = conn.execute(select(workflow_versions.c.version).where(workflow_versions.c.version == version)).first()
-        if exists is None:
-            conn.execute(insert(workflow_versions).values(version=version, workflow=spec.id,
-                                                          spec=json.loads(canonical_json(spec)), created_at=clock.now()))
+        if exists is None:  # another executor may be pinning the same version right now: no conflict error
+            upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            conn.execute(upsert(workflow_versions).values(version=version, workflow=spec.id,
+                                                          spec=json.loads(canonical_json(spec)), created_at=clock.now())
+                         .on_conflict_do_nothing(index_elements=["version"]))
         self._specs.setdefault(version, spec)
 
     def _spec(self, conn, version: str) -> WorkflowSpec:

@@ -82,8 +82,12 @@ def verify(conn: Connection) -> tuple[int, Break | None]:
         return count, Break(count, "the chain head record is missing")
     if head is not None:
         head_seq, head_hash = int(head.split(":")[0]), head.split(":")[1]
-        if head_seq != count or head_hash != prev:
-            return count, Break(min(head_seq, count + 1), f"the chain should end at row {head_seq} but ends at row {count} (rows removed from the end, or the head edited)")
+        if count > head_seq:  # name the first row past the recorded end, not the last genuine one
+            return count, Break(head_seq + 1, f"the chain should end at row {head_seq} but goes on to row {count} (rows added at the end, or the head edited)")
+        if count < head_seq:
+            return count, Break(count + 1, f"the chain should end at row {head_seq} but ends at row {count} (rows removed from the end, or the head edited)")
+        if head_hash != prev:
+            return count, Break(count, "it does not match the chain head (the last row rewritten by hand, or the head edited)")
     return count, None
 
 

@@ -54,8 +54,9 @@ def submit(
     statement = insert(inbox).values(
         key=key, kind=kind, instance=instance, workflow=workflow, trigger=trigger, actor=actor,
         payload={"set": values or {}, **(extra or {})}, status=PENDING, submitted_at=clock.now(),
-    ).on_conflict_do_nothing(index_elements=["key"])
-    inserted = conn.execute(statement).rowcount == 1
+    ).on_conflict_do_nothing(index_elements=["key"]).returning(inbox.c.id)
+    # Not rowcount: with RETURNING, psycopg reports -1 for it on PostgreSQL.
+    inserted = conn.execute(statement).first() is not None
     row = conn.execute(select(inbox.c.id, inbox.c.instance).where(inbox.c.key == key)).one()
     return Submission(row.id, key, row.instance, inserted)
 

@@ -225,7 +225,11 @@ class SqlStore:
         except Exception as exc:  # bad URL, missing driver
             raise StoreError(f"cannot use store {_safe(url)}: {exc}") from None
         self.dialect = self.engine.dialect.name
-        self.migrate()
+        try:
+            self.migrate()
+        except BaseException:  # refused or unreachable: do not leak the pool's connections
+            self.engine.dispose()
+            raise
 
     def __repr__(self) -> str:
         return f"SqlStore({_safe(self.url)})"

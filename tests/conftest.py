@@ -113,6 +113,7 @@ import os  # noqa: E402
 import secrets  # noqa: E402
 import shutil  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PG_URL_ENV = "COOPFLOW_TEST_PG_URL"
@@ -152,11 +153,14 @@ def _pg_engine():
     return url, engine
 
 
-@pytest.fixture(params=["sqlite", "postgres"], ids=["sqlite", "postgres"])
-def store_url(request, tmp_path: Path) -> Iterator[str]:
-    """A URL for an empty store: a tmp SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
+STORE_KINDS = ["sqlite", "postgres"]
+
+
+@contextmanager
+def temporary_store_url(kind: str, folder: Path) -> Iterator[str]:
+    """A URL for an empty store: a SQLite file in `folder`, or a fresh PostgreSQL schema dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'store.db'}"
         return
     from sqlalchemy import text
 
@@ -171,6 +175,13 @@ def store_url(request, tmp_path: Path) -> Iterator[str]:
         with engine.begin() as conn:
             conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         engine.dispose()
+
+
+@pytest.fixture(params=STORE_KINDS, ids=STORE_KINDS)
+def store_url(request, tmp_path: Path) -> Iterator[str]:
+    """A URL for an empty store: a tmp SQLite file, or a PostgreSQL schema of this test's own."""
+    with temporary_store_url(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

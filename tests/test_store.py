@@ -1,0 +1,173 @@
+"""Tests for engine.store: schema creation and migration, version refusal, UTC timestamps, URLs.
+
+The `store` / `store_url` fixtures (tests/conftest.py) run every store test on SQLite and on
+PostgreSQL (each PostgreSQL test in a schema of its own).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import inspect, select, text, update
+from sqlalchemy.exc import StatementError
+
+from engine.runtime import open_runtime
+from engine.store import (
+    SCHEMA_VERSION,
+    STORE_ENV,
+    SqlStore,
+    StoreError,
+    instances,
+    meta,
+    metadata,
+    resolve_url,
+)
+
+ICT = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def insert_instance(store: SqlStore, instance_id: str, moment: datetime) -> None:
+    """Write one instance row whose timestamps are all `moment`."""
+    with store.transaction() as conn:
+        conn.execute(instances.insert().values(
+            id=instance_id, workflow="w", version="v1", state="s", fields={"note": "Hồ sơ"}, final=0, seq=1,
+            created_at=moment, updated_at=moment, state_entered_at=moment,
+        ))
+
+
+def test_schema_created_on_first_use(store):
+    """Opening an empty database creates every table and records the schema version."""
+    with store.reading() as conn:
+        names = set(inspect(conn).get_table_names())
+    assert set(metadata.tables) <= names
+    assert store.meta_value("schema_version") == str(SCHEMA_VERSION)
+    assert store.meta_value("created_at") is not None
+
+
+def test_reopening_is_a_noop(store_url, store, log_records):
+    """Opening an up-to-date store again migrates nothing and keeps its data and metadata."""
+    created = store.meta_value("created_at")
+    moment = datetime(2025, 6, 2, 9, 0, tzinfo=ICT)
+    insert_instance(store, "kept-1", moment)
+    log_records.clear()
+    again = SqlStore(store_url)
+    try:
+        assert again.meta_value("schema_version") == str(SCHEMA_VERSION)
+        assert again.meta_value("created_at") == created
+        with again.reading() as conn:
+            assert conn.execute(select(instances.c.id)).scalars().all() == ["kept-1"]
+            assert conn.execute(select(meta.c.key).where(meta.c.key == "schema_version")).scalars().all() == ["schema_version"]
+    finally:
+        again.dispose()
+    assert not [r for r in log_records if "upgraded" in r["message"]]
+
+
+def test_store_written_by_newer_coopflow_is_refused(store_url, store):
+    """A store whose coopflow_meta says schema_version 999 is refused with a clear StoreError and left untouched."""
+    with store.transaction() as conn:
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="999"))
+    store.dispose()
+    with pytest.raises(StoreError, match="written by a newer coopflow") as caught:
+        SqlStore(store_url)
+    assert "999" in str(caught.value) and "upgrade coopflow" in str(caught.value)
+    assert store.meta_value("schema_version") == "999"
+    store.dispose()
+
+
+def test_foreign_tables_are_refused(store_url):
+    """A database holding an `instances` table that coopflow did not create is refused, not adopted."""
+    from sqlalchemy import create_engine
+
+    url = store_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE instances (id INTEGER PRIMARY KEY)"))
+    finally:
+        engine.dispose()
+    with pytest.raises(StoreError, match="did not create"):
+        SqlStore(store_url)
+
+
+def test_timestamps_come_back_aware_utc(store):
+    """A datetime written with a +07:00 offset is read back as the same instant, aware, in UTC."""
+    moment = datetime(2025, 6, 2, 9, 30, 15, 123456, tzinfo=ICT)
+    insert_instance(store, "tz-1", moment)
+    with store.reading() as conn:
+        row = conn.execute(select(instances).where(instances.c.id == "tz-1")).mappings().one()
+    for column in ("created_at", "updated_at", "state_entered_at"):
+        value = row[column]
+        assert value.tzinfo is not None and value.utcoffset() == timedelta(0)
+        assert value == moment
+        assert value.hour == 2
+    assert row["fields"] == {"note": "Hồ sơ"}
+
+
+def test_naive_datetime_is_refused(store):
+    """Writing a naive datetime is an error rather than a silent guess at its zone."""
+    with pytest.raises(StatementError, match="naive datetime"):
+        insert_instance(store, "naive-1", datetime(2025, 6, 2, 9, 0))
+    with store.reading() as conn:
+        assert conn.execute(select(instances.c.id)).first() is None
+
+
+def test_transaction_rolls_back_on_error(store):
+    """An exception inside transaction() leaves nothing of what it wrote."""
+    with pytest.raises(RuntimeError):
+        with store.transaction() as conn:
+            conn.execute(instances.insert().values(
+                id="gone-1", workflow="w", version="v", state="s", fields={}, final=0, seq=1,
+                created_at=datetime.now(timezone.utc), updated_at=datetime.now(timezone.utc),
+                state_entered_at=datetime.now(timezone.utc)))
+            raise RuntimeError("boom")
+    with store.reading() as conn:
+        assert conn.execute(select(instances.c.id)).first() is None
+
+
+def test_unusable_store_raises_store_error(tmp_path: Path):
+    """A SQLite path that cannot be opened gives a StoreError naming the store, not a driver traceback."""
+    url = f"sqlite:///{tmp_path / 'missing-dir' / 'store.db'}"
+    with pytest.raises(StoreError, match="unavailable"):
+        SqlStore(url)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sqlite:///coopflow.db", "sqlite:///{base}/coopflow.db"),
+        ("sqlite:///data/run/coopflow.db", "sqlite:///{base}/data/run/coopflow.db"),
+        ("sqlite:///../shared.db", "sqlite:///{parent}/shared.db"),
+        ("sqlite:////var/lib/coopflow/coopflow.db", "sqlite:////var/lib/coopflow/coopflow.db"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("postgresql://coopflow@db.example/coopflow", "postgresql://coopflow@db.example/coopflow"),
+    ],
+    ids=["relative", "relative-subdir", "relative-parent", "absolute", "memory", "postgres"],
+)
+def test_resolve_url_relative_sqlite_paths(monkeypatch, tmp_path: Path, given: str, expected: str):
+    """A relative SQLite path is taken relative to the config's folder; other URLs pass through unchanged."""
+    monkeypatch.delenv(STORE_ENV, raising=False)
+    base = (tmp_path / "policy").resolve()
+    assert resolve_url(given, base) == expected.format(base=base, parent=base.parent)
+
+
+def test_store_url_env_wins_over_config(monkeypatch, tmp_path: Path):
+    """COOPFLOW_STORE_URL replaces the config's store URL."""
+    env_url = f"sqlite:///{tmp_path / 'from-env.db'}"
+    monkeypatch.setenv(STORE_ENV, env_url)
+    assert resolve_url("sqlite:///coopflow.db", tmp_path) == env_url
+    assert resolve_url("postgresql://coopflow@db.example/coopflow", tmp_path) == env_url
+
+
+def test_open_runtime_uses_env_store(monkeypatch, shipped_policy: Path, store_url: str):
+    """open_runtime on a policy whose config names a relative SQLite file opens COOPFLOW_STORE_URL instead."""
+    monkeypatch.setenv(STORE_ENV, store_url)
+    runtime = open_runtime(shipped_policy)
+    try:
+        assert runtime.store.url == store_url
+        assert runtime.store.meta_value("schema_version") == str(SCHEMA_VERSION)
+    finally:
+        runtime.store.dispose()
+    assert not (shipped_policy.parent / "coopflow.db").exists()
