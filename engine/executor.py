@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from loguru import logger
 
 from engine import actors, clock, history, inbox, timers
 from engine.exceptions import CoopflowError, ExpressionError
@@ -30,6 +33,14 @@ from engine.policy import Policy, canonical_json, is_expression, workflow_versio
 from engine.spec import EmitAction, NotifyAction, SetAction, StartAction, WorkflowSpec
 from engine.store import SqlStore, consents, instances, outbox, workflow_versions
 from engine.store import inbox as inbox_table
+
+
+# Statements of the hot path, built once (SQLAlchemy then reuses their compiled form).
+_SELECT_INSTANCE = select(instances).where(instances.c.id == bindparam("instance_id")).with_for_update()
+_INSERT_INSTANCE = insert(instances)
+_UPDATE_INSTANCE = update(instances).where(instances.c.id == bindparam("instance_id"))
+_INSERT_OUTBOX = insert(outbox)
+_MARK_INBOX = update(inbox_table).where(inbox_table.c.id == bindparam("inbox_id"))
 
 
 class Refusal(Exception):
@@ -100,50 +111,69 @@ class Executor:
 
     # ---- applying
 
-    def drain(self, limit: int | None = None) -> int:
+    def drain(self, limit: int | None = None, batch: int = 1) -> int:
         """Apply pending events in order until none is left (or `limit`); returns how many."""
         done = 0
         while limit is None or done < limit:
-            if self.apply_next() is None:
+            applied = len(self.apply_batch(batch if limit is None else min(batch, limit - done)))
+            if not applied:
                 break
-            done += 1
+            done += applied
         return done
 
     def apply_next(self) -> Outcome | None:
-        """Apply the oldest pending event in one transaction; None when the inbox is empty."""
+        """Apply the oldest pending event in its own transaction; None when the inbox is empty."""
+        outcomes = self.apply_batch(1)
+        return outcomes[0] if outcomes else None
+
+    def apply_batch(self, limit: int = 100) -> list[Outcome]:
+        """Apply up to `limit` pending events, in order, in ONE transaction (group commit).
+
+        Each event stays all-or-nothing inside its own savepoint. A crash before the commit
+        undoes the whole batch and loses nothing: its events are all still pending. An
+        unexpected error while applying one event refuses that event as an internal error
+        (recorded and logged) instead of blocking the inbox; store errors propagate.
+        """
+        outcomes: list[Outcome] = []
         with self.store.transaction() as conn:
-            row = inbox.next_pending(conn)
-            if row is None:
-                return None
-            outcome = self._apply(conn, row)
-        for listener in self.listeners:
-            listener(outcome)
+            while len(outcomes) < limit:
+                row = inbox.next_pending(conn)
+                if row is None:
+                    break
+                outcomes.append(self._apply_guarded(conn, row))
+        for outcome in outcomes:
+            for listener in self.listeners:
+                listener(outcome)
+        return outcomes
+
+    def _apply_guarded(self, conn: Connection, row) -> Outcome:
+        """Apply one event inside a savepoint: a refusal or an internal error undoes what it wrote."""
+        now = clock.now()
+        instance_row = conn.execute(_SELECT_INSTANCE, {"instance_id": row["instance"]}).mappings().first()
+        savepoint = conn.begin_nested()
+        try:
+            outcome = self._apply(conn, row, instance_row, now)
+        except (Refusal, CoopflowError) as exc:
+            savepoint.rollback()
+            return self._refuse(conn, row, instance_row, str(exc), now)
+        except DBAPIError:
+            savepoint.rollback()
+            raise
+        except Exception as exc:  # a bug, not the event's fault: refuse it, keep the inbox moving
+            savepoint.rollback()
+            logger.opt(exception=exc).error("internal error applying inbox #{}", row["id"])
+            return self._refuse(conn, row, instance_row, f"internal error: {type(exc).__name__}: {exc}", now)
+        savepoint.commit()
         return outcome
 
-    def wait(self, inbox_id: int, timeout: float = 30.0, poll: float = 0.05) -> tuple[str, str | None]:
-        """Wait for another process (the daemon) to apply an event; returns (status, outcome)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self.store.reading() as conn:
-                status, text = inbox.status(conn, inbox_id)
-            if status != inbox.PENDING or time.monotonic() > deadline:
-                return status, text
-            time.sleep(poll)
-
-    def _apply(self, conn: Connection, row) -> Outcome:
-        now = clock.now()
-        instance_row = conn.execute(select(instances).where(instances.c.id == row["instance"]).with_for_update()).mappings().first()
-        try:
-            # A savepoint: what deciding wrote (consents, a pinned version) is undone when it refuses.
-            with conn.begin_nested():
-                actor = actors.parse_actor(row["actor"], self.policy.config)
-                if row["kind"] == inbox.START:
-                    spec, version, current = self._start_target(conn, row, instance_row)
-                else:
-                    spec, version, current = self._existing(conn, row, instance_row)
-                change = self._decide(conn, row, actor, spec, current, now)
-        except (Refusal, CoopflowError) as exc:
-            return self._refuse(conn, row, instance_row, str(exc), now)
+    def _apply(self, conn: Connection, row, instance_row, now: datetime) -> Outcome:
+        """Decide (raising Refusal) and then write everything the event changes."""
+        actor = actors.parse_actor(row["actor"], self.policy.config)
+        if row["kind"] == inbox.START:
+            spec, version, current = self._start_target(conn, row, instance_row)
+        else:
+            spec, version, current = self._existing(conn, row, instance_row)
+        change = self._decide(conn, row, actor, spec, current, now)
         return self._commit(conn, row, actor, spec, version, current, change, now)
 
     def _start_target(self, conn, row, instance_row):
@@ -277,9 +307,9 @@ class Executor:
             values = {"state": to_state, "fields": change.fields, "seq": seq, "updated_at": now, "state_entered_at": now,
                       "final": int(spec.states[to_state].final)}
             if change.kind == "start":
-                conn.execute(insert(instances).values(id=instance_id, workflow=spec.id, version=version, created_at=now, **values))
+                conn.execute(_INSERT_INSTANCE, {"id": instance_id, "workflow": spec.id, "version": version, "created_at": now, **values})
             else:
-                conn.execute(update(instances).where(instances.c.id == instance_id).values(**values))
+                conn.execute(_UPDATE_INSTANCE, {"instance_id": instance_id, **values})
                 outcome.disarmed = timers.disarm(conn, instance_id)
             deadline = spec.states[to_state].deadline
             if deadline:
@@ -288,10 +318,10 @@ class Executor:
                 timers.arm(conn, timer)
                 outcome.armed.append(timer)
             for kind, payload in change.actions:
-                conn.execute(insert(outbox).values(instance=instance_id, kind=kind, payload={**payload, "source": {
+                conn.execute(_INSERT_OUTBOX, {"instance": instance_id, "kind": kind, "payload": {**payload, "source": {
                     "workflow": spec.id, "instance": instance_id, "state": to_state, "from": from_state,
                     "trigger": row["trigger"], "actor": str(actor), "fields": change.fields}},
-                    status="pending", attempts=0, next_at=now, created_at=now))
+                    "status": "pending", "attempts": 0, "next_at": now, "created_at": now})
             outcome.text = change.text or f"{from_state} -> {to_state}"
         else:
             to_state = from_state
@@ -325,7 +355,7 @@ class Executor:
 
     @staticmethod
     def _mark(conn, row, status: str, text: str, now) -> None:
-        conn.execute(update(inbox_table).where(inbox_table.c.id == row["id"]).values(status=status, outcome=text, applied_at=now))
+        conn.execute(_MARK_INBOX, {"inbox_id": row["id"], "status": status, "outcome": text, "applied_at": now})
 
     # ---- helpers
 

@@ -26,6 +26,11 @@ CONTENT = ("seq", "instance", "inbox_id", "at", "kind", "workflow", "trigger", "
 ADVISORY_LOCK_ID = 0x636F6F70  # "coop": serialises appends on PostgreSQL
 
 
+_SELECT_HEAD = select(meta.c.value).where(meta.c.key == HEAD_KEY)
+_UPDATE_HEAD = meta.update().where(meta.c.key == HEAD_KEY)
+_INSERT_ROW = history.insert()
+
+
 def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
     """The hash of one history row given the previous row's hash."""
     content = {k: row.get(k) for k in CONTENT}
@@ -39,16 +44,16 @@ def append(conn: Connection, **row: Any) -> int:
     """Append one row (inside the caller's transaction); returns its seq."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_ID})
-    head = conn.execute(select(meta.c.value).where(meta.c.key == HEAD_KEY)).scalar()
+    head = conn.execute(_SELECT_HEAD).scalar()
     last_seq, prev = (int(head.split(":")[0]), head.split(":")[1]) if head else (0, GENESIS)
     row.setdefault("data", {})
     row = {**row, "seq": last_seq + 1}
     row["at"] = row["at"].astimezone(timezone.utc)  # hashed exactly as the store gives it back
     digest = row_hash(prev, row)
-    conn.execute(history.insert().values(**row, prev_hash=prev, hash=digest))
+    conn.execute(_INSERT_ROW, {**row, "prev_hash": prev, "hash": digest})
     value = f"{row['seq']}:{digest}"
     if head:
-        conn.execute(meta.update().where(meta.c.key == HEAD_KEY).values(value=value))
+        conn.execute(_UPDATE_HEAD, {"value": value})
     else:
         conn.execute(meta.insert().values(key=HEAD_KEY, value=value))
     return row["seq"]

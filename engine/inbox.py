@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -56,9 +56,11 @@ def submit(
         payload={"set": values or {}, **(extra or {})}, status=PENDING, submitted_at=clock.now(),
     ).on_conflict_do_nothing(index_elements=["key"]).returning(inbox.c.id)
     # Not rowcount: with RETURNING, psycopg reports -1 for it on PostgreSQL.
-    inserted = conn.execute(statement).first() is not None
+    new = conn.execute(statement).first()
+    if new is not None:
+        return Submission(new.id, key, instance, True)
     row = conn.execute(select(inbox.c.id, inbox.c.instance).where(inbox.c.key == key)).one()
-    return Submission(row.id, key, row.instance, inserted)
+    return Submission(row.id, key, row.instance, False)
 
 
 def status(conn: Connection, inbox_id: int) -> tuple[str, str | None]:
@@ -67,21 +69,30 @@ def status(conn: Connection, inbox_id: int) -> tuple[str, str | None]:
     return row.status, row.outcome
 
 
-def next_pending(conn: Connection, after_id: int = 0):
-    """The oldest pending row (locked on PostgreSQL, skipping rows other executors hold).
+_OLDEST_PENDING = select(inbox).where(inbox.c.status == PENDING).order_by(inbox.c.id).limit(1)
+_OLDEST_PENDING_AFTER = (
+    select(inbox).where(inbox.c.status == PENDING, inbox.c.id > bindparam("after")).order_by(inbox.c.id).limit(1)
+    .with_for_update(skip_locked=True)
+)
+_OLDER_PENDING = select(inbox.c.id).where(
+    inbox.c.instance == bindparam("instance"), inbox.c.status == PENDING, inbox.c.id < bindparam("id")).limit(1)
 
-    Per-instance order holds: a row is only returned if no older pending row exists for its
-    instance (an older one locked by another executor makes us skip this instance for now).
+
+def next_pending(conn: Connection):
+    """The oldest pending row; per-instance order always holds.
+
+    On SQLite the write transaction holds the whole database, so the oldest pending row is
+    simply the next one. On PostgreSQL several executors may run: rows held by another are
+    skipped (SKIP LOCKED), and a row is only taken when no older pending row of its instance
+    exists (one locked by another executor makes us leave that instance alone for now).
     """
-    query = select(inbox).where(inbox.c.status == PENDING, inbox.c.id > after_id).order_by(inbox.c.id).limit(1)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    row = conn.execute(query).mappings().first()
-    if row is None:
-        return None
-    older = conn.execute(
-        select(inbox.c.id).where(inbox.c.instance == row["instance"], inbox.c.status == PENDING, inbox.c.id < row["id"]).limit(1)
-    ).first()
-    if older is not None:
-        return next_pending(conn, row["id"])
-    return row
+    if conn.dialect.name != "postgresql":
+        return conn.execute(_OLDEST_PENDING).mappings().first()
+    after = 0
+    while True:
+        row = conn.execute(_OLDEST_PENDING_AFTER, {"after": after}).mappings().first()
+        if row is None:
+            return None
+        if conn.execute(_OLDER_PENDING, {"instance": row["instance"], "id": row["id"]}).first() is None:
+            return row
+        after = row["id"]

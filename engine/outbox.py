@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from engine import clock, inbox
@@ -25,25 +25,26 @@ PENDING, DONE, FAILED = "pending", "done", "failed"
 
 
 def dispatch_due(store: SqlStore, policy: Policy, limit: int = 100) -> int:
-    """Run the pending actions that are due, each in its own transaction; returns how many ran."""
+    """Run up to `limit` due actions in one transaction, each in its own savepoint; returns how many ran."""
     done = 0
-    while done < limit:
-        with store.transaction() as conn:
-            query = select(outbox).where(outbox.c.status == PENDING, outbox.c.next_at <= clock.now()).order_by(outbox.c.id).limit(1)
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            row = conn.execute(query).mappings().first()
-            if row is None:
-                return done
+    query = _DUE_PG if store.dialect == "postgresql" else _DUE
+    with store.transaction() as conn:
+        for row in conn.execute(query, {"now": clock.now(), "limit": limit}).mappings().all():
             try:
                 with conn.begin_nested():
                     _run(conn, policy, row)
             except Exception as exc:  # an action failed: retry later, never lose it
                 _retry(conn, row, exc)
             else:
-                conn.execute(update(outbox).where(outbox.c.id == row["id"]).values(status=DONE, done_at=clock.now(), attempts=row["attempts"] + 1))
-        done += 1
+                conn.execute(_MARK_DONE, {"row_id": row["id"], "status": DONE, "done_at": clock.now(), "attempts": row["attempts"] + 1})
+            done += 1
     return done
+
+
+_DUE = (select(outbox).where(outbox.c.status == PENDING, outbox.c.next_at <= bindparam("now"))
+        .order_by(outbox.c.id).limit(bindparam("limit")))
+_DUE_PG = _DUE.with_for_update(skip_locked=True)
+_MARK_DONE = update(outbox).where(outbox.c.id == bindparam("row_id"))
 
 
 def _run(conn: Connection, policy: Policy, row) -> None:

@@ -11,6 +11,9 @@ from engine.policy import Policy, load_policy
 from engine.store import SqlStore, resolve_url
 
 
+BATCH = 100  # events applied per transaction when several are pending (group commit)
+
+
 @dataclass
 class Runtime:
     policy: Policy
@@ -21,11 +24,9 @@ class Runtime:
         """Apply pending events and run their after-commit actions until nothing is left."""
         outcomes: list[Outcome] = []
         while len(outcomes) < limit:
-            outcome = self.executor.apply_next()
-            if outcome is not None:
-                outcomes.append(outcome)
-                continue
-            if outbox.dispatch_due(self.store, self.policy) == 0:
+            batch = self.executor.apply_batch(BATCH)
+            outcomes.extend(batch)
+            if len(batch) < BATCH and outbox.dispatch_due(self.store, self.policy) == 0:
                 break
         return outcomes
 

@@ -81,7 +81,7 @@ def load_events(path: str | Path, policy: Policy) -> list[ScriptedEvent]:
     """Read a YAML or JSON list of scripted events; errors name the file and the entry."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise CoopflowError(f"{path}: cannot read events: {exc}") from None
     if not isinstance(raw, list):
@@ -128,14 +128,16 @@ class Simulator:
     def _loop(self, runtime: Runtime, stepped: clock.SteppedClock) -> None:
         pending = [(_instant(e.at, self.policy), e) for e in self.events]
         for _ in range(MAX_STEPS):
-            moment = self._next(runtime, pending)
+            moment, due = self._next(runtime, pending)
             if moment is None or moment > self.end:
                 return
             stepped.set(max(moment, stepped.now()))
-            schedules.fire_due(runtime.store, self.policy)
-            with runtime.store.transaction() as conn:
-                for timer in timers.armed(conn, due_before=stepped.now()):
-                    timers.submit_due(conn, timer.id)
+            if "schedule" in due:
+                schedules.fire_due(runtime.store, self.policy)
+            if "deadline" in due:
+                with runtime.store.transaction() as conn:
+                    for timer in timers.armed(conn, due_before=stepped.now()):
+                        timers.submit_due(conn, timer.id)
             while pending and pending[0][0] <= stepped.now():
                 self._submit(runtime, pending.pop(0)[1])
             for outcome in runtime.settle():
@@ -143,18 +145,22 @@ class Simulator:
         raise CoopflowError(f"simulation stopped after {MAX_STEPS} steps at {clock.now().isoformat()}: "
                             "deadlines that re-arm at the same instant loop forever")
 
-    def _next(self, runtime: Runtime, pending) -> datetime | None:
+    def _next(self, runtime: Runtime, pending) -> tuple[datetime | None, set[str]]:
+        """The next instant something is due, and what is due then (schedule, deadline, event)."""
         now = clock.now()
-        candidates = [pending[0][0]] if pending else []
+        candidates: list[tuple[datetime, str]] = [(pending[0][0], "event")] if pending else []
         for sched in self.policy.schedules.values():
             at = schedules.trigger_for(self.policy, sched).get_next_fire_time(None, now + timedelta(microseconds=1))
             if at is not None:
-                candidates.append(at)
+                candidates.append((at, "schedule"))
         with runtime.store.reading() as conn:
-            soonest = timers.armed(conn)
+            soonest = timers.armed(conn, limit=1)
         if soonest:
-            candidates.append(max(soonest[0].due_at, now))
-        return min(candidates, key=lambda d: d.timestamp()) if candidates else None
+            candidates.append((max(soonest[0].due_at, now), "deadline"))
+        if not candidates:
+            return None, set()
+        moment = min(at for at, _ in candidates)
+        return moment, {kind for at, kind in candidates if at <= moment}
 
     def _submit(self, runtime: Runtime, event: ScriptedEvent) -> None:
         executor = runtime.executor

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from engine.spec import Deadline, Duration
@@ -51,12 +51,13 @@ def arm(conn: Connection, timer: Timer) -> None:
     ))
 
 
+_DISARM = (update(timers).where(timers.c.instance == bindparam("instance_id"), timers.c.status == ARMED)
+           .values(status=DISARMED).returning(timers.c.id))
+
+
 def disarm(conn: Connection, instance: str) -> list[str]:
     """Disarm the instance's armed timers; returns their ids (for the scheduler to drop)."""
-    ids = list(conn.execute(select(timers.c.id).where(timers.c.instance == instance, timers.c.status == ARMED)).scalars())
-    if ids:
-        conn.execute(update(timers).where(timers.c.id.in_(ids)).values(status=DISARMED))
-    return ids
+    return list(conn.execute(_DISARM, {"instance_id": instance}).scalars())
 
 
 def mark_fired(conn: Connection, timer_id: str) -> None:
@@ -78,9 +79,11 @@ def submit_due(conn: Connection, timer_id: str):
     return row
 
 
-def armed(conn: Connection, due_before: datetime | None = None) -> list[Timer]:
-    """Armed timers (optionally only those due before an instant), soonest first."""
+def armed(conn: Connection, due_before: datetime | None = None, limit: int | None = None) -> list[Timer]:
+    """Armed timers (optionally only those due before an instant, or the first `limit`), soonest first."""
     query = select(timers).where(timers.c.status == ARMED).order_by(timers.c.due_at)
     if due_before is not None:
         query = query.where(timers.c.due_at <= due_before)
+    if limit is not None:
+        query = query.limit(limit)
     return [Timer(r.id, r.instance, r.workflow, r.state, r.trigger, r.due_at) for r in conn.execute(query)]
