@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from engine import clock, jobs, lease, logs, outbox, schedules, timers
 from engine.exceptions import PolicyError
 from engine.policy import Policy, load_policy, resolve_config_path
-from engine.runtime import Runtime
+from engine.runtime import BATCH, Runtime
 from engine.executor import Executor
 from engine.store import SqlStore, StoreError, resolve_url, wait_for
 
@@ -144,11 +144,19 @@ class Daemon:
             self.wake.clear()
 
     def _work(self) -> None:
-        """Apply everything pending, event by event, checking for a stop between events."""
+        """Apply everything pending in batches (group commit), checking for a stop and renewing
+        the lease between batches so that a long backlog never lets the lease lapse."""
+        renew_every = self.lease.ttl.total_seconds() / RENEW_FRACTION
+        renewed = time.monotonic()
         while not self.stop.is_set():
-            if self.runtime.executor.apply_next() is not None:
-                continue
-            if outbox.dispatch_due(self.runtime.store, self.runtime.policy, limit=50) == 0:
+            if time.monotonic() - renewed > renew_every:
+                if not self.lease.acquire():
+                    logger.warning("leader lease lost while applying a backlog; standing by")
+                    self._stop_scheduler()
+                    return
+                renewed = time.monotonic()
+            batch = self.runtime.executor.apply_batch(BATCH)
+            if len(batch) < BATCH and outbox.dispatch_due(self.runtime.store, self.runtime.policy) == 0:
                 return
 
     def _hold_lease(self) -> None:

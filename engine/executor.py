@@ -146,6 +146,16 @@ class Executor:
                 listener(outcome)
         return outcomes
 
+    def wait(self, inbox_id: int, timeout: float = 30.0, poll: float = 0.05) -> tuple[str, str | None]:
+        """Wait for another process (the daemon) to apply an event; returns (status, outcome)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.store.reading() as conn:
+                status, text = inbox.status(conn, inbox_id)
+            if status != inbox.PENDING or time.monotonic() > deadline:
+                return status, text
+            time.sleep(poll)
+
     def _apply_guarded(self, conn: Connection, row) -> Outcome:
         """Apply one event inside a savepoint: a refusal or an internal error undoes what it wrote."""
         now = clock.now()
