@@ -111,20 +111,25 @@ def allowed(actor: Actor, patterns: list[str], fields: Mapping[str, Any]) -> boo
     return any(matches(actor, p, fields) for p in patterns)
 
 
-def recipients(pattern: str, config: ConfigSpec, fields: Mapping[str, Any]) -> list[str]:
-    """Expand a notify pattern into the `party.role` actors it names, people included when listed."""
+def pattern_parties(pattern: str, fields: Mapping[str, Any], config: ConfigSpec) -> list[str]:
+    """The parties a role pattern names (`$field.role`, `party.role` or a bare `role`) that have that role."""
+    if pattern == SYSTEM:
+        return []
     head, _, role = pattern.rpartition(".")
     if head.startswith("$"):
-        parties = [fields.get(head[1:])]
+        candidates = [fields.get(head[1:])]
     elif head:
-        parties = [head]
+        candidates = [head]
     else:
-        parties = sorted(config.parties)
+        candidates = sorted(config.parties)
+    return [p for p in candidates if isinstance(p, str) and p in config.parties and role in config.parties[p].roles]
+
+
+def recipients(pattern: str, config: ConfigSpec, fields: Mapping[str, Any]) -> list[str]:
+    """Expand a notify pattern into the `party.role` actors it names, people included when listed."""
+    role = pattern.rpartition(".")[2]
     out = []
-    for party_id in parties:
-        party = config.parties.get(party_id) if party_id else None
-        if party is None or role not in party.roles:
-            continue
-        people = party.roles[role].people
+    for party_id in pattern_parties(pattern, fields, config):
+        people = config.parties[party_id].roles[role].people
         out.extend([f"{party_id}.{role}:{p}" for p in people] or [f"{party_id}.{role}"])
     return out

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from engine.spec import ANY_STATE, SYSTEM, Approvals, Deadline, TransitionSpec, WorkflowSpec
+from engine.spec import SYSTEM, Approvals, Deadline, TransitionSpec, WorkflowSpec
 
 __all__ = ["FORMATS", "GUARD_WIDTH", "dot", "mermaid"]
 
@@ -94,11 +94,7 @@ def _state_lines(spec: WorkflowSpec, sid: str) -> list[str]:
 def _edges(spec: WorkflowSpec) -> Iterator[tuple[str, str, TransitionSpec]]:
     """(source, dest, transition) for every edge; "*" means every non-final state."""
     for t in spec.transitions:
-        if ANY_STATE in t.sources:
-            sources = [s for s, st in spec.states.items() if not st.final]
-        else:
-            sources = [s for s in dict.fromkeys(t.sources) if s in spec.states]
-        for source in sources:
+        for source in spec.sources_of(t):
             yield source, t.dest, t
 
 

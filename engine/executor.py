@@ -221,9 +221,9 @@ class Executor:
         if spec.states[state].final:
             raise Refusal(f"instance is closed: state '{state}' is final")
         trigger = row["trigger"]
-        candidates = [(i, t) for i, t in enumerate(spec.transitions) if t.trigger == trigger and _leaves(spec, t, state)]
+        candidates = [(i, t) for i, t in enumerate(spec.transitions) if t.trigger == trigger and spec.leaves(t, state)]
         if not candidates:
-            known = sorted({t.trigger for t in spec.transitions if _leaves(spec, t, state)})
+            known = sorted({t.trigger for t in spec.transitions if spec.leaves(t, state)})
             if trigger not in {t.trigger for t in spec.transitions}:
                 raise Refusal(f"unknown trigger '{trigger}' for workflow '{spec.id}'; from '{state}': {', '.join(known) or 'none'}")
             raise Refusal(f"trigger '{trigger}' is not allowed from state '{state}' (allowed: {', '.join(known) or 'none'})")
@@ -405,10 +405,6 @@ class Executor:
             stored = conn.execute(select(workflow_versions.c.spec).where(workflow_versions.c.version == version)).scalar_one()
             spec = self._specs[version] = WorkflowSpec.model_validate(stored)
         return spec
-
-
-def _leaves(spec: WorkflowSpec, t, state: str) -> bool:
-    return state in t.sources or ("*" in t.sources and not spec.states[state].final)
 
 
 def _provenance(row) -> dict[str, Any]:

@@ -26,10 +26,9 @@ def build(spec: WorkflowSpec) -> Machine:
     """A machine whose transition i fires only when the executor chose transition i."""
     transitions = []
     for i, t in enumerate(spec.transitions):
-        sources = [s for s, st in spec.states.items() if not st.final] if "*" in t.sources else t.sources
         transitions.append({
             "trigger": t.trigger,
-            "source": sources,
+            "source": spec.sources_of(t),
             "dest": t.dest,
             "conditions": [lambda event, i=i: event.kwargs.get(CHOSEN) == i],
         })

@@ -37,7 +37,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from engine import clock, schedules
-from engine.spec import ANY_STATE, SYSTEM, ConfigSpec, TransitionSpec, WorkflowSpec
+from engine.actors import pattern_parties
+from engine.spec import SYSTEM, ConfigSpec, WorkflowSpec
 from engine.store import consents, history, instances, timers, workflow_versions
 
 # The emergency meeting workflow of the shipped policy, and the state in which a meeting is set.
@@ -63,26 +64,6 @@ class Specs:
         return (self._cache.get(version) if version else None) or self.policy.workflows.get(workflow)
 
 
-def leaves(spec: WorkflowSpec, t: TransitionSpec, state: str) -> bool:
-    """Can transition `t` fire from `state` (``from: "*"`` is every non-final state)?"""
-    st = spec.states.get(state)
-    return state in t.sources or (ANY_STATE in t.sources and st is not None and not st.final)
-
-
-def pattern_parties(pattern: str, fields: Mapping[str, Any], config: ConfigSpec) -> list[str]:
-    """The parties a role pattern names: `$field.role`, `party.role` or a bare `role`."""
-    if pattern == SYSTEM:
-        return []
-    head, _, role = pattern.rpartition(".")
-    if head.startswith("$"):
-        candidates = [fields.get(head[1:])]
-    elif head:
-        candidates = [head]
-    else:
-        candidates = list(config.parties)
-    return [p for p in candidates if isinstance(p, str) and p in config.parties and role in config.parties[p].roles]
-
-
 def next_steps(spec: WorkflowSpec, state: str, fields: Mapping[str, Any], config: ConfigSpec,
                consented: Mapping[str, Iterable[str]] = {}) -> dict[str, list[str]]:
     """Party -> triggers it may fire from `state` (system-only steps left out, consents counted)."""
@@ -91,7 +72,7 @@ def next_steps(spec: WorkflowSpec, state: str, fields: Mapping[str, Any], config
     if st is None or st.final:
         return owed
     for t in spec.transitions:
-        if not leaves(spec, t, state):
+        if not spec.leaves(t, state):
             continue
         parties = dict.fromkeys(p for pattern in t.by for p in pattern_parties(pattern, fields, config))
         if t.approvals is not None:

@@ -254,13 +254,16 @@ class _Checker:
             ok = False
         country, subdivision = config.calendar.holidays, config.calendar.subdivision
         if country is not None:
-            supported = holidays.list_supported_countries()
-            if country.upper() not in supported:
+            # The registry lists the codes without importing the ~250 country modules that
+            # holidays.list_supported_countries() loads (a quarter second on every command).
+            from holidays.registry import EntityLoader
+
+            if country.upper() not in set(EntityLoader.get_country_codes(include_aliases=True)):
                 self.report(doc, ("calendar", "holidays"),
                             f"unknown holiday country '{country}' (use a two-letter ISO 3166 code such as VN, or null for none)")
                 ok = False
-            elif subdivision is not None and subdivision not in supported[country.upper()]:
-                known = ", ".join(supported[country.upper()]) or "none"
+            elif subdivision is not None and subdivision not in (subdivisions := list(getattr(holidays, country.upper()).subdivisions)):
+                known = ", ".join(subdivisions) or "none"
                 self.report(doc, ("calendar", "subdivision"),
                             f"unknown subdivision '{subdivision}' of holiday country '{country}'; known: {known}")
                 ok = False
@@ -324,7 +327,7 @@ class _Checker:
                     self.report(doc, where, f"state '{src}' is final: no transition may leave it")
             if t.dest not in states:
                 self.report(doc, here + ("to",), f"unknown state '{t.dest}'; states: {', '.join(states)}")
-            for src in self.expand_sources(spec, t.sources):
+            for src in spec.sources_of(t):
                 outgoing[src].add(t.dest)
             for j, pattern in enumerate(t.by):
                 self.check_pattern(doc, here + ("by", j), pattern, config, party_fields)
@@ -354,16 +357,10 @@ class _Checker:
                 if sid not in seen:
                     self.report(doc, ("states", sid, "__key__"), f"state '{sid}' cannot be reached from '{spec.initial}'")
 
-    @staticmethod
-    def expand_sources(spec: WorkflowSpec, sources: list[str]) -> list[str]:
-        if ANY_STATE in sources:
-            return [s for s, st in spec.states.items() if not st.final]
-        return [s for s in sources if s in spec.states]
-
     def check_duplicate_triggers(self, doc: Document, spec: WorkflowSpec) -> None:
         seen: dict[tuple[str, str], int] = {}
         for i, t in enumerate(spec.transitions):
-            for src in self.expand_sources(spec, t.sources):
+            for src in spec.sources_of(t):
                 key = (t.trigger, src)
                 if key in seen and not (t.when and spec.transitions[seen[key]].when):
                     self.report(
@@ -376,7 +373,7 @@ class _Checker:
     def check_deadline(self, doc: Document, sid: str, spec: WorkflowSpec) -> None:
         deadline = spec.states[sid].deadline
         loc = ("states", sid, "deadline")
-        fires = [t for t in spec.transitions if t.trigger == deadline.fire and sid in self.expand_sources(spec, t.sources)]
+        fires = [t for t in spec.transitions if t.trigger == deadline.fire and spec.leaves(t, sid)]
         if not fires:
             self.report(doc, loc + ("fire",), f"deadline fires '{deadline.fire}' but no transition with that trigger leaves '{sid}'")
         elif not any(SYSTEM in t.by for t in fires):

@@ -300,6 +300,16 @@ class WorkflowSpec(Strict):
             raise ValueError("declare at least one state")
         return states
 
+    def sources_of(self, t: TransitionSpec) -> list[str]:
+        """The declared states `t` leaves: its `from` states, or every non-final state for "*"."""
+        if ANY_STATE in t.sources:
+            return [s for s, st in self.states.items() if not st.final]
+        return [s for s in dict.fromkeys(t.sources) if s in self.states]
+
+    def leaves(self, t: TransitionSpec, state: str) -> bool:
+        """Can transition `t` fire from `state`?"""
+        return state in self.sources_of(t)
+
 
 # --------------------------------------------------------------------------- rules
 
