@@ -9,8 +9,7 @@ Usage:
 A worker run submits (idempotently, by key) the start of one `pingpong` instance (key `start`)
 and EVENTS fire events (keys `ev-0` .. `ev-{EVENTS-1}`) that bounce the instance between `ping`
 and `pong`, in chunks of one transaction each (printing `submitted K` after each chunk commits);
-then it prints `draining`, applies everything with Runtime.settle() (printing `applied` after each
-event commits) and prints `done`. Run again after a kill, it re-submits the same keys (nothing is
+then it prints `draining`, applies everything with Runtime.settle() and prints `done`. Run again after a kill, it re-submits the same keys (nothing is
 queued twice) and goes on applying what is still pending.
 
 The launcher exists only to make restarts cheap: it imports the engine once, and each worker is
@@ -46,9 +45,8 @@ def run(config: str, events: int) -> None:
                 inbox.submit(conn, inbox.FIRE, instance=instance, trigger="flip" if flip else "flop",
                              actor="a.leader" if flip else "b.leader", values={"n": i}, key=f"ev-{i}")
         print(f"submitted {min(first + CHUNK, events)}", flush=True)
-    runtime.executor.listeners.append(lambda outcome: print("applied", flush=True))
     print("draining", flush=True)
-    runtime.settle()
+    runtime.executor.drain()  # one event per transaction: every commit is a point to be killed at
     print("done", flush=True)
 
 

@@ -1,11 +1,16 @@
 """Durable execution under SIGKILL: no accepted event is lost or applied twice.
 
 A worker process (tests/crash_worker.py) submits the start of one instance and EVENTS keyed fire
-events that bounce it between two states, then applies them. The test SIGKILLs it again and
-again at random points while it applies (and once while it is still submitting), restarts it
-each time (it re-submits the same keys and goes on applying), lets the last run finish, and then
-checks the store: one inbox row per key, each applied exactly once and in order, the instance's
-seq equal to the number of applied transitions, one armed timer, and an intact history chain.
+events that bounce it between two states, then applies them with Runtime.settle(). The test
+SIGKILLs it once while it is still submitting and then again and again after random (seeded)
+delays while it applies, restarts it each time (it re-submits the same keys and goes on
+applying), lets a last run finish, and then checks the store: one inbox row per key, each applied
+exactly once and in order, the instance's seq equal to the number of applied transitions, one
+armed timer, and an intact history chain (`coopflow audit verify`).
+
+To fit 25 restarts in a few seconds, the killed workers are forked by a launcher that has the
+engine imported already (each opens the policy and the store afresh); the last run is a cold
+start in a new interpreter.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from sqlalchemy import func, select
 from engine.store import SqlStore, history, inbox, instances, timers
 
 WORKER = Path(__file__).with_name("crash_worker.py")
-EVENTS = 500
+EVENTS = 1000
 APPLY_KILLS = 24
+TARGET = 20  # events a kill round should apply at most, on average
 SEED = 20230403
 LINE_TIMEOUT = 30.0
 
@@ -111,7 +117,7 @@ class Launcher:
         try:
             return self.lines.get(timeout=timeout)
         except queue.Empty:
-            self.proc.kill()
+            self.stop()
             raise AssertionError(f"worker silent for {timeout} s after {self.seen[-5:]}: {self.error()}") from None
 
     def start(self) -> None:
@@ -147,9 +153,10 @@ class Launcher:
 
     def stop(self) -> None:
         """After a failure: kill the worker (if one runs) and the launcher."""
-        if self.pid and self.proc.poll() is None:
+        if self.pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
+            self.pid = 0
         self.proc.kill()
         self.proc.wait(timeout=LINE_TIMEOUT)
 
@@ -178,7 +185,7 @@ def _counts(store: SqlStore) -> Counter:
 
 
 def test_no_event_lost_or_applied_twice_under_sigkill(tmp_path: Path) -> None:
-    """SIGKILLing the worker ~25 times mid-submit and mid-apply loses no accepted event and applies none twice."""
+    """SIGKILLing the worker 25 times (once mid-submit, then mid-apply) loses no accepted event and applies none twice."""
     (tmp_path / "workflows").mkdir()
     (tmp_path / "rules").mkdir()
     (tmp_path / "workflows" / "pingpong.yaml").write_text(WORKFLOW, encoding="utf-8")
@@ -197,24 +204,30 @@ def test_no_event_lost_or_applied_twice_under_sigkill(tmp_path: Path) -> None:
         assert 0 < submitted_before < EVENTS + 1, "the first kill should land between submission chunks"
         kills, applied_seen = 1, []
 
-        # Rounds 1..APPLY_KILLS: restarted, killed at a random point while applying.
+        # Rounds 1..APPLY_KILLS: restarted, killed after a random delay once it starts applying.
+        # The delays are drawn from [0.2, 1] x `cap`; `cap` adapts to the engine's speed (one event
+        # per transaction, or a batch of them per transaction) so that each round applies about
+        # TARGET events at most and work is left for every round.
+        cap, before = 0.03, 0
         for _ in range(APPLY_KILLS):
             launcher.start()
             launcher.read_until("draining")
-            launcher.read_until("applied", rng.randint(3, 12))
-            assert launcher.kill_after(rng.uniform(0.0, 0.02)), f"worker ended on its own: {launcher.error()}"
+            assert launcher.kill_after(rng.uniform(0.2, 1.0) * cap), f"worker ended on its own: {launcher.error()}"
             kills += 1
             counts = _counts(store)
             assert counts["pending"] > 0, "every kill must land while events are still waiting to be applied"
             assert sum(counts.values()) == EVENTS + 1, "a restarted worker re-submits the same keys, adding nothing"
             applied_seen.append(counts["applied"])
+            cap = min(max(cap * (0.5 if counts["applied"] - before > TARGET else 1.25), 0.002), 0.5)
+            before = counts["applied"]
     except BaseException:
         launcher.stop()
         raise
     launcher.close()
 
     assert kills >= 20
-    assert applied_seen == sorted(applied_seen) and applied_seen[0] < applied_seen[-1], "each restart makes progress"
+    assert applied_seen == sorted(applied_seen), "what was applied stays applied"
+    assert applied_seen[-1] > 0, "some kills landed after part of the work was committed"
 
     # The last run, a cold start in a new interpreter, finishes the work.
     last = subprocess.run([sys.executable, str(WORKER), str(config), str(EVENTS)], cwd=tmp_path,
