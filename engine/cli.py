@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from engine import inbox, logs, views
+from engine.actors import parse_actor
 from engine.exceptions import CoopflowError, PolicyError
 from engine.policy import load_policy
 from engine.runtime import Runtime, open_runtime
@@ -141,6 +142,9 @@ def _finish(runtime: Runtime, sub: inbox.Submission, wait: float) -> None:
 def start(workflow: str, actor: str, pairs: tuple[str, ...], key: str | None, wait: float, config_path: str | None) -> None:
     """Start a new instance of WORKFLOW; prints its id, then the outcome."""
     runtime = _runtime(config_path)
+    if workflow not in runtime.policy.workflows:
+        raise CoopflowError(f"unknown workflow '{workflow}'; workflows: {', '.join(sorted(runtime.policy.workflows))}")
+    parse_actor(actor, runtime.policy.config)  # a malformed actor is a usage mistake: nothing is queued
     sub = runtime.executor.submit_start(workflow, actor, _values(pairs), key)
     click.echo(sub.instance)
     _finish(runtime, sub, wait)
@@ -159,6 +163,7 @@ def fire(instance: str, trigger: str, actor: str, pairs: tuple[str, ...], key: s
          withdraw: bool, config_path: str | None) -> None:
     """Fire TRIGGER on INSTANCE (or give consent, when the transition needs approvals)."""
     runtime = _runtime(config_path)
+    parse_actor(actor, runtime.policy.config)
     sub = runtime.executor.submit_fire(instance, trigger, actor, _values(pairs), key, withdraw=withdraw)
     _finish(runtime, sub, wait)
 

@@ -16,8 +16,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -31,7 +29,7 @@ from engine.logs import event_logger
 from engine.machines import MachineCache
 from engine.policy import Policy, canonical_json, is_expression, workflow_version
 from engine.spec import EmitAction, NotifyAction, SetAction, StartAction, WorkflowSpec
-from engine.store import SqlStore, consents, instances, outbox, workflow_versions
+from engine.store import SqlStore, consents, insert_or_ignore, instances, outbox, workflow_versions
 from engine.store import inbox as inbox_table
 
 
@@ -393,10 +391,8 @@ class Executor:
         """Store the definition a new instance is pinned to (in the same transaction as the start)."""
         exists = conn.execute(select(workflow_versions.c.version).where(workflow_versions.c.version == version)).first()
         if exists is None:  # another executor may be pinning the same version right now: no conflict error
-            upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            conn.execute(upsert(workflow_versions).values(version=version, workflow=spec.id,
-                                                          spec=json.loads(canonical_json(spec)), created_at=clock.now())
-                         .on_conflict_do_nothing(index_elements=["version"]))
+            insert_or_ignore(conn, workflow_versions, ["version"], version=version, workflow=spec.id,
+                             spec=json.loads(canonical_json(spec)), created_at=clock.now())
         self._specs.setdefault(version, spec)
 
     def _spec(self, conn, version: str) -> WorkflowSpec:

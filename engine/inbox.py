@@ -11,12 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from engine import clock
-from engine.store import inbox
+from engine.store import inbox, insert_or_ignore
 
 START, FIRE, WITHDRAW = "start", "fire", "withdraw"
 PENDING, APPLIED, REFUSED = "pending", "applied", "refused"
@@ -50,13 +48,10 @@ def submit(
 ) -> Submission:
     """Insert an event unless its key is already there; returns the row that holds the key."""
     key = key or f"auto:{secrets.token_hex(12)}"
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(inbox).values(
-        key=key, kind=kind, instance=instance, workflow=workflow, trigger=trigger, actor=actor,
-        payload={"set": values or {}, **(extra or {})}, status=PENDING, submitted_at=clock.now(),
-    ).on_conflict_do_nothing(index_elements=["key"]).returning(inbox.c.id)
-    # Not rowcount: with RETURNING, psycopg reports -1 for it on PostgreSQL.
-    new = conn.execute(statement).first()
+    new = insert_or_ignore(
+        conn, inbox, ["key"], returning="id", key=key, kind=kind, instance=instance, workflow=workflow, trigger=trigger,
+        actor=actor, payload={"set": values or {}, **(extra or {})}, status=PENDING, submitted_at=clock.now(),
+    ).first()
     if new is not None:
         return Submission(new.id, key, instance, True)
     row = conn.execute(select(inbox.c.id, inbox.c.instance).where(inbox.c.key == key)).one()

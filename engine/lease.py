@@ -12,11 +12,9 @@ import socket
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine import clock
-from engine.store import SqlStore, StoreError, leases
+from engine.store import SqlStore, StoreError, insert_or_ignore, leases
 
 DAEMON = "daemon"
 TTL_ENV = "COOPFLOW_LEASE_TTL"
@@ -61,9 +59,7 @@ class Lease:
         """Take the lease if free or expired, or renew it if ours; returns whether we hold it."""
         now = clock.now()
         with self.store.transaction() as conn:
-            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            conn.execute(insert(leases).values(name=self.name, holder=self.holder, expires_at=now + self.ttl)
-                         .on_conflict_do_nothing(index_elements=["name"]))
+            insert_or_ignore(conn, leases, ["name"], name=self.name, holder=self.holder, expires_at=now + self.ttl)
             taken = conn.execute(
                 update(leases)
                 .where(leases.c.name == self.name, (leases.c.holder == self.holder) | (leases.c.expires_at < now))

@@ -14,14 +14,12 @@ from datetime import datetime
 
 from loguru import logger
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from engine import clock, inbox
 from engine.policy import Policy, is_expression
 from engine.spec import ScheduleSpec
-from engine.store import SqlStore, meta, occurrences
+from engine.store import SqlStore, insert_or_ignore, meta, occurrences
 from engine.triggers import CalendarRuleTrigger, occurrence_facts
 
 
@@ -52,8 +50,7 @@ def since(store: SqlStore, schedule_id: str) -> datetime:
         if value is None:
             # Two daemons may get here at once (PostgreSQL does not serialise this transaction):
             # the first insert wins and both read it back.
-            insert_ = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            conn.execute(insert_(meta).values(key=key, value=clock.now().isoformat()).on_conflict_do_nothing(index_elements=["key"]))
+            insert_or_ignore(conn, meta, ["key"], key=key, value=clock.now().isoformat())
             value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar_one()
     return datetime.fromisoformat(value)
 
@@ -78,11 +75,8 @@ def fire(store: SqlStore, policy: Policy, schedule: ScheduleSpec, nominal: datet
     with store.transaction() as conn:
         last = last_fired(conn, schedule.id)
         host = next_host(schedule, last["host"] if last else None)
-        insert_ = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        # Not rowcount: SQLAlchemy 2.1 reports -1 for an INSERT on psycopg, so ask for RETURNING.
-        claimed = conn.execute(insert_(occurrences).values(
-            schedule=schedule.id, nominal_at=nominal, fired_at=now, host=host, instance=None,
-        ).on_conflict_do_nothing(index_elements=["schedule", "nominal_at"]).returning(occurrences.c.schedule)).first()
+        claimed = insert_or_ignore(conn, occurrences, ["schedule", "nominal_at"], schedule=schedule.id, nominal_at=nominal,
+                                   fired_at=now, host=host, instance=None).first()
         if claimed is None:
             return None
         facts = {**occurrence_facts(nominal.astimezone(policy.tz)), "host": host, "index": _count(conn, schedule.id)}

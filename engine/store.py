@@ -340,5 +340,19 @@ def _safe(url: str) -> str:
     return url
 
 
+def insert_or_ignore(conn: Connection, table: Table, index: list[str], returning: str | None = None, **values):
+    """INSERT ... ON CONFLICT (index) DO NOTHING in the connection's dialect (SQLite or PostgreSQL).
+
+    The statement RETURNs one column (`returning`, else the first index column): `.first()` on
+    the result is None when the row already existed (rowcount is not reliable for this on psycopg).
+    """
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table).values(**values).on_conflict_do_nothing(index_elements=index)
+    return conn.execute(statement.returning(table.c[returning or index[0]]))
+
+
 def ping(conn: Connection) -> None:
     conn.execute(text("SELECT 1"))
