@@ -45,7 +45,7 @@ ANY_STATE = "*"
 class Strict(BaseModel):
     """Base of every policy model: unknown keys are errors, instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 # --------------------------------------------------------------------------- durations
