@@ -166,6 +166,8 @@ class _Builder:
         except yaml.MarkedYAMLError as e:
             return self.fail(where, e.problem or str(e))
         except (ValueError, OverflowError) as e:
+            if node.tag.endswith(":timestamp"):
+                return self.fail(where, f"{node.value!r} is not a valid date or date-time ({e})")
             return self.fail(where, f"invalid {_short(node.tag)} value {node.value!r}: {e}")
 
     def refuse_collection_aliases(self) -> None:
@@ -178,6 +180,7 @@ class _Builder:
                     anchors.add(event.anchor)
                 elif isinstance(event, yaml.AliasEvent) and event.anchor in anchors:
                     self.fail(_pos(event.start_mark), "aliases to mappings or lists are not allowed")
+                    return  # the first one says it all: a bomb has thousands
 
 
 def _read_text(path: Path, file: str) -> str:

@@ -157,7 +157,7 @@ def test_yaml_1_1_quirks_stay_strings(tmp_path):
         ("a: !!python/object/apply:os.system [echo]\n", (1, 4, "tag '!!python/object/apply:os.system' is not allowed")),
         ("a: !custom x\n", (1, 4, "tag '!custom' is not allowed")),
         ("? [a, b]\n: 1\n", (1, 3, "mapping keys must be plain values, not mappings or lists")),
-        ("due: 2025-02-30\n", (1, 6, "invalid !!timestamp value '2025-02-30': day is out of range for month")),
+        ("due: 2025-02-30\n", (1, 6, "'2025-02-30' is not a valid date or date-time (day is out of range for month)")),
     ],
 )
 def test_unsafe_or_invalid_values_are_refused(tmp_path, content, expected):
