@@ -11,7 +11,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -27,7 +26,6 @@ from engine.store import SqlStore, StoreError, resolve_url, wait_for
 
 RENEW_FRACTION = 3         # renew the lease every TTL/3 (5 s for the default 15 s; COOPFLOW_LEASE_TTL)
 SWEEP_EVERY = 30.0         # seconds between safety sweeps for anything due
-TIMER_HORIZON = timedelta(hours=1)  # timers further out are planned by a later sweep
 RELOAD_EVERY = 1.0         # seconds between checks of the policy files
 
 
@@ -71,6 +69,8 @@ class Daemon:
         self.runtime: Runtime | None = None
         self.scheduler: BackgroundScheduler | None = None
         self.lease: lease.Lease | None = None
+        self.timers_due = threading.Event()   # set by the timers job and the sweep, cleared by the main loop
+        self.alarm = None                      # due time of the earliest armed timer the job waits for
 
     # ---- life cycle
 
@@ -132,6 +132,8 @@ class Daemon:
                     if now >= next_reload:
                         self._maybe_reload()
                         next_reload = now + RELOAD_EVERY
+                    if self.timers_due.is_set():
+                        self._fire_due_timers()
                     self._work()
                 backoff = 1.0
             except (StoreError, OperationalError, DBAPIError) as exc:
@@ -183,6 +185,7 @@ class Daemon:
         self.scheduler.add_job(jobs.sweep, "interval", seconds=SWEEP_EVERY, id="sweep", replace_existing=True)
         self.on_sweep()
         self._plan_schedules()
+        self._plan_timers()
 
     def _stop_scheduler(self) -> None:
         if self.scheduler is not None:
@@ -206,20 +209,21 @@ class Daemon:
                 "next {}: {} (host {})", schedule.id, at.astimezone(policy.tz).isoformat(), host or "-")
 
     def _plan_timers(self) -> None:
-        """Date jobs for armed timers due within the horizon (due ones fire at once)."""
+        """One date job, at the earliest armed deadline: however many timers are armed, the
+        scheduler holds one job for them, and the main loop fires every due timer at once."""
         if self.scheduler is None:
             return
         with self.runtime.store.reading() as conn:
-            due = timers.armed(conn, due_before=clock.now() + TIMER_HORIZON)
-        for timer in due:
-            self._plan_timer(timer)
+            soonest = timers.armed(conn, limit=1)
+        self.alarm = soonest[0].due_at if soonest else None
+        if self.alarm is None:
+            if self.scheduler.get_job("timers") is not None:
+                self.scheduler.remove_job("timers")
+            return
+        self.scheduler.add_job(jobs.fire_timers, "date", run_date=clock.to_wall(max(self.alarm, clock.now())),
+                               id="timers", replace_existing=True)
 
-    def _plan_timer(self, timer: timers.Timer) -> None:
-        if self.scheduler is not None and timer.due_at <= clock.now() + TIMER_HORIZON:
-            self.scheduler.add_job(jobs.fire_timer, "date", run_date=clock.to_wall(timer.due_at), args=[timer.id],
-                                   id=f"timer:{timer.id}", replace_existing=True)
-
-    # ---- job callbacks (APScheduler threads: they only write inbox rows and wake the loop)
+    # ---- job callbacks (APScheduler threads: they only record what fell due and wake the loop)
 
     def on_schedule(self, schedule_id: str) -> None:
         try:
@@ -229,39 +233,35 @@ class Daemon:
             if self.scheduler is not None:
                 self._plan_schedules()
 
-    def on_timer(self, timer_id: str) -> None:
-        now = clock.now()
-        with self.runtime.store.transaction() as conn:
-            row = timers.submit_due(conn, timer_id)
-        if row is None:
-            return
-        late = (now - row["due_at"]).total_seconds()
-        log = logger.bind(instance=row["instance"], workflow=row["workflow"], trigger=row["trigger"])
-        due = row["due_at"].astimezone(self.runtime.policy.tz).isoformat()
-        if late > 60:
-            log.warning("deadline of {} in state {} (due {}) fires late by {:.0f} s", row["instance"], row["state"], due, late)
-        else:
-            log.info("deadline of {} in state {} (due {}) fires", row["instance"], row["state"], due)
+    def on_timers(self) -> None:
+        self.timers_due.set()
         self.wake.set()
 
     def on_sweep(self) -> None:
-        """Fire whatever is due (catch-up after downtime, or a lost job) and plan the next hour."""
+        """Fire whatever is due (catch-up after downtime, or a lost job)."""
         schedules.fire_due(self.runtime.store, self.runtime.policy)
-        with self.runtime.store.reading() as conn:
-            overdue = timers.armed(conn, due_before=clock.now())
-        for timer in overdue:
-            self.on_timer(timer.id)
+        self.on_timers()
+
+    def _fire_due_timers(self) -> None:
+        """Queue the trigger of every armed timer that is due, in one transaction; plan the next alarm."""
+        self.timers_due.clear()
+        now = clock.now()
+        with self.runtime.store.transaction() as conn:
+            fired = [row for t in timers.armed(conn, due_before=now) if (row := timers.submit_due(conn, t.id)) is not None]
+        tz = self.runtime.policy.tz
+        for row in fired:
+            late = (now - row["due_at"]).total_seconds()
+            log = logger.bind(instance=row["instance"], workflow=row["workflow"], trigger=row["trigger"])
+            due = row["due_at"].astimezone(tz).isoformat()
+            if late > 60:
+                log.warning("deadline of {} in state {} (due {}) fires late by {:.0f} s", row["instance"], row["state"], due, late)
+            else:
+                log.info("deadline of {} in state {} (due {}) fires", row["instance"], row["state"], due)
         self._plan_timers()
-        self.wake.set()
 
     def _after_event(self, outcome) -> None:
-        for timer in outcome.armed:
-            self._plan_timer(timer)
-        if self.scheduler is not None:
-            for timer_id in outcome.disarmed:
-                job = self.scheduler.get_job(f"timer:{timer_id}")
-                if job is not None:
-                    job.remove()
+        if any(self.alarm is None or timer.due_at < self.alarm for timer in outcome.armed):
+            self._plan_timers()
 
     # ---- hot reload
 

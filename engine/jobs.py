@@ -11,7 +11,7 @@ from typing import Protocol
 
 class JobTarget(Protocol):
     def on_schedule(self, schedule_id: str) -> None: ...
-    def on_timer(self, timer_id: str) -> None: ...
+    def on_timers(self) -> None: ...
     def on_sweep(self) -> None: ...
 
 
@@ -28,9 +28,9 @@ def fire_schedule(schedule_id: str) -> None:
         _target.on_schedule(schedule_id)
 
 
-def fire_timer(timer_id: str) -> None:
+def fire_timers() -> None:
     if _target is not None:
-        _target.on_timer(timer_id)
+        _target.on_timers()
 
 
 def sweep() -> None:
