@@ -119,6 +119,8 @@ class _Checker:
         self.problems: list[PolicyProblem] = []
         self.hasher = hashlib.sha256()
         self.expressions: dict[str, expr.Expression] = {}
+        self.compiled: dict[tuple, expr.Expression | ExpressionError] = {}
+        self.emitted: set[str] | None = None  # events some workflow emits, gathered once
         # Ids of workflows whose file could not be loaded or validated (their own problems are
         # reported already): references to them are not reported again as unknown workflows.
         self.unloaded: set[str] = set()
@@ -152,8 +154,17 @@ class _Checker:
             return None
 
     def compile(self, doc: Document, loc: tuple, source: str, allowed: Mapping) -> None:
+        key = (source, frozenset(allowed.items()))  # the same text in the same scope compiles once
         try:
-            self.expressions[source] = expr.parse(source, allowed)
+            compiled = self.compiled.get(key)
+            if compiled is None:
+                try:
+                    compiled = self.compiled[key] = expr.parse(source, allowed)
+                except ExpressionError as exc:
+                    compiled = self.compiled[key] = exc
+            if isinstance(compiled, ExpressionError):
+                raise compiled
+            self.expressions[source] = compiled
         except ExpressionError as exc:
             line, col = doc.where(loc)
             self.problems.append(
@@ -473,7 +484,9 @@ class _Checker:
     def check_event_rule(self, doc, i, rule, config, workflows) -> None:
         loc = ("events", i)
         allowed = {"event": EVENT_ATTRS}
-        emitted = {a.emit for w in workflows.values() for t in w.transitions for a in t.then if isinstance(a, EmitAction)}
+        if self.emitted is None:
+            self.emitted = {a.emit for w in workflows.values() for t in w.transitions for a in t.then if isinstance(a, EmitAction)}
+        emitted = self.emitted
         if rule.on not in emitted and not self.unloaded:  # a broken workflow file may emit it
             self.report(doc, loc + ("on",), f"no workflow emits '{rule.on}'; emitted events: {', '.join(sorted(emitted)) or 'none'}")
         if rule.when:

@@ -153,8 +153,10 @@ timers = Table(
     Column("due_at", UtcDateTime, nullable=False),
     Column("status", String(12), nullable=False, default="armed"),
     Index("ix_timers_due", "status", "due_at"),
-    Index("ix_timers_instance", "instance"),
 )
+# Disarming looks timers up by instance and status; without this index SQLite (which keeps no
+# statistics) walks every armed timer instead.
+timers_by_instance = Index("ix_timers_instance_status", timers.c.instance, timers.c.status)
 
 outbox = Table(
     "outbox", metadata,
@@ -193,14 +195,16 @@ leases = Table(
 # Each migration upgrades the schema by one version and never drops data.
 
 
-def _m1_initial(conn: Connection) -> None:
-    metadata.create_all(conn, checkfirst=True)
+def _up_to_2(conn: Connection) -> None:
+    timers_by_instance.create(conn, checkfirst=True)
 
 
-MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = [
-    ("tables for instances, inbox, history, consents, timers, outbox, occurrences, leases", _m1_initial),
+# UPGRADES[i] takes a store from schema i+1 to i+2. A new store is created at SCHEMA_VERSION
+# directly from `metadata`; an older one runs the upgrades it lacks, in order.
+UPGRADES: list[tuple[str, Callable[[Connection], None]]] = [
+    ("index timers by instance and status", _up_to_2),
 ]
-SCHEMA_VERSION = len(MIGRATIONS)
+SCHEMA_VERSION = 1 + len(UPGRADES)
 
 
 def resolve_url(url: str, base_dir: Path) -> str:
@@ -263,15 +267,17 @@ class SqlStore:
                     f"store {_safe(self.url)} was written by a newer coopflow (schema {current}; "
                     f"this coopflow knows up to {SCHEMA_VERSION}): upgrade coopflow"
                 )
-            for version in range(current, SCHEMA_VERSION):
-                description, upgrade = MIGRATIONS[version]
-                upgrade(conn)
-                logger.info("store schema upgraded to {}: {}", version + 1, description)
             if current == 0:
+                metadata.create_all(conn, checkfirst=True)
                 conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
                 conn.execute(meta.insert().values(key="created_at", value=datetime.now(timezone.utc).isoformat()))
-            elif current < SCHEMA_VERSION:
-                conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+                logger.info("store created at schema {}", SCHEMA_VERSION)
+                return
+            for version in range(current, SCHEMA_VERSION):
+                description, upgrade = UPGRADES[version - 1]
+                upgrade(conn)
+                conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(version + 1)))
+                logger.info("store schema upgraded to {}: {}", version + 1, description)
 
     def meta_value(self, key: str) -> str | None:
         with self.reading() as conn:

@@ -65,6 +65,29 @@ def test_reopening_is_a_noop(store_url, store, log_records):
     assert not [r for r in log_records if "upgraded" in r["message"]]
 
 
+def test_schema_1_store_is_upgraded_keeping_its_data(store_url, store, log_records):
+    """A store at schema 1 (before the timer index) is upgraded in place: index added, data kept, version stamped."""
+    moment = datetime(2025, 6, 2, 9, 0, tzinfo=ICT)
+    insert_instance(store, "old-1", moment)
+    with store.transaction() as conn:
+        conn.execute(text("DROP INDEX ix_timers_instance_status"))
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="1"))
+    store.dispose()
+    log_records.clear()
+    upgraded = SqlStore(store_url)
+    try:
+        with upgraded.reading() as conn:
+            indexes = {ix["name"] for ix in inspect(conn).get_indexes("timers")}
+            kept = conn.execute(select(instances.c.id)).scalars().all()
+        assert "ix_timers_instance_status" in indexes
+        assert kept == ["old-1"]
+        assert upgraded.meta_value("schema_version") == str(SCHEMA_VERSION)
+    finally:
+        upgraded.dispose()
+    assert [r["message"] for r in log_records if "upgraded" in r["message"]] == [
+        "store schema upgraded to 2: index timers by instance and status"]
+
+
 def test_store_written_by_newer_coopflow_is_refused(store_url, store):
     """A store whose coopflow_meta says schema_version 999 is refused with a clear StoreError and left untouched."""
     with store.transaction() as conn:
