@@ -117,12 +117,12 @@ WAIT_OPTION = click.option("--wait", default=30.0, show_default=True, metavar="S
                            help="How long to wait for a running daemon to apply the event.")
 
 
-def _finish(runtime: Runtime, sub: inbox.Submission, wait: float) -> None:
-    """Apply the event (or let the running daemon apply it), print its outcome, exit 0 or 1."""
-    if runtime.daemon_running():
+def _finish(runtime: Runtime, sub: inbox.Submission, wait: float, daemon: str | None) -> None:
+    """Wait for the running daemon to apply the event (or settle what it set off), print its outcome, exit 0 or 1."""
+    if daemon:
         status, text = runtime.executor.wait(sub.inbox_id, timeout=wait)
     else:
-        runtime.settle()
+        runtime.settle()  # what the event set off (after-commit actions, rules) and anything left pending
         with runtime.store.reading() as conn:
             status, text = inbox.status(conn, sub.inbox_id)
     if status == inbox.PENDING:
@@ -145,9 +145,10 @@ def start(workflow: str, actor: str, pairs: tuple[str, ...], key: str | None, wa
     if workflow not in runtime.policy.workflows:
         raise CoopflowError(f"unknown workflow '{workflow}'; workflows: {', '.join(sorted(runtime.policy.workflows))}")
     parse_actor(actor, runtime.policy.config)  # a malformed actor is a usage mistake: nothing is queued
-    sub = runtime.executor.submit_start(workflow, actor, _values(pairs), key)
+    daemon = runtime.daemon_running()  # when one runs, it applies; otherwise this command does, in the same transaction
+    sub = runtime.executor.submit_start(workflow, actor, _values(pairs), key, apply=not daemon)
     click.echo(sub.instance)
-    _finish(runtime, sub, wait)
+    _finish(runtime, sub, wait, daemon)
 
 
 @cli.command()
@@ -164,8 +165,9 @@ def fire(instance: str, trigger: str, actor: str, pairs: tuple[str, ...], key: s
     """Fire TRIGGER on INSTANCE (or give consent, when the transition needs approvals)."""
     runtime = _runtime(config_path)
     parse_actor(actor, runtime.policy.config)
-    sub = runtime.executor.submit_fire(instance, trigger, actor, _values(pairs), key, withdraw=withdraw)
-    _finish(runtime, sub, wait)
+    daemon = runtime.daemon_running()
+    sub = runtime.executor.submit_fire(instance, trigger, actor, _values(pairs), key, withdraw=withdraw, apply=not daemon)
+    _finish(runtime, sub, wait, daemon)
 
 
 @cli.command()

@@ -255,6 +255,19 @@ def test_idempotency_key_applies_once_after_apply(runtime: Runtime):
     assert outcome_of(rt, again) == (inbox.APPLIED, "applied: drafted -> sent")
 
 
+def test_submit_with_apply_commits_once_after_older_pending_events(runtime: Runtime):
+    """`apply=True` applies the new event in its submitting transaction, after the older pending ones, and only once."""
+    rt = runtime
+    instance = start(rt, "information_exchange", "dic.focal_point", **REQUEST)
+    older = rt.executor.submit_fire(instance, "send", "dic.focal_point", {"dispatch_no": "CV-1"})
+    newer = rt.executor.submit_fire(instance, "acknowledge", "police.focal_point", key="ack", apply=True)
+    assert outcome_of(rt, older) == (inbox.APPLIED, "applied: drafted -> sent")
+    assert outcome_of(rt, newer)[0] == inbox.APPLIED and state_of(rt, instance) != "sent"
+    seq = last_seq(rt.store)
+    again = rt.executor.submit_fire(instance, "acknowledge", "police.focal_point", key="ack", apply=True)
+    assert not again.new and last_seq(rt.store) == seq
+
+
 def test_idempotent_start_creates_one_instance(runtime: Runtime):
     """Two starts with one key name the same instance and create it once."""
     rt = runtime
