@@ -132,8 +132,6 @@ class Daemon:
                     if now >= next_reload:
                         self._maybe_reload()
                         next_reload = now + RELOAD_EVERY
-                    if self.timers_due.is_set():
-                        self._fire_due_timers()
                     self._work()
                 backoff = 1.0
             except (StoreError, OperationalError, DBAPIError) as exc:
@@ -157,6 +155,8 @@ class Daemon:
                     self._stop_scheduler()
                     return
                 renewed = time.monotonic()
+            if self.timers_due.is_set():  # deadlines falling due during a backlog wait one batch at most
+                self._fire_due_timers()
             batch = self.runtime.executor.apply_batch(BATCH)
             if len(batch) < BATCH and outbox.dispatch_due(self.runtime.store, self.runtime.policy) == 0:
                 return
