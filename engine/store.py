@@ -7,6 +7,7 @@ in UTC and comes back timezone-aware. Write transactions on SQLite take the writ
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -352,12 +353,18 @@ def insert_or_ignore(conn: Connection, table: Table, index: list[str], returning
     The statement RETURNs one column (`returning`, else the first index column): `.first()` on
     the result is None when the row already existed (rowcount is not reliable for this on psycopg).
     """
-    if conn.dialect.name == "postgresql":
+    statement = _insert_or_ignore(conn.dialect.name, table, tuple(index), returning or index[0])
+    return conn.execute(statement, values)
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_or_ignore(dialect: str, table: Table, index: tuple[str, ...], returning: str):
+    """Built once per table: the values come as parameters, so SQLAlchemy reuses the compiled form."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    statement = insert(table).values(**values).on_conflict_do_nothing(index_elements=index)
-    return conn.execute(statement.returning(table.c[returning or index[0]]))
+    return insert(table).on_conflict_do_nothing(index_elements=list(index)).returning(table.c[returning])
 
 
 def ping(conn: Connection) -> None:
