@@ -44,11 +44,12 @@ def deadline_due(deadline: Deadline, entered_at: datetime, fields: dict, calenda
     return duration_end(deadline, entered_at, calendar)
 
 
+_ARM = timers.insert()
+
+
 def arm(conn: Connection, timer: Timer) -> None:
-    conn.execute(timers.insert().values(
-        id=timer.id, instance=timer.instance, workflow=timer.workflow, state=timer.state,
-        trigger=timer.trigger, due_at=timer.due_at, status=ARMED,
-    ))
+    conn.execute(_ARM, {"id": timer.id, "instance": timer.instance, "workflow": timer.workflow, "state": timer.state,
+                        "trigger": timer.trigger, "due_at": timer.due_at, "status": ARMED})
 
 
 _DISARM = (update(timers).where(timers.c.instance == bindparam("instance_id"), timers.c.status == ARMED)
