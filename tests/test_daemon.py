@@ -12,7 +12,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,12 +24,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
+from conftest import copy_shipped_policy
 from engine import history, lease
 from engine.executor import Executor
 from engine.policy import load_policy
 from engine.store import SqlStore, StoreError, inbox, instances, occurrences
 
-ROOT = Path(__file__).resolve().parent.parent
 LEASE_TTL = "4"          # seconds; the daemon renews every third of it
 START_TIMEOUT = 20.0     # a daemon's first lines (imports, policy, store)
 PG_URL = os.environ.get("COOPFLOW_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -76,15 +75,6 @@ events:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def copy_policy(folder: Path) -> Path:
-    """Copy the shipped policy into `folder`; returns the copy's config.yaml."""
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "config.yaml", folder / "config.yaml")
-    shutil.copytree(ROOT / "workflows", folder / "workflows")
-    shutil.copytree(ROOT / "rules", folder / "rules")
-    return folder / "config.yaml"
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, poll: float = 0.1) -> Any:
@@ -182,7 +172,7 @@ def spawn() -> Iterator[Callable[..., Daemon]]:
 @pytest.fixture
 def policy_copy(tmp_path: Path) -> Path:
     """A copy of the shipped policy in tmp_path; its config.yaml."""
-    return copy_policy(tmp_path / "policy")
+    return copy_shipped_policy(tmp_path / "policy")
 
 
 @pytest.fixture
@@ -413,7 +403,7 @@ def test_sigkill_then_restart_loses_and_doubles_nothing(policy_copy: Path, sqlit
 def test_two_daemons_one_leader_and_takeover(tmp_path: Path, store_url: str, spawn, open_store) -> None:
     """Of two daemons on one store only one leads (the other stands by), the June occurrence fires once, and after kill -9 of the leader the standby takes over and applies new events."""
     env = base_env(store_url, COOPFLOW_CLOCK_START="2027-06-01T07:59:57+07:00")
-    config_a, config_b = copy_policy(tmp_path / "a"), copy_policy(tmp_path / "b")
+    config_a, config_b = copy_shipped_policy(tmp_path / "a"), copy_shipped_policy(tmp_path / "b")
     leader = spawn(config_a, env, "leader")
     leader.wait_log(r"leader lease taken")
     standby = spawn(config_b, env, "standby")
@@ -488,7 +478,7 @@ def test_hot_reload_valid_and_invalid_edits(policy_copy: Path, sqlite_url: str, 
     daemon.wait_log(rf"keeping policy {new}", timeout=15)
 
     # The CLI reads the policy folder itself (and would refuse the broken one): use a valid copy.
-    good = copy_policy(policy_copy.parent.parent / "good")
+    good = copy_shipped_policy(policy_copy.parent.parent / "good")
     result = run_cli(good, env, "start", "emergency_review", "--as", "police.leader", "--set", "issue=still working")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().splitlines()[-1] == "applied: started in proposed"

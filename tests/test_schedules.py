@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta, timezone
@@ -19,6 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from conftest import copy_shipped_policy
 from engine import clock, schedules, timers
 from engine.executor import Executor
 from engine.policy import Policy, load_policy
@@ -26,7 +26,6 @@ from engine.runtime import Runtime
 from engine.spec import HostRotation
 from engine.store import SqlStore, history, instances, occurrences
 
-ROOT = Path(__file__).resolve().parent.parent
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 UTC = timezone.utc
 PG_URL = os.environ.get("COOPFLOW_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -60,15 +59,6 @@ schedules:
 # --------------------------------------------------------------------------- fixtures
 
 
-def copy_policy(folder: Path) -> Path:
-    """Copy the shipped policy into `folder`; returns the copy's config.yaml."""
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "config.yaml", folder / "config.yaml")
-    shutil.copytree(ROOT / "workflows", folder / "workflows")
-    shutil.copytree(ROOT / "rules", folder / "rules")
-    return folder / "config.yaml"
-
-
 @pytest.fixture
 def stepped() -> Iterator[clock.SteppedClock]:
     """A stepped clock installed as the process clock (at 2027-01-01 00:00 in Hà Nội), restored afterwards."""
@@ -80,7 +70,7 @@ def stepped() -> Iterator[clock.SteppedClock]:
 @pytest.fixture
 def policy(tmp_path: Path) -> Policy:
     """The shipped policy, loaded from a copy in tmp_path."""
-    return load_policy(copy_policy(tmp_path / "policy"))
+    return load_policy(copy_shipped_policy(tmp_path / "policy"))
 
 
 @pytest.fixture
@@ -340,7 +330,7 @@ def test_next_host_without_rotation_is_none(policy: Policy) -> None:
 def test_dst_change_day_fires_once_at_right_instant(tmp_path: Path, opened, stepped, schedule: str,
                                                     expected_utc: datetime, expected_local: str) -> None:
     """In Europe/Berlin a 02:30 occurrence on a DST change day fires once: at 03:00 CEST when 02:30 does not exist, at the first 02:30 when it happens twice."""
-    config = copy_policy(tmp_path / "berlin")
+    config = copy_shipped_policy(tmp_path / "berlin")
     config.write_text(config.read_text(encoding="utf-8").replace("timezone: Asia/Ho_Chi_Minh", "timezone: Europe/Berlin"),
                       encoding="utf-8")
     (config.parent / "rules" / "reviews.yaml").write_text(DST_RULES, encoding="utf-8")
