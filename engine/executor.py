@@ -61,7 +61,6 @@ class Outcome:
     provenance: dict[str, Any] = field(default_factory=dict)
     fields: dict[str, Any] = field(default_factory=dict)
     armed: list[timers.Timer] = field(default_factory=list)
-    disarmed: list[str] = field(default_factory=list)
 
     @property
     def applied(self) -> bool:
@@ -337,7 +336,7 @@ class Executor:
                 conn.execute(_INSERT_INSTANCE, {"id": instance_id, "workflow": spec.id, "version": version, "created_at": now, **values})
             else:
                 conn.execute(_UPDATE_INSTANCE, {"instance_id": instance_id, **values})
-                outcome.disarmed = timers.disarm(conn, instance_id)
+                timers.disarm(conn, instance_id)
             deadline = spec.states[to_state].deadline
             if deadline:
                 timer = timers.Timer(f"{instance_id}:{seq}", instance_id, spec.id, to_state, deadline.fire,

@@ -39,8 +39,6 @@ def ttl_from_env() -> timedelta:
     return timedelta(seconds=seconds)
 
 
-TTL = DEFAULT_TTL
-
 
 def holder_id() -> str:
     """A name for this process, unique on the machine: host:pid."""

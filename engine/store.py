@@ -33,7 +33,6 @@ from sqlalchemy import (
     event,
     inspect,
     select,
-    text,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -255,7 +254,7 @@ class SqlStore:
 
     def migrate(self) -> None:
         """Create or upgrade the schema; refuse a store written by a newer coopflow."""
-        with self.retrying(), self.transaction() as conn:
+        with self.explained_errors(), self.transaction() as conn:
             names = inspect(conn).get_table_names()
             current = 0
             if meta.name in names:
@@ -286,7 +285,7 @@ class SqlStore:
             return row[0] if row else None
 
     @contextmanager
-    def retrying(self, attempts: int = 1) -> Iterator[None]:
+    def explained_errors(self) -> Iterator[None]:
         """Turn driver errors into a clear StoreError."""
         try:
             yield
@@ -365,7 +364,3 @@ def _insert_or_ignore(dialect: str, table: Table, index: tuple[str, ...], return
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table).on_conflict_do_nothing(index_elements=list(index)).returning(table.c[returning])
-
-
-def ping(conn: Connection) -> None:
-    conn.execute(text("SELECT 1"))

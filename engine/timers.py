@@ -53,12 +53,12 @@ def arm(conn: Connection, timer: Timer) -> None:
 
 
 _DISARM = (update(timers).where(timers.c.instance == bindparam("instance_id"), timers.c.status == ARMED)
-           .values(status=DISARMED).returning(timers.c.id))
+           .values(status=DISARMED))
 
 
-def disarm(conn: Connection, instance: str) -> list[str]:
-    """Disarm the instance's armed timers; returns their ids (for the scheduler to drop)."""
-    return list(conn.execute(_DISARM, {"instance_id": instance}).scalars())
+def disarm(conn: Connection, instance: str) -> None:
+    """Disarm the instance's armed timers (it left the state they were armed for)."""
+    conn.execute(_DISARM, {"instance_id": instance})
 
 
 def mark_fired(conn: Connection, timer_id: str) -> None:
