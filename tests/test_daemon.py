@@ -77,15 +77,16 @@ events:
 # --------------------------------------------------------------------------- helpers
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, poll: float = 0.1) -> Any:
-    """Poll `condition` until it returns something truthy; fail naming `what` after `timeout` s."""
+def wait_until(condition: Callable[[], Any], timeout: float, what: str | Callable[[], str], poll: float = 0.1) -> Any:
+    """Poll `condition` until it returns something truthy; fail naming `what` (text, or a callable
+    giving it at failure time) after `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what() if callable(what) else what}")
         time.sleep(poll)
 
 
@@ -125,14 +126,7 @@ class Daemon:
             matches = list(re.finditer(pattern, self.log()))
             return matches[count - 1] if len(matches) >= count else None
 
-        deadline = time.monotonic() + timeout
-        while True:
-            found = seen()
-            if found:
-                return found
-            if time.monotonic() > deadline:
-                pytest.fail(f"daemon {self.name} did not log {pattern!r} within {timeout:g} s:\n{self.tail()}")
-            time.sleep(0.1)
+        return wait_until(seen, timeout, lambda: f"daemon {self.name} to log {pattern!r}:\n{self.tail()}")
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log().splitlines()[-lines:])
