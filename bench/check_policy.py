@@ -4,7 +4,7 @@ Generates (in a tmp dir) a config with 2 parties, N workflow files of S states e
 states with working-day deadlines, guarded transitions, system timeouts, notify/emit actions)
 and one rules file (a schedule and event rules listening to the emitted events), then measures:
 
-* in-process `engine.policy.load_policy` (first call in the process, then the median of warm calls);
+* in-process `engine.policy.loader.load_policy` (first call in the process, then the median of warm calls);
 * the CLI end to end (`coopflow check -c CONFIG` as a subprocess: interpreter start, imports, load).
 
 Aim (issue): the 1,000-file policy is checked in < 2 s. When the CLI misses it, the in-process
@@ -186,7 +186,7 @@ def time_cli(config: Path, runs: int) -> tuple[list[tuple[float, float]], str]:
 
 def time_inprocess(config: Path, runs: int) -> list[tuple[float, float]]:
     """(wall, CPU) seconds of `runs` load_policy calls in this process (the first is the cold one)."""
-    from engine.policy import load_policy
+    from engine.policy.loader import load_policy
 
     out = []
     for _ in range(runs):
@@ -200,8 +200,8 @@ def stages(config: Path) -> list[list]:
     """Where the load's time goes, stage by stage, without a profiler's overhead (CPU seconds)."""
     import yaml
 
-    from engine.spec import EmitAction, RulesFile, WorkflowSpec
-    from engine.yamlsource import load_document
+    from engine.policy.spec import EmitAction, RulesFile, WorkflowSpec
+    from engine.policy.yamlsource import load_document
 
     root = config.parent
     files = sorted((root / "workflows").glob("*.yaml"))
@@ -215,7 +215,7 @@ def stages(config: Path) -> list[list]:
 
     measure("read the files (bytes)", lambda: [f.read_bytes() for f in files])
     measure("yaml.load, libyaml CSafeLoader (floor: plain PyYAML)", lambda: [yaml.load(f.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader) for f in files])
-    docs = measure("engine.yamlsource.load_document (data + positions)", lambda: [load_document(f) for f in files])
+    docs = measure("engine.policy.yamlsource.load_document (data + positions)", lambda: [load_document(f) for f in files])
     specs = measure("WorkflowSpec.model_validate (pydantic)", lambda: [WorkflowSpec.model_validate(d.data) for d in docs])
     rules = [load_document(f) for f in sorted((root / "rules").glob("*.yaml"))]
     parsed = measure("RulesFile.model_validate (pydantic)", lambda: [RulesFile.model_validate(d.data) for d in rules])
@@ -268,7 +268,7 @@ def main() -> None:
         verdict = "met" if best_wall < AIM_SECONDS else "MISSED"
         print(f"aim: {args.files}-file policy checked (CLI end to end) in < {AIM_SECONDS:g} s: {verdict}")
         if verdict != "met" or args.profile:
-            from engine.policy import load_policy
+            from engine.policy.loader import load_policy
 
             print("\n--- stages of the generated policy's load ---")
             print(table(["stage", "CPU (s)", "wall (s)"], stages(config)))

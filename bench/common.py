@@ -202,9 +202,9 @@ def bulk_instances(store, policy, count: int, state: str, trigger: str, seq: int
     from sqlalchemy import insert, select
 
     from engine import clock
-    from engine.fields import defaults
-    from engine.policy import canonical_json, workflow_version
-    from engine.store import instances, timers, workflow_versions
+    from engine.rules.fields import defaults
+    from engine.policy.loader import canonical_json, workflow_version
+    from engine.store.database import instances, timers, workflow_versions
 
     spec = policy.workflows[workflow]
     version = workflow_version(spec)

@@ -63,9 +63,9 @@ def script(instance_no: int) -> list[tuple[str, str | None, str, dict]]:
 
 
 def open_executor(url: str, durable: bool = True):
-    from engine.executor import Executor
-    from engine.policy import load_policy
-    from engine.store import SqlStore
+    from engine.execution.executor import Executor
+    from engine.policy.loader import load_policy
+    from engine.store.database import SqlStore
 
     policy = load_policy(REPO / "config.yaml")  # read only; the store is the benchmark's own
     store = SqlStore(url, durable=durable)
@@ -137,7 +137,7 @@ class ExecBatched(ExecOnePerCommit):
         self.group = group
 
     def work(self, budget: float, max_events: int = 1_000_000) -> int:
-        from engine import inbox
+        from engine.store import inbox
 
         done, start, ex = 0, time.perf_counter(), self.executor
         while done == 0 or (time.perf_counter() - start < budget and done < max_events):
@@ -158,7 +158,7 @@ class ExecBatched(ExecOnePerCommit):
     def close(self) -> None:
         from sqlalchemy import func, select
 
-        from engine.store import inbox as inbox_table
+        from engine.store.database import inbox as inbox_table
 
         with self.store.reading() as conn:
             bad = conn.execute(select(func.count()).select_from(inbox_table).where(inbox_table.c.status != "applied")).scalar_one()
@@ -319,7 +319,7 @@ def probe(url: str, events: int) -> dict:
     quiet_logs()
     from sqlalchemy import func, select
 
-    from engine.store import instances
+    from engine.store.database import instances
 
     before = rss_mb()
     policy, store, executor = open_executor(url)
@@ -430,7 +430,7 @@ def throughput(tmp: Path, args, use_pg: bool) -> None:
 
     import inspect
 
-    from engine.executor import Executor
+    from engine.execution.executor import Executor
 
     group_commit = "batch" in inspect.signature(Executor.drain).parameters
     if not group_commit:

@@ -124,8 +124,8 @@ def main() -> None:
 
         from loguru import logger
 
-        from engine.policy import load_policy
-        from engine.simulate import Simulator, load_events
+        from engine.policy.loader import load_policy
+        from engine.scheduling.simulate import Simulator, load_events
 
         logger.remove()
         policy = load_policy(config)
@@ -152,7 +152,7 @@ def main() -> None:
     worst = max(t_json, t_table)
     print(f"aim < {AIM_SECONDS:g} s: {'met' if worst < AIM_SECONDS else 'MISSED'} (CLI {worst:.2f} s)")
     if args.profile or worst >= AIM_SECONDS:
-        from engine.policy import load_policy
+        from engine.policy.loader import load_policy
 
         policy = load_policy(config)
         with tempfile.TemporaryDirectory(prefix="coopflow-bench-sim-") as tmp:

@@ -94,8 +94,8 @@ class Daemon:
 
 def prepare(tmp: Path, count: int, state: str, trigger: str, seq: int, due_from, due_to, shipped_logging: bool) -> tuple[Path, float]:
     """A tmp copy of the shipped policy whose SQLite store holds `count` bulk instances with armed timers."""
-    from engine.policy import load_policy
-    from engine.store import SqlStore
+    from engine.policy.loader import load_policy
+    from engine.store.database import SqlStore
 
     config = copy_shipped_policy(tmp, shipped_logging=shipped_logging)
     policy = load_policy(config)
@@ -111,7 +111,7 @@ def lag(args) -> None:
     from sqlalchemy import func, select
 
     from engine import clock
-    from engine.store import SqlStore, inbox, timers
+    from engine.store.database import SqlStore, inbox, timers
 
     with tempfile.TemporaryDirectory(prefix="coopflow-bench-timers-") as tmp:
         tmp = Path(tmp)
@@ -177,12 +177,13 @@ def lag(args) -> None:
 
 def explain_lag(args) -> None:
     """In-process, on the daemon's own objects: what one timer costs on each step of its path."""
-    from engine import clock, logs, outbox
-    from engine.daemon import Daemon as EngineDaemon
-    from engine.executor import Executor
-    from engine.policy import load_policy
-    from engine.runtime import Runtime
-    from engine.store import SqlStore
+    from engine import clock, logs
+    from engine.execution import outbox
+    from engine.scheduling.daemon import Daemon as EngineDaemon
+    from engine.execution.executor import Executor
+    from engine.policy.loader import load_policy
+    from engine.execution.runtime import Runtime
+    from engine.store.database import SqlStore
 
     n = args.explain_timers
     with tempfile.TemporaryDirectory(prefix="coopflow-bench-timers-") as tmp:

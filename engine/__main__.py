@@ -1,5 +1,5 @@
 """Allow `python -m engine`."""
 
-from engine.cli import main
+from engine.cli.main import main
 
 main()

@@ -1,6 +1,6 @@
 """Operators' logs: loguru configured from the ``logging`` section of config.yaml.
 
-Three sinks, each optional (see `engine.spec.LoggingSpec`):
+Three sinks, each optional (see `engine.policy.spec.LoggingSpec`):
 
 * console — human lines on stderr, colorized only when stderr is a TTY;
 * file — the same human lines in a rotating file (``rotation``/``retention`` as loguru reads
@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from engine.spec import FileSink, LoggingSpec
+from engine.policy.spec import FileSink, LoggingSpec
 
 if TYPE_CHECKING:
     import loguru

@@ -187,7 +187,7 @@ def store_url(request, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def store(store_url: str):
     """An open, migrated SqlStore on SQLite or PostgreSQL (the same tests run on both)."""
-    from engine.store import SqlStore
+    from engine.store.database import SqlStore
 
     opened = SqlStore(store_url)
     try:
@@ -233,7 +233,7 @@ def log_records():
 
 @pytest.fixture
 def coopflow_cli(monkeypatch):
-    """Run `coopflow ARGS...` in this process exactly as the console script does (engine.cli.main).
+    """Run `coopflow ARGS...` in this process exactly as the console script does (engine.cli.main.main).
 
     Returns (exit code, stdout, stderr). File log sinks a command installs are removed afterwards.
     """
@@ -241,7 +241,8 @@ def coopflow_cli(monkeypatch):
 
     from click.testing import CliRunner
 
-    from engine import cli, logs
+    from engine import logs
+    from engine.cli import main as cli
 
     def run(*args) -> tuple[int, str, str]:
         runner = CliRunner()

@@ -25,8 +25,8 @@ import traceback
 
 from loguru import logger
 
-from engine import inbox
-from engine.runtime import open_runtime
+from engine.store import inbox
+from engine.execution.runtime import open_runtime
 
 CHUNK = 50
 INSTANCE = "pingpong-crash"

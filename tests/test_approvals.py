@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from engine import inbox
-from engine.executor import Executor
-from engine.policy import load_policy
-from engine.runtime import Runtime
-from engine.store import SqlStore, consents, instances
-from engine.store import history as history_table
+from engine.store import inbox
+from engine.execution.executor import Executor
+from engine.policy.loader import load_policy
+from engine.execution.runtime import Runtime
+from engine.store.database import SqlStore, consents, instances
+from engine.store.database import history as history_table
 
 ICT = ZoneInfo("Asia/Ho_Chi_Minh")
 ISSUE = "Tin giả về sự cố mất điện lan truyền trên mạng xã hội"

@@ -21,12 +21,13 @@ import pytest
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from engine import history, inbox
-from engine.executor import Executor
-from engine.policy import load_policy
-from engine.runtime import Runtime
-from engine.store import SqlStore
-from engine.store import history as history_table
+from engine.store import history
+from engine.store import inbox
+from engine.execution.executor import Executor
+from engine.policy.loader import load_policy
+from engine.execution.runtime import Runtime
+from engine.store.database import SqlStore
+from engine.store.database import history as history_table
 
 REQUEST = {"requester": "dic", "recipient": "police", "subject": "Danh sách tài khoản giả mạo"}
 ROWS = 6  # history rows written by `audited`

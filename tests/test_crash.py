@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from engine.store import SqlStore, history, inbox, instances, timers
+from engine.store.database import SqlStore, history, inbox, instances, timers
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 EVENTS = 1000

@@ -25,10 +25,11 @@ import pytest
 from sqlalchemy import func, select, text
 
 from conftest import copy_shipped_policy
-from engine import history, lease
-from engine.executor import Executor
-from engine.policy import load_policy
-from engine.store import SqlStore, StoreError, inbox, instances, occurrences
+from engine.store import history
+from engine.store import lease
+from engine.execution.executor import Executor
+from engine.policy.loader import load_policy
+from engine.store.database import SqlStore, StoreError, inbox, instances, occurrences
 
 LEASE_TTL = "4"          # seconds; the daemon renews every third of it
 START_TIMEOUT = 20.0     # a daemon's first lines (imports, policy, store)

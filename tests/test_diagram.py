@@ -1,4 +1,4 @@
-"""Tests for engine.diagram: Mermaid and DOT state diagrams drawn from a workflow spec."""
+"""Tests for engine.views.diagram: Mermaid and DOT state diagrams drawn from a workflow spec."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from engine.diagram import FORMATS, GUARD_WIDTH, dot, mermaid
-from engine.spec import WorkflowSpec
+from engine.views.diagram import FORMATS, GUARD_WIDTH, dot, mermaid
+from engine.policy.spec import WorkflowSpec
 
 WORKFLOW = {
     "id": "incident",
@@ -310,7 +310,7 @@ def test_shipped_workflows_draw_cleanly():
         try:
             spec = WorkflowSpec.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
         except (ValidationError, yaml.YAMLError, TypeError):
-            continue  # not yet valid: engine.policy reports it; nothing to draw
+            continue  # not yet valid: engine.policy.loader reports it; nothing to draw
         check_mermaid(mermaid(spec))
         check_dot(dot(spec))
         for sid in spec.states:

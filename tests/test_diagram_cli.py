@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, copy_shipped_policy
-from engine.policy import load_policy
+from engine.policy.loader import load_policy
 
 SHIPPED = load_policy(REPO_ROOT / "config.yaml")
 WORKFLOWS = sorted(SHIPPED.workflows)

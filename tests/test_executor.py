@@ -1,4 +1,4 @@
-"""Tests for engine.executor, engine.inbox and engine.outbox on the shipped Lào Cai policy.
+"""Tests for engine.execution.executor, engine.store.inbox and engine.execution.outbox on the shipped Lào Cai policy.
 
 Every test runs on SQLite and on PostgreSQL (the `store` fixture). Refusals must change nothing
 but the inbox row and one history row; idempotency keys apply once; each instance's events apply
@@ -21,14 +21,17 @@ import pytest
 from conftest import STORE_KINDS, copy_shipped_policy, temporary_store_url
 from sqlalchemy import func, insert, select, update
 
-from engine import clock, history, inbox, outbox
-from engine.executor import Executor
-from engine.policy import load_policy
-from engine.runtime import Runtime
-from engine.store import SqlStore, consents, instances, occurrences, timers, workflow_versions
-from engine.store import history as history_table
-from engine.store import inbox as inbox_table
-from engine.store import outbox as outbox_table
+from engine import clock
+from engine.store import history
+from engine.store import inbox
+from engine.execution import outbox
+from engine.execution.executor import Executor
+from engine.policy.loader import load_policy
+from engine.execution.runtime import Runtime
+from engine.store.database import SqlStore, consents, instances, occurrences, timers, workflow_versions
+from engine.store.database import history as history_table
+from engine.store.database import inbox as inbox_table
+from engine.store.database import outbox as outbox_table
 
 REQUEST = {"requester": "dic", "recipient": "police", "subject": "Danh sách tên miền vi phạm"}
 SNAPSHOT_TABLES = (instances, timers, consents, outbox_table, workflow_versions, occurrences)

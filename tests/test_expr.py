@@ -1,4 +1,4 @@
-"""Tests for engine.expr: the policy "when" expression language."""
+"""Tests for engine.policy.expr: the policy "when" expression language."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import date, datetime
 import pytest
 
 from engine.exceptions import ExpressionError
-from engine.expr import FUNCTIONS, MAX_DEPTH, MAX_SOURCE_LENGTH, Expression, parse
+from engine.policy.expr import FUNCTIONS, MAX_DEPTH, MAX_SOURCE_LENGTH, Expression, parse
 
 ALLOWED = {
     "fields": frozenset({"severity", "requester", "tags", "score", "meta", "due", "nothing"}),

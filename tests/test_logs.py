@@ -11,7 +11,7 @@ import pytest
 from loguru import logger
 
 from engine.logs import EVENT_FIELDS, bridge_stdlib, configure, event_logger, remove_sinks
-from engine.spec import ConsoleSink, FileSink, LoggingSpec
+from engine.policy.spec import ConsoleSink, FileSink, LoggingSpec
 
 VI_MESSAGE = "Hồ sơ đã được Sở Tài chính duyệt"
 VI_REASON = "thiếu chữ ký của Ủy ban"

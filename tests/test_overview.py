@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_shipped_policy
-from engine import timers
-from engine.executor import Executor
-from engine.policy import load_policy
-from engine.runtime import Runtime
-from engine.store import SqlStore
+from engine.scheduling import timers
+from engine.execution.executor import Executor
+from engine.policy.loader import load_policy
+from engine.execution.runtime import Runtime
+from engine.store.database import SqlStore
 
 MONDAY = datetime.fromisoformat("2027-03-01T09:00:00+07:00")
 

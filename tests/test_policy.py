@@ -1,4 +1,4 @@
-"""Tests for engine.policy: the broken-policy corpus, the `check` command's contract, the content hash, the shipped policy."""
+"""Tests for engine.policy.loader: the broken-policy corpus, the `check` command's contract, the content hash, the shipped policy."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from conftest import MINIMAL_WORKFLOW, write_minimal_policy
-from engine.cli import main
+from engine.cli.main import main
 from engine.exceptions import PolicyError
-from engine.policy import load_policy
+from engine.policy.loader import load_policy
 
 REPO = Path(__file__).resolve().parents[1]
 BROKEN = Path(__file__).resolve().parent / "broken"

@@ -14,12 +14,14 @@ import pytest
 from sqlalchemy import select
 
 from conftest import copy_shipped_policy
-from engine import clock, inbox, timers
-from engine import report as reports
-from engine.executor import Executor
-from engine.policy import load_policy
-from engine.runtime import Runtime
-from engine.store import SqlStore, instances
+from engine import clock
+from engine.store import inbox
+from engine.scheduling import timers
+from engine.views import report as reports
+from engine.execution.executor import Executor
+from engine.policy.loader import load_policy
+from engine.execution.runtime import Runtime
+from engine.store.database import SqlStore, instances
 
 HOUR = 3600
 

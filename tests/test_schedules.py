@@ -1,8 +1,8 @@
 """Schedule occurrences and deadline timers under a stepped clock: no daemon process, no sleeping.
 
 The shipped policy (copied into tmp_path) runs on a fresh store while `engine.clock` reads a
-`SteppedClock`; `engine.schedules.fire_due` is what the daemon's jobs and sweep call, and
-`engine.timers.submit_due` is what its deadline jobs call.
+`SteppedClock`; `engine.scheduling.schedules.fire_due` is what the daemon's jobs and sweep call, and
+`engine.scheduling.timers.submit_due` is what its deadline jobs call.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ import pytest
 from sqlalchemy import select
 
 from conftest import copy_shipped_policy
-from engine import clock, schedules, timers
-from engine.executor import Executor
-from engine.policy import Policy, load_policy
-from engine.runtime import Runtime
-from engine.spec import HostRotation
-from engine.store import SqlStore, history, instances, occurrences
+from engine import clock
+from engine.scheduling import schedules
+from engine.scheduling import timers
+from engine.execution.executor import Executor
+from engine.policy.loader import Policy, load_policy
+from engine.execution.runtime import Runtime
+from engine.policy.spec import HostRotation
+from engine.store.database import SqlStore, history, instances, occurrences
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 UTC = timezone.utc

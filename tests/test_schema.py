@@ -1,4 +1,4 @@
-"""Tests for engine.schema and the committed schema/*.json: current, valid draft-07, and in agreement with the policy files."""
+"""Tests for engine.policy.schema and the committed schema/*.json: current, valid draft-07, and in agreement with the policy files."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from jsonschema import Draft7Validator
 
 from conftest import MINIMAL_FILES
-from engine.schema import DRAFT_07, SCHEMAS, json_schema, render
-from engine.yamlsource import load_document
+from engine.policy.schema import DRAFT_07, SCHEMAS, json_schema, render
+from engine.policy.yamlsource import load_document
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = sorted(SCHEMAS)

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, copy_shipped_policy
-from engine.executor import Executor
-from engine.policy import load_policy
-from engine.runtime import Runtime
-from engine.store import SqlStore
+from engine.execution.executor import Executor
+from engine.policy.loader import load_policy
+from engine.execution.runtime import Runtime
+from engine.store.database import SqlStore
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("COOPFLOW_")}
 

@@ -1,4 +1,4 @@
-"""Tests for engine.store: schema creation and migration, version refusal, UTC timestamps, URLs.
+"""Tests for engine.store.database: schema creation and migration, version refusal, UTC timestamps, URLs.
 
 The `store` / `store_url` fixtures (tests/conftest.py) run every store test on SQLite and on
 PostgreSQL (each PostgreSQL test in a schema of its own).
@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import inspect, select, text, update
 from sqlalchemy.exc import StatementError
 
-from engine.runtime import open_runtime
-from engine.store import (
+from engine.execution.runtime import open_runtime
+from engine.store.database import (
     SCHEMA_VERSION,
     STORE_ENV,
     SqlStore,

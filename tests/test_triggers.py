@@ -1,4 +1,4 @@
-"""Tests for engine.triggers: CalendarRuleTrigger occurrences, DST handling and APScheduler use.
+"""Tests for engine.scheduling.triggers: CalendarRuleTrigger occurrences, DST handling and APScheduler use.
 
 Hand-checked facts (1 Jan 2027 is a Friday): 15 May 2027 is a Saturday (Mon 17 May next,
 Fri 14 May previous); VN holidays Thu 2 - Fri 3 Sept 2027 (so the next working day after
@@ -18,9 +18,9 @@ import pytest
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from engine.spec import CalendarRule, DayRule
-from engine.triggers import CalendarRuleTrigger, occurrence_facts
-from engine.workcalendar import WorkCalendar
+from engine.policy.spec import CalendarRule, DayRule
+from engine.scheduling.triggers import CalendarRuleTrigger, occurrence_facts
+from engine.rules.workcalendar import WorkCalendar
 
 UTC = timezone.utc
 VN = ZoneInfo("Asia/Ho_Chi_Minh")

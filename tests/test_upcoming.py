@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import copy_shipped_policy
-from engine import schedules
-from engine.policy import load_policy
-from engine.store import SqlStore, history, inbox, instances, occurrences
+from engine.scheduling import schedules
+from engine.policy.loader import load_policy
+from engine.store.database import SqlStore, history, inbox, instances, occurrences
 
 NOW = datetime.fromisoformat("2027-05-20T09:00:00+07:00")  # a Thursday
 

@@ -1,4 +1,4 @@
-"""Tests for engine.workcalendar: Vietnamese working days and deadline arithmetic.
+"""Tests for engine.rules.workcalendar: Vietnamese working days and deadline arithmetic.
 
 Holiday facts below were printed from `holidays` 0.109 first (VN 2027: Tết Thu 4 - Wed 10 Feb,
 30/4 Fri, 1/5 Sat with Mon 3 May observed, 2-3 Sept Thu-Fri; VN 2025: Fri 2 May already listed
@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.workcalendar import WorkCalendar
+from engine.rules.workcalendar import WorkCalendar
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -1,4 +1,4 @@
-"""Tests for engine.yamlsource: safe loading, positions and clear error locations."""
+"""Tests for engine.policy.yamlsource: safe loading, positions and clear error locations."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.exceptions import PolicyError, PolicyProblem
-from engine.yamlsource import MAX_FILE_BYTES, Document, load_document
+from engine.policy.yamlsource import MAX_FILE_BYTES, Document, load_document
 
 
 def write(tmp_path: Path, content: str | bytes, name: str = "policy.yaml") -> Path:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from engine import lease, outbox
-from engine.executor import Executor, Outcome
-from engine.policy import Policy, load_policy
-from engine.store import SqlStore, resolve_url
+from engine.store import lease
+from engine.execution import outbox
+from engine.execution.executor import Executor, Outcome
+from engine.policy.loader import Policy, load_policy
+from engine.store.database import SqlStore, resolve_url
 
 
 BATCH = 100  # events applied per transaction when several are pending (group commit)

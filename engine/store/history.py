@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
-from engine.store import history, meta
+from engine.store.database import history, meta
 
 GENESIS = "0" * 64
 HEAD_KEY = "history_head"

@@ -21,16 +21,20 @@ from sqlalchemy.exc import DBAPIError
 
 from loguru import logger
 
-from engine import actors, clock, history, inbox, timers
+from engine import clock
+from engine.rules import actors
+from engine.store import history
+from engine.store import inbox
+from engine.scheduling import timers
 from engine.exceptions import CoopflowError, ExpressionError
-from engine.expr import Expression, parse
-from engine.fields import coerce_all, defaults, missing_required
+from engine.policy.expr import Expression, parse
+from engine.rules.fields import coerce_all, defaults, missing_required
 from engine.logs import event_logger
-from engine.machines import MachineCache
-from engine.policy import Policy, canonical_json, is_expression, workflow_version
-from engine.spec import EmitAction, NotifyAction, SetAction, StartAction, WorkflowSpec
-from engine.store import SqlStore, consents, insert_or_ignore, instances, outbox, workflow_versions
-from engine.store import inbox as inbox_table
+from engine.rules.machines import MachineCache
+from engine.policy.loader import Policy, canonical_json, is_expression, workflow_version
+from engine.policy.spec import EmitAction, NotifyAction, SetAction, StartAction, WorkflowSpec
+from engine.store.database import SqlStore, consents, insert_or_ignore, instances, outbox, workflow_versions
+from engine.store.database import inbox as inbox_table
 
 
 # Statements of the hot path, built once (SQLAlchemy then reuses their compiled form).

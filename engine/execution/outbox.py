@@ -15,10 +15,11 @@ from loguru import logger
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from engine import clock, inbox
+from engine import clock
+from engine.store import inbox
 from engine.exceptions import ExpressionError
-from engine.policy import Policy, is_expression
-from engine.store import SqlStore, outbox
+from engine.policy.loader import Policy, is_expression
+from engine.store.database import SqlStore, outbox
 
 MAX_ATTEMPTS = 10
 PENDING, DONE, FAILED = "pending", "done", "failed"

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from yaml.nodes import Node, ScalarNode
 
-from .exceptions import PolicyError, PolicyProblem
+from engine.exceptions import PolicyError, PolicyProblem
 
 MAX_FILE_BYTES = 1_000_000
 MAX_DEPTH = 100

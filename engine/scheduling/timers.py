@@ -11,9 +11,9 @@ from datetime import datetime
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from engine.spec import Deadline, Duration
-from engine.store import timers
-from engine.workcalendar import WorkCalendar
+from engine.policy.spec import Deadline, Duration
+from engine.store.database import timers
+from engine.rules.workcalendar import WorkCalendar
 
 ARMED, DISARMED, FIRED = "armed", "disarmed", "fired"
 
@@ -70,7 +70,7 @@ def submit_due(conn: Connection, timer_id: str):
 
     Returns the timer row, or None when the timer is no longer armed (disarmed or fired).
     """
-    from engine import inbox
+    from engine.store import inbox
 
     row = conn.execute(select(timers).where(timers.c.id == timer_id)).mappings().first()
     if row is None or row["status"] != ARMED:

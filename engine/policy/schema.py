@@ -1,4 +1,4 @@
-"""JSON Schemas (draft-07, what editors support) for the policy files, generated from engine.spec."""
+"""JSON Schemas (draft-07, what editors support) for the policy files, generated from engine.policy.spec."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from engine.spec import ConfigSpec, RulesFile, WorkflowSpec
+from engine.policy.spec import ConfigSpec, RulesFile, WorkflowSpec
 
 SCHEMAS: dict[str, type[BaseModel]] = {"workflow": WorkflowSpec, "rules": RulesFile, "config": ConfigSpec}
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"

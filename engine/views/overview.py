@@ -36,10 +36,11 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from engine import clock, schedules
-from engine.actors import pattern_parties
-from engine.spec import SYSTEM, ConfigSpec, WorkflowSpec
-from engine.store import consents, history, instances, timers, workflow_versions
+from engine import clock
+from engine.scheduling import schedules
+from engine.rules.actors import pattern_parties
+from engine.policy.spec import SYSTEM, ConfigSpec, WorkflowSpec
+from engine.store.database import consents, history, instances, timers, workflow_versions
 
 # The emergency meeting workflow of the shipped policy, and the state in which a meeting is set.
 MEETING_WORKFLOW = "emergency_review"

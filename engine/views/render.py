@@ -13,9 +13,9 @@ from rich.table import Table
 from sqlalchemy import select
 
 from engine.exceptions import CoopflowError
-from engine.runtime import Runtime
-from engine.store import consents, instances, timers
-from engine.store import history as history_table
+from engine.execution.runtime import Runtime
+from engine.store.database import consents, instances, timers
+from engine.store.database import history as history_table
 
 
 def _console() -> Console:
@@ -57,7 +57,7 @@ def status(runtime: Runtime, instance: str | None, workflow: str | None, state: 
     if instance:
         return _instance(runtime, instance, as_json)
     if not workflow and not state:
-        from engine import overview
+        from engine.views import overview
 
         return overview.show_overview(runtime, as_json)
     rows = instance_rows(runtime, workflow, state)

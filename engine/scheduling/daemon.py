@@ -17,12 +17,17 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from engine import clock, jobs, lease, logs, outbox, schedules, timers
+from engine import clock, logs
+from engine.scheduling import jobs
+from engine.store import lease
+from engine.execution import outbox
+from engine.scheduling import schedules
+from engine.scheduling import timers
 from engine.exceptions import PolicyError
-from engine.policy import Policy, load_policy, resolve_config_path
-from engine.runtime import BATCH, Runtime
-from engine.executor import Executor
-from engine.store import SqlStore, StoreError, resolve_url, wait_for
+from engine.policy.loader import Policy, load_policy, resolve_config_path
+from engine.execution.runtime import BATCH, Runtime
+from engine.execution.executor import Executor
+from engine.store.database import SqlStore, StoreError, resolve_url, wait_for
 
 RENEW_FRACTION = 3         # renew the lease every TTL/3 (5 s for the default 15 s; COOPFLOW_LEASE_TTL)
 SWEEP_EVERY = 30.0         # seconds between safety sweeps for anything due

@@ -37,8 +37,8 @@ from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
 
-from engine.spec import CalendarRule
-from engine.workcalendar import WorkCalendar
+from engine.policy.spec import CalendarRule
+from engine.rules.workcalendar import WorkCalendar
 
 HORIZON_YEARS = 20
 _UTC = timezone.utc

@@ -9,7 +9,7 @@ Both formats show the same content:
 * every transition, labelled with its trigger, its guard (shortened), the roles that may
   fire it (``by``) and the approvals it needs. ``from: "*"`` is drawn as one edge from
   every non-final state, as the engine reads it; sources that are not declared states
-  are left out (`engine.policy` reports them).
+  are left out (`engine.policy.loader` reports them).
 
 The result is a ``str``; write it as UTF-8. Vietnamese text is kept as is, never
 transliterated or escaped to ASCII.
@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from engine.spec import SYSTEM, Approvals, Deadline, TransitionSpec, WorkflowSpec
+from engine.policy.spec import SYSTEM, Approvals, Deadline, TransitionSpec, WorkflowSpec
 
 __all__ = ["FORMATS", "GUARD_WIDTH", "dot", "mermaid"]
 

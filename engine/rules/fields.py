@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.spec import ConfigSpec, FieldSpec
+from engine.policy.spec import ConfigSpec, FieldSpec
 
 TRUE = {"true", "yes", "on", "1"}
 FALSE = {"false", "no", "off", "0"}
@@ -122,7 +122,7 @@ def _party(value: Any, spec: FieldSpec, config: ConfigSpec) -> str:
 
 
 def _actor(value: Any, spec: FieldSpec, config: ConfigSpec) -> str:
-    from engine.actors import parse_actor
+    from engine.rules.actors import parse_actor
 
     return str(parse_actor(str(value), config))
 

@@ -1,7 +1,7 @@
 """The policy language: frozen pydantic models for config.yaml, workflows/*.yaml and rules/*.yaml.
 
 These models check the shape of each file on its own; checks that span files (does this
-workflow exist, is that role declared) live in `engine.policy`. Every model forbids unknown
+workflow exist, is that role declared) live in `engine.policy.loader`. Every model forbids unknown
 keys. The documentation of every field is docs/policy.md.
 """
 

@@ -16,11 +16,12 @@ from loguru import logger
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from engine import clock, inbox
-from engine.policy import Policy, is_expression
-from engine.spec import ScheduleSpec
-from engine.store import SqlStore, insert_or_ignore, meta, occurrences
-from engine.triggers import CalendarRuleTrigger, occurrence_facts
+from engine import clock
+from engine.store import inbox
+from engine.policy.loader import Policy, is_expression
+from engine.policy.spec import ScheduleSpec
+from engine.store.database import SqlStore, insert_or_ignore, meta, occurrences
+from engine.scheduling.triggers import CalendarRuleTrigger, occurrence_facts
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from engine import clock
-from engine.store import inbox, insert_or_ignore
+from engine.store.database import inbox, insert_or_ignore
 
 START, FIRE, WITHDRAW = "start", "fire", "withdraw"
 PENDING, APPLIED, REFUSED = "pending", "applied", "refused"

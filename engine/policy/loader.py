@@ -21,10 +21,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 from pydantic import BaseModel, ValidationError
 
-from engine import actors, expr
+from engine.rules import actors
+from engine.policy import expr
 from engine.exceptions import ExpressionError, PolicyError, PolicyProblem
-from engine.fields import coerce
-from engine.spec import (
+from engine.rules.fields import coerce
+from engine.policy.spec import (
     ANY_STATE,
     SYSTEM,
     WEEKDAYS,
@@ -37,8 +38,8 @@ from engine.spec import (
     StartAction,
     WorkflowSpec,
 )
-from engine.workcalendar import WorkCalendar
-from engine.yamlsource import Document, load_document
+from engine.rules.workcalendar import WorkCalendar
+from engine.policy.yamlsource import Document, load_document
 
 CONFIG_ENV = "COOPFLOW_CONFIG"
 DEFAULT_CONFIG = "config.yaml"

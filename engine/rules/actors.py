@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.exceptions import CoopflowError
-from engine.spec import SYSTEM, ConfigSpec
+from engine.policy.spec import SYSTEM, ConfigSpec
 
 ACTOR_RE = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)(?::([a-z][a-z0-9_.\-]*))?$")
 

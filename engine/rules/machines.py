@@ -13,7 +13,7 @@ from threading import Lock
 
 from transitions import Machine
 
-from engine.spec import WorkflowSpec
+from engine.policy.spec import WorkflowSpec
 
 CHOSEN = "chosen"
 

@@ -199,10 +199,17 @@ def _up_to_2(conn: Connection) -> None:
     timers_by_instance.create(conn, checkfirst=True)
 
 
+def _up_to_3(conn: Connection) -> None:
+    # Every table added in this release is created here (those that already exist are kept);
+    # columns added to existing tables get their ALTER TABLE here too.
+    metadata.create_all(conn, checkfirst=True)
+
+
 # UPGRADES[i] takes a store from schema i+1 to i+2. A new store is created at SCHEMA_VERSION
 # directly from `metadata`; an older one runs the upgrades it lacks, in order.
 UPGRADES: list[tuple[str, Callable[[Connection], None]]] = [
     ("index timers by instance and status", _up_to_2),
+    ("tables of release 0.2", _up_to_3),
 ]
 SCHEMA_VERSION = 1 + len(UPGRADES)
 

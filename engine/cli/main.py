@@ -7,12 +7,14 @@ from pathlib import Path
 
 import click
 
-from engine import inbox, logs, views
-from engine.actors import parse_actor
+from engine import logs
+from engine.store import inbox
+from engine.views import render as views
+from engine.rules.actors import parse_actor
 from engine.exceptions import CoopflowError, PolicyError
-from engine.policy import load_policy
-from engine.runtime import Runtime, open_runtime
-from engine.schema import SCHEMAS, render
+from engine.policy.loader import load_policy
+from engine.execution.runtime import Runtime, open_runtime
+from engine.policy.schema import SCHEMAS, render
 
 CONFIG_OPTION = click.option(
     "-c", "--config", "config_path", default=None, metavar="CONFIG",
@@ -41,7 +43,7 @@ def check(config_path: str | None) -> None:
 @CONFIG_OPTION
 def run(config_path: str | None) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT (systemd-friendly)."""
-    from engine.daemon import Daemon
+    from engine.scheduling.daemon import Daemon
 
     sys.exit(Daemon(config_path).run())
 
@@ -57,7 +59,7 @@ def simulate(config_path: str | None, start: str, end: str, events_file: str | N
     """Run the policy against a virtual clock in a throwaway store and print the timeline."""
     from loguru import logger
 
-    from engine.simulate import Simulator, load_events, timeline_json
+    from engine.scheduling.simulate import Simulator, load_events, timeline_json
 
     policy = load_policy(config_path)
     logger.remove()  # a simulation must not write into the operators' logs
@@ -201,7 +203,7 @@ def audit() -> None:
 @CONFIG_OPTION
 def verify(config_path: str | None) -> None:
     """Verify the hash chain of the whole history; exit 1 naming the first bad row."""
-    from engine import history
+    from engine.store import history
 
     runtime = _runtime(config_path)
     with runtime.store.reading() as conn:
@@ -221,7 +223,7 @@ def verify(config_path: str | None) -> None:
 @CONFIG_OPTION
 def diagram(workflow: str | None, fmt: str, out: str | None, all_: bool, config_path: str | None) -> None:
     """Draw the state diagram of WORKFLOW (or of every workflow with --all)."""
-    from engine.diagram import FORMATS
+    from engine.views.diagram import FORMATS
 
     if all_ == bool(workflow):
         raise click.UsageError("give a WORKFLOW or --all (not both)")
@@ -254,7 +256,7 @@ def diagram(workflow: str | None, fmt: str, out: str | None, all_: bool, config_
 @CONFIG_OPTION
 def upcoming(days: int, as_json: bool, config_path: str | None) -> None:
     """Show what falls due in the next N days: schedule occurrences, deadlines, emergency meetings."""
-    from engine import overview
+    from engine.views import overview
 
     overview.show_upcoming(_runtime(config_path), days, as_json)
 
@@ -268,7 +270,7 @@ def upcoming(days: int, as_json: bool, config_path: str | None) -> None:
 @CONFIG_OPTION
 def report(period: str, fmt: str, out: str | None, config_path: str | None) -> None:
     """Write the half-year report for the review meeting, from the recorded history."""
-    from engine import report as reports
+    from engine.views import report as reports
 
     policy = load_policy(config_path)
     try:

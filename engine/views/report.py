@@ -13,7 +13,7 @@ What is counted (the same text is printed in the report, see `DEFINITIONS`):
   course of a workflow and are not counted;
 * **response time** of a party: from the moment an instance enters a state in which that party
   owes the next step (it may fire a non-system transition from that state, see
-  `engine.overview.next_steps`) to that party's first applied event in that state — the
+  `engine.views.overview.next_steps`) to that party's first applied event in that state — the
   transition that leaves it, or its consent when the transition needs several parties' consent.
   Counted in the period of the response; a state left by someone else (or by a deadline) gives
   no response time;
@@ -36,9 +36,9 @@ from typing import Any
 from sqlalchemy import select
 
 from engine import clock
-from engine.overview import MEETING_WORKFLOW, Specs, clause_key, is_lateness, next_steps
-from engine.spec import SYSTEM
-from engine.store import history, instances
+from engine.views.overview import MEETING_WORKFLOW, Specs, clause_key, is_lateness, next_steps
+from engine.policy.spec import SYSTEM
+from engine.store.database import history, instances
 
 PERIOD_RE = re.compile(r"^(\d{4})[Hh]([12])$")
 

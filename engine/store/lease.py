@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 
 from engine import clock
-from engine.store import SqlStore, StoreError, insert_or_ignore, leases
+from engine.store.database import SqlStore, StoreError, insert_or_ignore, leases
 
 DAEMON = "daemon"
 TTL_ENV = "COOPFLOW_LEASE_TTL"

@@ -18,12 +18,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from engine import clock, schedules, timers
+from engine import clock
+from engine.scheduling import schedules
+from engine.scheduling import timers
 from engine.exceptions import CoopflowError
-from engine.executor import Executor, Outcome
-from engine.policy import Policy
-from engine.runtime import Runtime
-from engine.store import SqlStore
+from engine.execution.executor import Executor, Outcome
+from engine.policy.loader import Policy
+from engine.execution.runtime import Runtime
+from engine.store.database import SqlStore
 
 MAX_STEPS = 200_000
 

@@ -1,0 +1,1 @@
+"""The `coopflow` command line: `engine.cli.main` holds the click commands."""
