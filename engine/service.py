@@ -1,0 +1,151 @@
+"""The service layer: what a deployment can be asked to do, whoever asks (CLI, HTTP API, tests).
+
+`Deployment.open(config)` loads the policy and opens its store. Commands (`start`, `fire`,
+`withdraw`) check the request at the door, queue it in the durable inbox and return a typed
+`Result` once it is applied: by the running daemon when there is one, otherwise by this process
+in the same transaction. Reads return plain data; rendering is the caller's.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from engine import logs
+from engine.exceptions import CoopflowError
+from engine.execution.runtime import Runtime, open_runtime
+from engine.policy.loader import Policy, load_policy
+from engine.rules.actors import parse_actor
+from engine.store import inbox, reads
+
+
+class NotFound(CoopflowError):
+    """An instance, workflow or record that does not exist (or that the caller may not know of)."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of one request: applied, refused (with the reason) or still pending."""
+
+    status: str
+    text: str
+    instance: str
+    inbox_id: int
+    new: bool = True
+
+    @property
+    def applied(self) -> bool:
+        return self.status == inbox.APPLIED
+
+    @property
+    def pending(self) -> bool:
+        return self.status == inbox.PENDING
+
+
+class Deployment:
+    """One agreement's policy and store, and everything that can be done with them."""
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+
+    @classmethod
+    def open(cls, config_path: str | os.PathLike | None = None, policy: Policy | None = None,
+             log_to_files: bool = True) -> Deployment:
+        """Load the policy (unless given) and open its store; events are logged to the file sinks."""
+        policy = policy or load_policy(config_path)
+        if log_to_files:
+            logs.configure(policy.config.logging, policy.root, console=False)
+        return cls(open_runtime(policy=policy))
+
+    @property
+    def policy(self) -> Policy:
+        return self.runtime.policy
+
+    def close(self) -> None:
+        self.runtime.store.dispose()
+
+    def __enter__(self) -> Deployment:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- commands
+
+    def start(self, workflow: str, actor: str, values: dict[str, Any] | None = None, key: str | None = None,
+              wait: float = 30.0) -> Result:
+        """Start an instance of `workflow` as `actor`; the id is in the result even when refused."""
+        if workflow not in self.policy.workflows:
+            raise NotFound(f"unknown workflow '{workflow}'; workflows: {', '.join(sorted(self.policy.workflows))}")
+        parse_actor(actor, self.policy.config)
+        daemon = self.runtime.daemon_running()
+        sub = self.runtime.executor.submit_start(workflow, actor, values or {}, key, apply=not daemon)
+        return self._outcome(sub, wait, daemon)
+
+    def fire(self, instance: str, trigger: str, actor: str, values: dict[str, Any] | None = None,
+             key: str | None = None, wait: float = 30.0) -> Result:
+        """Fire `trigger` (or give the actor's party's consent, when it needs approvals)."""
+        return self._fire(instance, trigger, actor, values, key, wait, withdraw=False)
+
+    consent = fire  # consenting is firing a transition that needs approvals
+
+    def withdraw(self, instance: str, trigger: str, actor: str, key: str | None = None, wait: float = 30.0) -> Result:
+        """Withdraw the actor's party's consent to `trigger`."""
+        return self._fire(instance, trigger, actor, None, key, wait, withdraw=True)
+
+    def _fire(self, instance, trigger, actor, values, key, wait, withdraw: bool) -> Result:
+        parse_actor(actor, self.policy.config)
+        daemon = self.runtime.daemon_running()
+        sub = self.runtime.executor.submit_fire(instance, trigger, actor, values or {}, key, withdraw=withdraw,
+                                                apply=not daemon)
+        return self._outcome(sub, wait, daemon)
+
+    def _outcome(self, sub: inbox.Submission, wait: float, daemon: str | None) -> Result:
+        """Wait for the daemon to apply the event, or settle what it set off here; read its outcome."""
+        if daemon:
+            status, text = self.runtime.executor.wait(sub.inbox_id, timeout=wait)
+        else:
+            self.runtime.settle()  # after-commit actions, rules, and anything left pending
+            with self.runtime.store.reading() as conn:
+                status, text = inbox.status(conn, sub.inbox_id)
+        if status == inbox.PENDING:
+            text = f"pending: queued as inbox #{sub.inbox_id}; the daemon has not applied it within {wait:g} s"
+        return Result(status, text or "", sub.instance, sub.inbox_id, sub.new)
+
+    # ---- reads
+
+    def instance(self, instance_id: str) -> dict[str, Any]:
+        """One instance: state, fields, deadline, consents."""
+        with self.runtime.store.reading() as conn:
+            row = reads.instance(conn, instance_id)
+        if row is None:
+            raise NotFound(f"unknown instance '{instance_id}'")
+        return row
+
+    def instances(self, workflow: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+        with self.runtime.store.reading() as conn:
+            return reads.instance_list(conn, workflow, state)
+
+    def history(self, instance_id: str) -> list[dict[str, Any]]:
+        with self.runtime.store.reading() as conn:
+            rows = reads.instance_history(conn, instance_id)
+        if not rows:
+            raise NotFound(f"no history for instance '{instance_id}'")
+        return rows
+
+    def overview(self) -> dict[str, Any]:
+        from engine.views import overview
+
+        return overview.build_overview(self.runtime.store, self.policy)
+
+    def upcoming(self, days: int) -> list[dict[str, Any]]:
+        from engine.views import overview
+
+        return overview.build_upcoming(self.runtime.store, self.policy, days)
+
+    def report(self, period: str) -> dict[str, Any]:
+        """The figures of the review report for `period` (e.g. 2027H1)."""
+        from engine.views import report
+
+        return report.build(self.runtime.store, self.policy, report.parse_period(period, self.policy.tz))
