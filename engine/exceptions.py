@@ -36,3 +36,7 @@ class ExpressionError(CoopflowError):
     def __init__(self, message: str, col: int = 0):
         self.col = col
         super().__init__(message)
+
+
+class AuthError(CoopflowError):
+    """Authentication or authorisation refused: bad credentials, locked, disabled, expired, not granted."""

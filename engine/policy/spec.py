@@ -156,6 +156,7 @@ class ConfigSpec(Strict):
     store: str = "sqlite:///coopflow.db"
     logging: LoggingSpec = LoggingSpec()
     paths: Paths = Paths()
+    administrators: list[PersonId] = []  # people (listed under some role) who administer accounts and tokens
 
     @field_validator("parties")
     @classmethod
@@ -163,6 +164,14 @@ class ConfigSpec(Strict):
         if not parties:
             raise ValueError("declare at least one party")
         return parties
+
+    @model_validator(mode="after")
+    def _administrators_are_people(self) -> ConfigSpec:
+        people = {p for party in self.parties.values() for role in party.roles.values() for p in role.people}
+        unknown = [a for a in self.administrators if a not in people]
+        if unknown:
+            raise ValueError(f"administrators: {', '.join(unknown)} not listed in the people of any role")
+        return self
 
 
 # --------------------------------------------------------------------------- workflows

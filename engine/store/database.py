@@ -190,6 +190,44 @@ leases = Table(
     Column("expires_at", UtcDateTime, nullable=False),
 )
 
+# Accounts (engine/auth): one row per person of config.yaml who may sign in; secrets only hashed.
+users = Table(
+    "users", metadata,
+    Column("person", Id, primary_key=True),
+    Column("password_hash", Text, nullable=False),  # argon2id, PHC string
+    Column("disabled", Integer, nullable=False, default=0),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("password_changed_at", UtcDateTime, nullable=False),
+    Column("data", JSON, nullable=False),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", String(32), primary_key=True),  # the public part of the token, shown in listings
+    Column("person", Id, nullable=False),
+    Column("name", String(200)),
+    Column("secret_hash", String(64), nullable=False),  # sha256 hex of the secret part
+    Column("read_only", Integer, nullable=False, default=0),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime),
+    Column("last_used_at", UtcDateTime),
+    Column("revoked_at", UtcDateTime),
+    Index("ix_tokens_person", "person"),
+)
+
+login_attempts = Table(
+    "login_attempts", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("person", Id, nullable=False),
+    Column("client", String(200), nullable=False),
+    Column("method", String(40), nullable=False),
+    Column("outcome", String(20), nullable=False),  # ok, failed, locked, disabled
+    Column("at", UtcDateTime, nullable=False),
+    Index("ix_login_attempts_person", "person", "at"),
+    Index("ix_login_attempts_client", "client", "at"),
+)
+
 
 # --------------------------------------------------------------------------- migrations
 # Each migration upgrades the schema by one version and never drops data.
