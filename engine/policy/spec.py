@@ -146,6 +146,62 @@ class Paths(Strict):
     rules: str = "rules"
 
 
+class HttpSpec(Strict):
+    """Where `coopflow run` (and `coopflow serve`) serve the HTTP API and the web console."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8470, ge=0, le=65535)
+    max_body: int = Field(default=1_000_000, ge=1024)  # bytes; larger requests get 413
+    cors_origins: list[str] = []  # CORS is off unless origins are listed here
+
+
+EMAIL_PATTERN = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254)]
+HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+ContactKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.\-]*$")]
+
+
+class Secret(Strict):
+    """Where a secret comes from: an environment variable's name or a file's path, never its value."""
+
+    env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Secret:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env (a variable name) or file (a path)")
+        return self
+
+
+class SmtpSpec(Strict):
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    user: str | None = None
+    password: Secret | None = None
+    sender: Email = Field(alias="from")
+
+
+class WebhookSpec(Strict):
+    secret: Secret | None = None
+
+
+class NotificationsSpec(Strict):
+    """notifications: who is reached how (docs/notifications.md)."""
+
+    public_url: HttpUrl
+    contacts: dict[ContactKey, Email] = {}   # person id, or party.role for a shared mailbox
+    webhooks: dict[Id, HttpUrl] = {}         # party id -> URL
+    smtp: SmtpSpec | None = None
+    webhook: WebhookSpec = WebhookSpec()
+    templates: str = "templates"
+    timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    attempts: Annotated[int, Field(ge=1, le=50)] = 8
+    backoff: Annotated[float, Field(gt=0, le=86400)] = 30.0
+
+
 class ConfigSpec(Strict):
     """config.yaml: the deployment of one agreement."""
 
@@ -156,6 +212,8 @@ class ConfigSpec(Strict):
     store: str = "sqlite:///coopflow.db"
     logging: LoggingSpec = LoggingSpec()
     paths: Paths = Paths()
+    notifications: NotificationsSpec | None = None  # docs/notifications.md
+    http: HttpSpec = HttpSpec()
     administrators: list[PersonId] = []  # people (listed under some role) who administer accounts and tokens
 
     @field_validator("parties")

@@ -1,0 +1,5 @@
+"""The JSON API under /api/v1 (resources: workflows, instances, events, history, tasks, ...)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
