@@ -41,6 +41,7 @@ from engine.scheduling import schedules
 from engine.rules.actors import pattern_parties
 from engine.policy.spec import SYSTEM, ConfigSpec, WorkflowSpec
 from engine.store.database import consents, history, instances, timers, workflow_versions
+from engine.views.text import cell
 
 # The emergency meeting workflow of the shipped policy, and the state in which a meeting is set.
 MEETING_WORKFLOW = "emergency_review"
@@ -201,26 +202,26 @@ def show_overview(runtime, as_json: bool) -> None:
     for column in ("clause", "workflow", "open", "overdue"):
         table.add_column(column, justify="right" if column in ("open", "overdue") else "left")
     for c in data["workflows"]:
-        table.add_row(c["clause"], f"{c['workflow']} — {c['title']}", str(c["open"]), str(c["overdue"]))
+        table.add_row(*map(cell, (c["clause"], f"{c['workflow']} — {c['title']}", c["open"], c["overdue"])))
     out.print(table)
     if data["overdue"]:
         late = Table(title=f"{len(data['overdue'])} overdue instance(s)")
         for column in ("instance", "workflow", "state", "why"):
             late.add_column(column)
         for o in data["overdue"]:
-            late.add_row(o["instance"], o["workflow"], f"{o['state']} — {o['state_title']}",
-                         "; ".join(r["text"] for r in o["reasons"]))
+            late.add_row(*map(cell, (o["instance"], o["workflow"], f"{o['state']} — {o['state_title']}",
+                                     "; ".join(r["text"] for r in o["reasons"]))))
         out.print(late)
     owes = Table(title="who owes the next step")
     for column in ("party", "instance", "workflow", "state", "since", "may fire"):
         owes.add_column(column)
     for p in data["parties"]:
         if not p["next_steps"]:
-            owes.add_row(p["party"], "—", "", "", "", "")
+            owes.add_row(cell(p["party"]), "—", "", "", "", "")
         for i, step in enumerate(p["next_steps"]):
-            owes.add_row(p["party"] if i == 0 else "", step["instance"] + (" (overdue)" if step["overdue"] else ""),
-                         step["workflow"], f"{step['state']} — {step['state_title']}",
-                         step["since"][:16].replace("T", " "), ", ".join(step["triggers"]))
+            owes.add_row(*map(cell, (p["party"] if i == 0 else "", step["instance"] + (" (overdue)" if step["overdue"] else ""),
+                                     step["workflow"], f"{step['state']} — {step['state_title']}",
+                                     step["since"][:16].replace("T", " "), ", ".join(step["triggers"]))))
     out.print(owes)
 
 
@@ -297,12 +298,13 @@ def show_upcoming(runtime, days: int, as_json: bool) -> None:
     for item in items:
         at = item["at"][:16].replace("T", " ")
         if item["kind"] == "schedule":
-            table.add_row(at, "schedule", item["workflow"], "", f"{item['title']}" + (f" — host {item['host']}" if item["host"] else ""))
+            table.add_row(*map(cell, (at, "schedule", item["workflow"], "",
+                                      f"{item['title']}" + (f" — host {item['host']}" if item["host"] else ""))))
         elif item["kind"] == "deadline":
             late = "OVERDUE " if item["overdue"] else ""
-            table.add_row(at, f"{late}deadline", item["workflow"], item["instance"],
-                          f"{item['state']} — {item['state_title']}: fires {item['trigger']}")
+            table.add_row(*map(cell, (at, f"{late}deadline", item["workflow"], item["instance"],
+                                      f"{item['state']} — {item['state_title']}: fires {item['trigger']}")))
         else:
             when = "" if item["meeting_at_set"] else " (no time set: 72 h after consent)"
-            table.add_row(at, "emergency meeting", item["workflow"], item["instance"], f"{item['issue'] or ''}{when}")
+            table.add_row(*map(cell, (at, "emergency meeting", item["workflow"], item["instance"], f"{item['issue'] or ''}{when}")))
     _console().print(table)

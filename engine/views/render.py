@@ -16,6 +16,7 @@ from engine.exceptions import CoopflowError
 from engine.execution.runtime import Runtime
 from engine.store.database import consents, instances, timers
 from engine.store.database import history as history_table
+from engine.views.text import cell, join, line
 
 
 def _console() -> Console:
@@ -68,9 +69,9 @@ def status(runtime: Runtime, instance: str | None, workflow: str | None, state: 
         table.add_column(column)
     for r in rows:
         deadline = r["deadline"]
-        table.add_row(r["id"], r["workflow"], f"{r['state']} — {state_title(runtime, r['workflow'], r['state'])}",
+        table.add_row(cell(r["id"]), cell(r["workflow"]), cell(f"{r['state']} — {state_title(runtime, r['workflow'], r['state'])}"),
                       local(runtime, r["updated_at"]),
-                      f"{local(runtime, deadline['due_at'])} → {deadline['fires']}" if deadline else "")
+                      cell(f"{local(runtime, deadline['due_at'])} → {deadline['fires']}" if deadline else ""))
     _console().print(table)
 
 
@@ -97,15 +98,17 @@ def _instance(runtime: Runtime, instance_id: str, as_json: bool) -> None:
     if as_json:
         return _json(data)
     out = _console()
-    out.print(f"[bold]{instance_id}[/bold]  {data['workflow']} (version {data['version']})")
-    out.print(f"state: {data['state']} — {data['state_title']}{' (final)' if data['final'] else ''}")
+    head = cell(instance_id, single_line=True)
+    head.stylize("bold")
+    out.print(join(head, f"  {line(data['workflow'])} (version {line(data['version'])})"))
+    out.print(cell(f"state: {data['state']} — {data['state_title']}{' (final)' if data['final'] else ''}", single_line=True))
     if armed:
-        out.print(f"deadline: {local(runtime, armed['due_at'])} → fires {armed['trigger']}")
+        out.print(cell(f"deadline: {local(runtime, armed['due_at'])} → fires {armed['trigger']}", single_line=True))
     for c in agreed:
-        out.print(f"consent to {c['trigger']}: {c['party']} ({c['actor']}, {local(runtime, c['at'])})")
+        out.print(cell(f"consent to {c['trigger']}: {c['party']} ({c['actor']}, {local(runtime, c['at'])})", single_line=True))
     for name, value in data["fields"].items():
         if value not in (None, "", []):
-            out.print(f"  {name} = {value}")
+            out.print(cell(f"  {name} = {value}", single_line=True))
 
 
 def history_rows(runtime: Runtime, instance_id: str) -> list[dict[str, Any]]:
@@ -121,13 +124,13 @@ def history(runtime: Runtime, instance_id: str, as_json: bool) -> None:
         for r in rows:
             click.echo(json.dumps({**r, "at": r["at"].isoformat()}, ensure_ascii=False, default=str))
         return
-    table = Table(title=f"history of {instance_id}")
+    table = Table(title=cell(f"history of {instance_id}", single_line=True))
     for column in ("#", "at", "event", "actor", "from", "to", "outcome"):
         table.add_column(column)
     for r in rows:
         outcome = r["outcome"] + (f": {r['reason']}" if r["reason"] else "")
-        table.add_row(str(r["seq"]), local(runtime, r["at"]), f"{r['kind']} {r['trigger'] or ''}".strip(), r["actor"],
-                      r["from_state"] or "", r["to_state"] or "", outcome)
+        table.add_row(str(r["seq"]), local(runtime, r["at"]), cell(f"{r['kind']} {r['trigger'] or ''}".strip()), cell(r["actor"]),
+                      cell(r["from_state"]), cell(r["to_state"]), cell(outcome))
     _console().print(table)
 
 
@@ -138,6 +141,6 @@ def timeline(policy, entries) -> None:
         table.add_column(column)
     for e in entries:
         host = f" (host {e.host})" if e.host else ""
-        table.add_row(e.at[:16].replace("T", " "), e.kind, e.workflow or "", e.instance, e.trigger or "start",
-                      f"{e.outcome}: {e.detail}{host}")
+        table.add_row(cell(e.at[:16].replace("T", " ")), cell(e.kind), cell(e.workflow), cell(e.instance), cell(e.trigger or "start"),
+                      cell(f"{e.outcome}: {e.detail}{host}"))
     _console().print(table)

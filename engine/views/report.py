@@ -39,6 +39,7 @@ from engine import clock
 from engine.views.overview import MEETING_WORKFLOW, Specs, clause_key, is_lateness, next_steps
 from engine.policy.spec import SYSTEM
 from engine.store.database import history, instances
+from engine.views.text import clean
 
 PERIOD_RE = re.compile(r"^(\d{4})[Hh]([12])$")
 
@@ -241,8 +242,9 @@ def _dur(seconds: float | None) -> str:
 
 
 def _md(text: Any) -> str:
-    """Text made safe inside a Markdown table cell."""
-    return " ".join(str(text if text is not None else "").split()).replace("|", "\\|")
+    """Text made safe inside a Markdown table cell: one line, no control characters, no HTML, no cell breaks."""
+    flat = " ".join(clean(text).split())
+    return flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
 
 
 def _when(iso: str | None) -> str:
@@ -274,20 +276,20 @@ def markdown(data: dict[str, Any]) -> str:
         "|---|---|---:|---:|---:|",
     ]
     for c in data["workflows"]:
-        out.append(f"| {_md(c['clause'])} | {_md(c['title'])} (`{c['workflow']}`) | {c['opened']} | {c['closed']} | {c['overdue']} |")
+        out.append(f"| {_md(c['clause'])} | {_md(c['title'])} (`{_md(c['workflow'])}`) | {c['opened']} | {c['closed']} | {c['overdue']} |")
     out += [f"| | **Tổng cộng** | **{t['opened']}** | **{t['closed']}** | **{t['overdue']}** |", "",
             "## 2. Thời gian phản hồi của các cơ quan", "",
             "| Cơ quan | Số lần phản hồi | Trung vị | Lâu nhất | Hồ sơ phản hồi lâu nhất |", "|---|---:|---:|---:|---|"]
     for p in data["parties"]:
         worst = f"{p['worst_instance']} ({p['worst_state']})" if p["worst_instance"] else "—"
-        out.append(f"| {_md(p['title'])} (`{p['party']}`) | {p['responses']} | {_dur(p['median_seconds'])} | "
+        out.append(f"| {_md(p['title'])} (`{_md(p['party'])}`) | {p['responses']} | {_dur(p['median_seconds'])} | "
                    f"{_dur(p['worst_seconds'])} | {_md(worst)} |")
     out += ["", "## 3. Họp giao ban đột xuất", ""]
     if data["meetings"]:
         out += ["| Hồ sơ | Vấn đề | Cơ quan đề xuất | Thời gian họp | Đã họp | Kết quả |", "|---|---|---|---|---|---|"]
         for m in data["meetings"]:
             outcome = m["outcome"] or f"chưa kết thúc: {m['state_title']}"
-            out.append(f"| {m['instance']} | {_md(m['issue'])} | {_md(m['proposed_by'] or '—')} | {_md(_when(m['meeting_at']))} | "
+            out.append(f"| {_md(m['instance'])} | {_md(m['issue'])} | {_md(m['proposed_by'] or '—')} | {_md(_when(m['meeting_at']))} | "
                        f"{'có' if m['held'] else 'không'} | {_md(outcome)} |")
         out += ["", f"Số cuộc họp đột xuất được đề xuất hoặc kết thúc trong kỳ: {len(data['meetings'])}; "
                     f"đã họp: {sum(m['held'] for m in data['meetings'])}."]
@@ -297,7 +299,7 @@ def markdown(data: dict[str, Any]) -> str:
     if data["escalations"]:
         out += ["| Thời điểm | Quy trình | Hồ sơ | Sự kiện | Chuyển đến |", "|---|---|---|---|---|"]
         for e in data["escalations"]:
-            out.append(f"| {_when(e['at'])} | {e['workflow']} | {e['instance']} | {_md(_event(e))} | {_md(e['to_title'])} |")
+            out.append(f"| {_when(e['at'])} | {_md(e['workflow'])} | {_md(e['instance'])} | {_md(_event(e))} | {_md(e['to_title'])} |")
         out += ["", f"Tổng số lần chuyển cấp: {len(data['escalations'])}."]
     else:
         out.append("Không có trường hợp quá hạn hoặc chuyển cấp trong kỳ.")
@@ -343,7 +345,7 @@ dl dt { font-weight: 600; margin-top: .4rem; } dl dd { margin-left: 1rem; }
 
 
 def _h(text: Any) -> str:
-    return html.escape(str(text if text is not None else ""), quote=True)
+    return html.escape(clean(text), quote=True)
 
 
 def chart_svg(parties: list[dict[str, Any]]) -> str:
