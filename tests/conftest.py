@@ -124,7 +124,7 @@ def copy_shipped_policy(root: Path) -> Path:
     """Copy the shipped policy (config.yaml, workflows/, rules/) under `root`; its config.yaml."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO_ROOT / "config.yaml", root / "config.yaml")
-    for folder in ("workflows", "rules"):
+    for folder in ("workflows", "rules", "templates"):
         shutil.copytree(REPO_ROOT / folder, root / folder)
     return root / "config.yaml"
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from engine import clock
 from engine.store import inbox
+from engine.notify import deliveries
 from engine.exceptions import ExpressionError
 from engine.policy.loader import Policy, is_expression
 from engine.store.database import SqlStore, outbox
@@ -50,19 +51,20 @@ _MARK_DONE = update(outbox).where(outbox.c.id == bindparam("row_id"))
 
 def _run(conn: Connection, policy: Policy, row) -> None:
     payload, source = row["payload"], row["payload"]["source"]
-    key = f"outbox:{row['id']}"
+    key = inbox.engine_key("outbox", row["id"])
     if row["kind"] == "start":
         inbox.submit(conn, inbox.START, instance=inbox.new_instance_id(payload["workflow"]), workflow=payload["workflow"],
                      actor="system", values=payload["values"], key=key, extra={"cause": source["instance"]})
     elif row["kind"] == "notify":
         logger.bind(instance=source["instance"], workflow=source["workflow"], outcome="notified",
                     recipients=payload["recipients"]).info("notify {}: {}", ", ".join(payload["recipients"]), payload["message"])
+        deliveries.create_from_outbox(conn, policy, row)  # e-mails and webhooks, sent after commit (engine.notify)
     elif row["kind"] == "emit":
         event = {**source, "name": payload["name"], "data": payload["data"]}
         logger.bind(instance=source["instance"], workflow=source["workflow"], event=payload["name"]).info("event {}", payload["name"])
         for rule in policy.event_rules:
             if rule.on == payload["name"] and _holds(policy, rule.when, event):
-                _fire_rule(conn, policy, rule, event, f"{key}:{rule.id}")
+                _fire_rule(conn, policy, rule, event, inbox.engine_key("outbox", row["id"], rule.id))
     else:
         raise ValueError(f"unknown action kind {row['kind']!r}")
 

@@ -22,6 +22,7 @@ import holidays
 from pydantic import BaseModel, ValidationError
 
 from engine.rules import actors
+from engine.notify import checks as notify_checks
 from engine.policy import expr
 from engine.exceptions import ExpressionError, PolicyError, PolicyProblem
 from engine.rules.fields import coerce
@@ -189,6 +190,8 @@ class _Checker:
         # A bad time zone or holiday country is reported, and the workflows and rules are
         # still checked so that every problem shows at once.
         calendar = self.check_config(config_doc, config)
+        for loc, message in notify_checks.config_problems(self.config_path.parent, config):
+            self.report(config_doc, loc, message)
         workflows: dict[str, WorkflowSpec] = {}
         docs: dict[str, Document] = {}
         for doc in self.folder_docs(display_root / config.paths.workflows, config_doc, ("paths", "workflows")):
@@ -315,6 +318,7 @@ class _Checker:
         party_fields = {n for n, f in spec.fields.items() if f.type == "party"}
         allowed = {
             "fields": frozenset(spec.fields),
+            "given": frozenset(spec.fields),  # the values supplied with the event (engine.rules.decision)
             "actor": ACTOR_ATTRS,
             "instance": INSTANCE_ATTRS,
             "now": frozenset(),
@@ -343,9 +347,10 @@ class _Checker:
                 outgoing[src].add(t.dest)
             for j, pattern in enumerate(t.by):
                 self.check_pattern(doc, here + ("by", j), pattern, config, party_fields)
-            for j, name in enumerate(t.require):
-                if name not in spec.fields:
-                    self.report(doc, here + ("require", j), f"unknown field '{name}'; fields: {', '.join(spec.fields) or 'none'}")
+            for key in ("require", "accepts"):
+                for j, name in enumerate(getattr(t, key)):
+                    if name not in spec.fields:
+                        self.report(doc, here + (key, j), f"unknown field '{name}'; fields: {', '.join(spec.fields) or 'none'}")
             if t.when:
                 self.compile(doc, here + ("when",), t.when, allowed)
             if t.approvals:
@@ -448,6 +453,9 @@ class _Checker:
             party_fields = {n for n, f in spec.fields.items() if f.type == "party"}
             for j, pattern in enumerate(action.notify):
                 self.check_pattern(doc, loc + ("notify", j), pattern, config, party_fields)
+                if missing := notify_checks.unreachable(pattern, config):
+                    self.report(doc, loc + ("notify", j), f"'{pattern}' names {', '.join(missing)}, who cannot be reached: "
+                                "add an address under notifications.contacts (or a webhook for the party)")
             self.compile_value(doc, loc + ("message",), action.message, allowed)
 
     def check_required(self, doc, loc, target: WorkflowSpec, given: set[str], actor: str = SYSTEM) -> None:

@@ -146,6 +146,17 @@ class Paths(Strict):
     rules: str = "rules"
 
 
+class AuditSpec(Strict):
+    """Where the history's secret key and the anchors live (relative paths: to config.yaml's folder).
+
+    Defaults: beside a SQLite store file (<db>.audit-key, <db>.anchors), else beside config.yaml.
+    """
+
+    key_file: str | None = None
+    anchor_file: str | None = None
+    anchor_every: Annotated[float, Field(gt=0, le=86400)] = 60.0  # seconds between the daemon's anchors
+
+
 class HttpSpec(Strict):
     """Where `coopflow run` (and `coopflow serve`) serve the HTTP API and the web console."""
 
@@ -212,6 +223,7 @@ class ConfigSpec(Strict):
     store: str = "sqlite:///coopflow.db"
     logging: LoggingSpec = LoggingSpec()
     paths: Paths = Paths()
+    audit: AuditSpec = AuditSpec()  # docs/security.md
     notifications: NotificationsSpec | None = None  # docs/notifications.md
     http: HttpSpec = HttpSpec()
     administrators: list[PersonId] = []  # people (listed under some role) who administer accounts and tokens
@@ -332,6 +344,7 @@ class TransitionSpec(Strict):
     by: list[str]
     when: str | None = None
     require: list[Id] = []
+    accepts: list[Id] = []
     approvals: Approvals | None = None
     then: list[Action] = []
 
@@ -366,6 +379,19 @@ class WorkflowSpec(Strict):
         if not states:
             raise ValueError("declare at least one state")
         return states
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> WorkflowSpec:
+        """A workflow version as the store keeps it (its canonical JSON).
+
+        Versions pinned before transitions had `accepts` keep working: each of their
+        transitions accepts every field except the party fields, which decide who acts.
+        """
+        if any("accepts" not in t for t in stored.get("transitions", [])):
+            party = {n for n, f in stored.get("fields", {}).items() if f.get("type") == "party"}
+            legacy = [n for n in stored.get("fields", {}) if n not in party]
+            stored = {**stored, "transitions": [{"accepts": legacy, **t} for t in stored["transitions"]]}
+        return cls.model_validate(stored)
 
     def sources_of(self, t: TransitionSpec) -> list[str]:
         """The declared states `t` leaves: its `from` states, or every non-final state for "*"."""

@@ -21,13 +21,14 @@ from engine import clock, logs
 from engine.scheduling import jobs
 from engine.store import lease
 from engine.execution import outbox
+from engine.notify import deliveries
 from engine.scheduling import schedules
 from engine.scheduling import timers
 from engine.exceptions import PolicyError
 from engine.policy.loader import Policy, load_policy, resolve_config_path
 from engine.execution.runtime import BATCH, Runtime
 from engine.execution.executor import Executor
-from engine.store.database import SqlStore, StoreError, resolve_url, wait_for
+from engine.store.database import SqlStore, StoreError, StoreRefused, resolve_url, safe_url, wait_for
 
 RENEW_FRACTION = 3         # renew the lease every TTL/3 (5 s for the default 15 s; COOPFLOW_LEASE_TTL)
 SWEEP_EVERY = 30.0         # seconds between safety sweeps for anything due
@@ -91,7 +92,13 @@ class Daemon:
             "coopflow daemon starting: policy {} ({} workflows, {} schedules, {} event rules)",
             policy.digest[:12], len(policy.workflows), len(policy.schedules), len(policy.event_rules))
         url = resolve_url(policy.config.store, policy.root)
-        store = wait_for(lambda: SqlStore(url), self.stop)
+        try:
+            store = wait_for(lambda: SqlStore(url), self.stop)
+            if store is not None:
+                store.mark_real_clock()
+        except StoreRefused as exc:  # waiting would not help: stop for the administrator (exit 1)
+            logger.error("store unavailable: {}; stopping", exc)
+            return 1
         if store is None:
             return 0
         self.runtime = Runtime(policy, store, Executor(store, policy))
@@ -99,9 +106,13 @@ class Daemon:
         self.lease = lease.Lease(store, ttl=ttl)
         self.watcher = PolicyWatcher(self.config_path)
         jobs.register(self)
+        sender = deliveries.Sender(self)  # e-mails and webhooks, in their own thread (engine.notify)
+        sender.start()
         try:
-            self._loop()
+            code = self._loop()
         finally:
+            self.stop.set()
+            sender.join(timeout=30)
             jobs.register(None)
             self._stop_scheduler()
             if self.lease.held:
@@ -110,7 +121,7 @@ class Daemon:
                 except Exception:  # the store may be gone; the lease then simply expires
                     pass
             logger.info("coopflow daemon stopped")
-        return 0
+        return code
 
     def _install_signals(self) -> None:
         def handler(signum, _frame):
@@ -121,7 +132,7 @@ class Daemon:
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
 
-    def _loop(self) -> None:
+    def _loop(self) -> int:
         next_renew = next_sweep = next_reload = 0.0
         backoff = 1.0
         while not self.stop.is_set():
@@ -139,6 +150,9 @@ class Daemon:
                         next_reload = now + RELOAD_EVERY
                     self._work()
                 backoff = 1.0
+            except StoreRefused as exc:  # the SQLite file was deleted or replaced: never write a new one
+                logger.error("store unavailable: {}; stopping", exc)
+                return 1
             except (StoreError, OperationalError, DBAPIError) as exc:
                 logger.warning("store unavailable ({}); retrying in {:.0f} s", _short(exc), backoff)
                 self.stop.wait(backoff)
@@ -147,6 +161,7 @@ class Daemon:
                 continue
             self.wake.wait(0.25)
             self.wake.clear()
+        return 0
 
     def _work(self) -> None:
         """Apply everything pending in batches (group commit), checking for a stop and renewing
@@ -283,6 +298,10 @@ class Daemon:
             return
         if new.digest == old.digest:
             return
+        url = resolve_url(new.config.store, new.root)
+        if url != self.runtime.store.url:  # the store is the daemon's connection, not policy
+            logger.warning("store changed in the config ({} -> {}): still using {}; restart the daemon to switch stores",
+                           safe_url(self.runtime.store.url), safe_url(url), safe_url(self.runtime.store.url))
         self.runtime.set_policy(new)
         logger.bind(policy=new.digest[:12]).info("policy reloaded: {} (was {}); running instances keep their versions",
                                                  new.digest[:12], old.digest[:12])

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import functools
 import os
+import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import quote
 
 from loguru import logger
 from sqlalchemy import (
@@ -31,6 +34,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    func,
     inspect,
     select,
 )
@@ -38,13 +42,33 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.types import TypeDecorator
 
+from engine import clock
 from engine.exceptions import CoopflowError
 
 STORE_ENV = "COOPFLOW_STORE_URL"
+DRILL_ENV = "COOPFLOW_DRILL"           # "allow-real-store": a drill may open a store with real history
+PRIVATE_MODE = 0o600                   # the store, its -wal and -shm files (personal data)
+# PostgreSQL bounds (seconds), so that a half-open connection never holds a lock for long.
+PG_TUNABLES = {
+    "COOPFLOW_PG_CONNECT_TIMEOUT": 10,   # connecting (libpq connect_timeout)
+    "COOPFLOW_PG_STATEMENT_TIMEOUT": 30,  # one statement (statement_timeout)
+    "COOPFLOW_PG_LOCK_TIMEOUT": 30,      # waiting for a row or advisory lock (lock_timeout)
+    "COOPFLOW_PG_IDLE_TIMEOUT": 15,      # a transaction left idle (idle_in_transaction_session_timeout)
+    "COOPFLOW_PG_TCP_TIMEOUT": 20,       # an unanswered peer (TCP keepalives and tcp_user_timeout)
+}
 
 
 class StoreError(CoopflowError):
     """The store cannot be used (unreachable, written by a newer coopflow, bad URL)."""
+
+
+class StoreRefused(StoreError):
+    """The store is there but must not be used (missing folder, 0-byte file, drill on real
+    history): waiting will not help, so the daemon stops (exit 1) instead of retrying."""
+
+
+class StoreGone(StoreRefused):
+    """The SQLite file a running process opened was deleted or replaced: stop, do not recreate it."""
 
 
 class UtcDateTime(TypeDecorator):
@@ -173,6 +197,27 @@ outbox = Table(
     Index("ix_outbox_pending", "status", "next_at"),
 )
 
+# One row per recipient and channel of a notification (engine/notify): created once from its
+# outbox row (`key` = outbox id + recipient + channel), sent after commit, retried, then dead.
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("key", String(300), nullable=False, unique=True),
+    Column("instance", Id),
+    Column("kind", String(20), nullable=False),
+    Column("channel", String(12), nullable=False),
+    Column("recipient", String(200), nullable=False),
+    Column("address", Text, nullable=False),
+    Column("message", JSON, nullable=False),
+    Column("status", String(12), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", UtcDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime),
+    Index("ix_deliveries_due", "status", "next_at"),
+)
+
 occurrences = Table(
     "occurrences", metadata,
     Column("schedule", Id, nullable=False),
@@ -228,6 +273,19 @@ login_attempts = Table(
     Index("ix_login_attempts_client", "client", "at"),
 )
 
+sessions = Table(  # web console sign-ins (engine/server/auth.py); only sha256 of the session id is kept
+    "sessions", metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("person", Id, nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("client", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("data", JSON, nullable=False),
+    Index("ix_sessions_person", "person"),
+)
+
 
 # --------------------------------------------------------------------------- migrations
 # Each migration upgrades the schema by one version and never drops data.
@@ -266,16 +324,28 @@ def resolve_url(url: str, base_dir: Path) -> str:
 class SqlStore:
     """A connection pool on one SQLite file or PostgreSQL database, schema migrated on open."""
 
-    def __init__(self, url: str, durable: bool = True):
-        """`durable=False` (the simulator's throwaway store) skips fsync on SQLite."""
+    def __init__(self, url: str, durable: bool = True, create: bool = True):
+        """`durable=False` (the simulator's throwaway store) skips fsync on SQLite.
+
+        `create=False` (every CLI command but `init`) refuses a store that does not exist yet
+        instead of creating it: a typo in `store:` must not start a second, empty store.
+        SQLite files are created 0600 and never in a missing folder; a 0-byte file is refused.
+        """
         self.url = url
+        self.path = sqlite_path(url)
+        self.identity: tuple[int, int] | None = None
+        if self.path is not None:
+            self.identity = _prepare_sqlite_file(self.path, create)
         try:
             self.engine: Engine = _make_engine(url, durable)
         except Exception as exc:  # bad URL, missing driver
             raise StoreError(f"cannot use store {_safe(url)}: {exc}") from None
         self.dialect = self.engine.dialect.name
         try:
-            self.migrate()
+            self.migrate(create)
+            self._guard_drill()
+            if self.path is not None:
+                tighten(self.path, _sqlite_companions(self.path))
         except BaseException:  # refused or unreachable: do not leak the pool's connections
             self.engine.dispose()
             raise
@@ -285,21 +355,24 @@ class SqlStore:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """A write transaction: committed on success, rolled back on any exception."""
-        with self.engine.connect() as conn:
+        """A write transaction: committed on success, rolled back on any exception.
+
+        A store fault (disk full, read-only file, lost connection) comes out as a StoreError."""
+        with self.explained_errors(), self.engine.connect() as conn:
             with conn.begin():
                 yield conn
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
         """A read-only snapshot (on SQLite, a deferred transaction that does not block writers)."""
-        with self.engine.connect().execution_options(coopflow_read=True) as conn:
+        with self.explained_errors(), self.engine.connect().execution_options(coopflow_read=True) as conn:
             with conn.begin():
                 yield conn
 
-    def migrate(self) -> None:
-        """Create or upgrade the schema; refuse a store written by a newer coopflow."""
-        with self.explained_errors(), self.transaction() as conn:
+    def migrate(self, create: bool = True) -> None:
+        """Create or upgrade the schema; refuse a store written by a newer coopflow (and, with
+        `create=False`, a database that holds no coopflow store yet)."""
+        with self.transaction() as conn:
             names = inspect(conn).get_table_names()
             current = 0
             if meta.name in names:
@@ -313,6 +386,9 @@ class SqlStore:
                     f"this coopflow knows up to {SCHEMA_VERSION}): upgrade coopflow"
                 )
             if current == 0:
+                if not create:
+                    raise StoreError(f"{_safe(self.url)} holds no coopflow store: create it with `coopflow init` "
+                                     "(or the first `coopflow run`), or correct `store:` / COOPFLOW_STORE_URL")
                 metadata.create_all(conn, checkfirst=True)
                 conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
                 conn.execute(meta.insert().values(key="created_at", value=datetime.now(timezone.utc).isoformat()))
@@ -337,6 +413,45 @@ class SqlStore:
         except (OperationalError, DBAPIError) as exc:
             raise StoreError(f"store {_safe(self.url)} is unavailable: {exc.orig or exc}") from None
 
+    def check_file(self) -> None:
+        """Raise StoreGone when the SQLite file opened at start was deleted or replaced (its open
+        connections would go on writing into a deleted file, new ones into a new empty store)."""
+        if self.path is None or self.identity is None:
+            return
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise StoreGone(f"store file {self.path} was deleted while coopflow ran; "
+                            "restore it from a backup (coopflow never recreates it)") from None
+        if (st.st_dev, st.st_ino) != self.identity:
+            raise StoreGone(f"store file {self.path} was replaced by another file while coopflow ran; restart")
+
+    def mark_real_clock(self) -> None:
+        """Record that a daemon on the real clock runs this store: drills will refuse it."""
+        if clock.drill_start() is not None:
+            return
+        with self.transaction() as conn:
+            insert_or_ignore(conn, meta, ["key"], key="clock", value="real")
+
+    def _guard_drill(self) -> None:
+        """A drill (COOPFLOW_CLOCK_START) refuses a store whose history a real clock wrote, unless
+        COOPFLOW_DRILL=allow-real-store; a drill on an empty store marks it as a drill store."""
+        if clock.drill_start() is None:
+            return
+        with self.transaction() as conn:
+            mark = conn.execute(select(meta.c.value).where(meta.c.key == "clock")).scalar()
+            if mark == "drill":
+                return
+            real = mark == "real" or conn.execute(select(func.count()).select_from(history)).scalar() > 0
+            if not real:
+                insert_or_ignore(conn, meta, ["key"], key="clock", value="drill")
+                return
+        if os.environ.get(DRILL_ENV, "").strip() == "allow-real-store":
+            logger.warning("drill clock on store {} that holds real history ({}=allow-real-store)", _safe(self.url), DRILL_ENV)
+            return
+        raise StoreRefused(f"{_safe(self.url)} holds history written by the real clock: a drill "
+                         f"({clock.CLOCK_ENV}) must run on a copy (or set {DRILL_ENV}=allow-real-store)")
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -347,6 +462,8 @@ def wait_for(store_factory: Callable[[], SqlStore], stop: threading.Event, log_e
     while not stop.is_set():
         try:
             return store_factory()
+        except StoreRefused:
+            raise
         except StoreError as exc:
             if time.monotonic() - last_log > log_every:
                 logger.warning("{}; retrying", exc)
@@ -356,9 +473,100 @@ def wait_for(store_factory: Callable[[], SqlStore], stop: threading.Event, log_e
     return None
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for PostgreSQL and in-memory SQLite)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url in ("sqlite:///:memory:", prefix):
+        return None
+    return Path(url[len(prefix):].split("?", 1)[0])
+
+
+def _sqlite_companions(path: Path) -> list[Path]:
+    return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
+
+
+def tighten(path: Path, extra: list[Path] = (), mode: int = PRIVATE_MODE) -> None:
+    """Make files that hold personal data no more open than `mode`: a looser existing file is
+    chmod-ed (logged), or warned about when this process may not change it."""
+    for file in [path, *extra]:
+        try:
+            current = stat.S_IMODE(os.stat(file).st_mode)
+        except FileNotFoundError:
+            continue
+        if current & ~mode:
+            try:
+                os.chmod(file, mode)
+                logger.warning("{} was mode {:04o}; tightened to {:04o} (it holds personal data)", file, current, mode)
+            except OSError as exc:
+                logger.warning("{} is mode {:04o}, readable by others, and cannot be tightened: {}", file, current, exc)
+
+
+def _prepare_sqlite_file(path: Path, create: bool) -> tuple[int, int]:
+    """Check (or, when `create`, make) the SQLite file before SQLite sees it; its (dev, inode)."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise StoreRefused(f"store folder {folder} does not exist (for sqlite:///{path}): coopflow does not "
+                         "create folders; correct `store:` / COOPFLOW_STORE_URL or create the folder")
+    if not path.exists():
+        if not create:
+            raise StoreError(f"store file {path} does not exist: create the store with `coopflow init` "
+                             "(or the first `coopflow run`), or correct `store:` / COOPFLOW_STORE_URL")
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_MODE))
+        except FileExistsError:  # another process created it a moment ago
+            pass
+        except OSError as exc:
+            raise StoreError(f"store file {path} cannot be created: {exc.strerror}") from None
+        st = os.stat(path)
+        return st.st_dev, st.st_ino
+    st = os.stat(path)
+    if st.st_size == 0 and not _sqlite_companions(path)[0].exists():
+        raise StoreRefused(f"store file {path} is empty (0 bytes), not a coopflow store: restore it from a backup, "
+                         "or delete it and run `coopflow init`")
+    return st.st_dev, st.st_ino
+
+
+def _pg_tunable(name: str) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return float(PG_TUNABLES[name])
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise StoreError(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def pg_connect_args() -> dict:
+    """libpq settings bounding every wait: connect, statements, locks, idle transactions, and a
+    silent peer (keepalives probe an idle socket; tcp_user_timeout drops one whose data goes unacknowledged)."""
+    tcp = _pg_tunable("COOPFLOW_PG_TCP_TIMEOUT")
+    ms = {name: int(_pg_tunable(f"COOPFLOW_PG_{name}") * 1000) for name in ("STATEMENT_TIMEOUT", "LOCK_TIMEOUT", "IDLE_TIMEOUT")}
+    return {
+        "connect_timeout": max(1, round(_pg_tunable("COOPFLOW_PG_CONNECT_TIMEOUT"))),
+        "keepalives": 1,
+        "keepalives_idle": max(1, round(tcp / 2)),
+        "keepalives_interval": max(1, round(tcp / 6)),
+        "keepalives_count": 3,
+        "tcp_user_timeout": int(tcp * 1000),
+        "_session": (f"SET statement_timeout = {ms['STATEMENT_TIMEOUT']}; SET lock_timeout = {ms['LOCK_TIMEOUT']}; "
+                     f"SET idle_in_transaction_session_timeout = {ms['IDLE_TIMEOUT']}"),
+    }
+
+
 def _make_engine(url: str, durable: bool = True) -> Engine:
+    path = sqlite_path(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+        if path is not None:
+            # mode=rw: SQLite never creates the file (_prepare_sqlite_file did, 0600, when meant to);
+            # a file deleted under a running process is not silently recreated by a new connection.
+            target = f"file:{quote(str(path))}?mode=rw"
+            engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(
+                target, uri=True, timeout=60, check_same_thread=False))
+        else:
+            engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn, _record):
@@ -377,7 +585,20 @@ def _make_engine(url: str, durable: bool = True) -> Engine:
         return engine
     if url.startswith("postgres"):
         url = url.replace("postgresql://", "postgresql+psycopg://", 1).replace("postgres://", "postgresql+psycopg://", 1)
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        args = pg_connect_args()
+        session = args.pop("_session")
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=args)
+
+        @event.listens_for(engine, "connect")
+        def _on_pg_connect(dbapi_conn, _record):
+            autocommit = dbapi_conn.autocommit
+            dbapi_conn.autocommit = True
+            with dbapi_conn.cursor() as cursor:
+                for statement in session.split("; "):
+                    cursor.execute(statement)
+            dbapi_conn.autocommit = autocommit
+
+        return engine
     return create_engine(url)
 
 
@@ -389,6 +610,9 @@ def _safe(url: str) -> str:
         user = creds.split(":", 1)[0]
         return f"{scheme}://{user}:***@{host}" if ":" in creds else url
     return url
+
+
+safe_url = _safe
 
 
 def insert_or_ignore(conn: Connection, table: Table, index: list[str], returning: str | None = None, **values):

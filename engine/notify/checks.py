@@ -1,0 +1,52 @@
+"""What `coopflow check` verifies about notifications (called by engine.policy.loader)."""
+
+from __future__ import annotations
+
+from engine.notify import templates
+from engine.rules.actors import pattern_parties
+
+
+def config_problems(policy_root, config) -> list[tuple[tuple, str]]:
+    """(location in config.yaml, message) for the notifications section."""
+    notifications = config.notifications
+    if notifications is None:
+        return []
+    out = []
+    for i, party in enumerate(notifications.webhooks):
+        if party not in config.parties:
+            out.append((("notifications", "webhooks", party), f"unknown party '{party}' (declared: {', '.join(config.parties)})"))
+    if notifications.webhooks and notifications.webhook.secret is None:
+        out.append((("notifications", "webhook"), "webhooks need a signing secret: webhook: {secret: {env: NAME}} or {file: PATH}"))
+    people = {f"{p}.{r}": role.people for p, party in config.parties.items() for r, role in party.roles.items()}
+    known = set(people) | {person for names in people.values() for person in names}
+    for key in notifications.contacts:
+        if key not in known:
+            out.append((("notifications", "contacts", key),
+                        f"'{key}' is neither a person listed under a role nor a party.role"))
+    if notifications.contacts and notifications.smtp is None:
+        out.append((("notifications",), "contacts have e-mail addresses but no smtp server is configured"))
+    out.extend(templates.problems(policy_root, config))
+    return out
+
+
+def unreachable(pattern: str, config) -> list[str]:
+    """The recipients a notify pattern may name that have neither an e-mail address nor a party webhook.
+
+    A `$field.role` pattern may name any party having that role, so every such party counts.
+    """
+    notifications = config.notifications
+    if notifications is None:
+        return []
+    head, _, role = pattern.rpartition(".")
+    parties = [p for p, party in config.parties.items() if role in party.roles] if head.startswith("$") else pattern_parties(pattern, {}, config)
+    out = []
+    for party in parties:
+        if party in notifications.webhooks:
+            continue
+        people = config.parties[party].roles[role].people
+        if f"{party}.{role}" in notifications.contacts:
+            continue
+        out.extend(f"{party}.{role}:{p}" for p in people if p not in notifications.contacts)
+        if not people:
+            out.append(f"{party}.{role}")
+    return out

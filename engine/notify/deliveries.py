@@ -1,0 +1,239 @@
+"""Durable deliveries: one row per recipient and channel, created once from a notify outbox row,
+sent after commit by the daemon, retried with exponential backoff and jitter, then dead-lettered.
+
+States: pending -> sending (claimed; `next_at` is the claim's expiry) -> sent | pending (retry)
+| dead. A row left `sending` by a crash is due again when its claim expires, and is resent with
+the same Message-ID / X-Coopflow-Delivery id so the receiver can recognise the duplicate.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import timedelta
+from typing import Any
+
+from loguru import logger
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.engine import Connection
+
+from engine import clock
+from engine.notify import channels, templates
+from engine.store.database import SqlStore, deliveries, insert_or_ignore
+
+PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
+STATUSES = (PENDING, SENDING, SENT, DEAD)
+MAX_DELAY = 6 * 3600.0
+
+
+# --------------------------------------------------------------------------- creating
+
+
+def create_from_outbox(conn: Connection, policy, row) -> int:
+    """Write the deliveries of a notify outbox row (idempotent); returns how many were new."""
+    notifications = policy.config.notifications
+    payload, source = row["payload"], row["payload"]["source"]
+    if notifications is None:
+        return 0
+    kind = _kind(policy, source)
+    path = templates.folder(policy.root, notifications)
+    created, unreachable, parties = 0, [], {}
+    for recipient in payload["recipients"]:
+        role_actor, _, person = recipient.partition(":")
+        party = role_actor.partition(".")[0]
+        parties.setdefault(party, []).append(recipient)
+        address = notifications.contacts.get(person) if person else None
+        address = address or notifications.contacts.get(role_actor)
+        if address is None:
+            if party not in notifications.webhooks:
+                unreachable.append(recipient)
+            continue
+        subject, text = templates.render(path, kind, _context(policy, source, payload, recipient))
+        created += _insert(conn, row, kind, channels.EMAIL, recipient, address, {"subject": subject, "text": text})
+    for party, names in parties.items():
+        url = notifications.webhooks.get(party)
+        if url is None:
+            continue
+        context = _context(policy, source, payload, f"{party}")
+        subject, text = templates.render(path, kind, context)
+        message = {"kind": kind, "subject": subject, "text": text, "link": context["link"], "party": party,
+                   "recipients": names, "instance": source["instance"], "workflow": source["workflow"],
+                   "state": source["state"], "trigger": source["trigger"], "message": payload["message"]}
+        created += _insert(conn, row, kind, channels.WEBHOOK, party, url, message)
+    if unreachable:
+        logger.bind(instance=source["instance"], outcome="unreachable").warning(
+            "notify: no e-mail address or webhook for {}", ", ".join(unreachable))
+    return created
+
+
+def _insert(conn, row, kind, channel, recipient, address, message) -> int:
+    now = clock.now()
+    key = f"outbox:{row['id']}:{recipient}:{channel}"
+    new = insert_or_ignore(conn, deliveries, ["key"], returning="id", key=key, instance=row["instance"], kind=kind,
+                           channel=channel, recipient=recipient, address=address, message=message, status=PENDING,
+                           attempts=0, next_at=now, last_error=None, created_at=now, sent_at=None).first()
+    return 1 if new is not None else 0
+
+
+def _kind(policy, source) -> str:
+    """`overdue` when the transition is a state's deadline firing, else `notify`."""
+    spec = policy.workflows.get(source["workflow"])
+    state = spec.states.get(source.get("from") or "") if spec else None
+    if state is not None and state.deadline is not None and state.deadline.fire == source["trigger"]:
+        return "overdue"
+    return "notify"
+
+
+def _context(policy, source, payload, recipient: str) -> dict[str, Any]:
+    config = policy.config
+    spec = policy.workflows.get(source["workflow"])
+    states = spec.states if spec else {}
+    role_actor, _, person = recipient.partition(":")
+    party_id, _, role_id = role_actor.partition(".")
+    party = config.parties.get(party_id)
+    role = party.roles.get(role_id) if party and role_id else None
+    transition = next((t for t in spec.transitions if t.trigger == source["trigger"]), None) if spec else None
+    link = f"{config.notifications.public_url.rstrip('/')}/instances/{source['instance']}"
+    return {
+        "agreement": {"id": config.agreement.id, "title": config.agreement.title},
+        "workflow": {"id": source["workflow"], "title": spec.title if spec else source["workflow"],
+                     "clause": spec.clause if spec else ""},
+        "instance": {"id": source["instance"], "state": source["state"],
+                     "state_title": states[source["state"]].title if source["state"] in states else source["state"],
+                     "from_state": source.get("from"),
+                     "from_state_title": states[source["from"]].title if source.get("from") in states else source.get("from"),
+                     "fields": source.get("fields") or {}},
+        "trigger": {"id": source["trigger"], "title": (transition.title if transition and transition.title else source["trigger"])},
+        "actor": source.get("actor", "system"),
+        "message": payload["message"],
+        "recipient": {"actor": recipient, "person": person or None, "party": party_id,
+                      "party_title": party.title if party else party_id, "role": role_id or None,
+                      "role_title": (role.title if role and role.title else role_id) or None},
+        "link": link,
+        "at": clock.now().astimezone(policy.tz).isoformat(timespec="minutes"),
+    }
+
+
+# --------------------------------------------------------------------------- sending
+
+
+def claim_due(store: SqlStore, policy, limit: int = 20) -> list[dict]:
+    """Mark up to `limit` due deliveries `sending` (one attempt more) and return them."""
+    notifications = policy.config.notifications
+    timeout = notifications.timeout if notifications else 10.0
+    now = clock.now()
+    query = (select(deliveries).where(deliveries.c.status.in_((PENDING, SENDING)), deliveries.c.next_at <= now)
+             .order_by(deliveries.c.next_at, deliveries.c.id).limit(limit))
+    if store.dialect == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    with store.transaction() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings().all()]
+        for r in rows:
+            r["attempts"] += 1
+            conn.execute(update(deliveries).where(deliveries.c.id == r["id"]).values(
+                status=SENDING, attempts=r["attempts"], next_at=now + timedelta(seconds=3 * timeout + 60)))
+    return rows
+
+
+def send(store: SqlStore, policy, rows: list[dict]) -> dict[str, int]:
+    """Send claimed deliveries one by one; each outcome is committed on its own."""
+    counts = {SENT: 0, PENDING: 0, DEAD: 0}
+    notifications = policy.config.notifications
+    for row in rows:
+        log = logger.bind(instance=row["instance"], delivery=row["id"], channel=row["channel"], recipient=row["recipient"])
+        try:
+            if notifications is None:
+                raise channels.Permanent("notifications are no longer configured")
+            if row["channel"] == channels.EMAIL:
+                if notifications.smtp is None:
+                    raise channels.Permanent("no smtp server configured under notifications")
+                channels.send_email(notifications.smtp, policy.root, notifications.timeout, row)
+            else:
+                channels.send_webhook(notifications.webhook, policy.root, notifications.timeout, row)
+        except Exception as exc:
+            attempts = notifications.attempts if notifications else 1
+            dead = isinstance(exc, channels.Permanent) or row["attempts"] >= attempts
+            error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, channels.Permanent) else str(exc)
+            if dead:
+                _mark(store, row["id"], status=DEAD, last_error=error)
+                log.bind(outcome="dead").error("delivery #{} ({} to {}) is a dead letter after {} attempt(s): {}",
+                                               row["id"], row["channel"], row["address"], row["attempts"], error)
+                counts[DEAD] += 1
+            else:
+                delay = backoff(notifications.backoff, row["attempts"])
+                _mark(store, row["id"], status=PENDING, last_error=error, next_at=clock.now() + timedelta(seconds=delay))
+                log.bind(outcome="retry").warning("delivery #{} ({} to {}) failed (attempt {} of {}), retrying in {:.0f} s: {}",
+                                                  row["id"], row["channel"], row["address"], row["attempts"], attempts, delay, error)
+                counts[PENDING] += 1
+        else:
+            _mark(store, row["id"], status=SENT, sent_at=clock.now(), last_error=None)
+            log.bind(outcome="sent").info("delivery #{} sent: {} to {} ({})", row["id"], row["channel"], row["address"],
+                                          row["message"]["subject"])
+            counts[SENT] += 1
+    return counts
+
+
+def deliver_due(store: SqlStore, policy, limit: int = 20) -> int:
+    """Claim and send what is due; returns how many were attempted."""
+    rows = claim_due(store, policy, limit)
+    if rows:
+        send(store, policy, rows)
+    return len(rows)
+
+
+def backoff(base: float, attempts: int) -> float:
+    """Exponential backoff with jitter: base·2^(n-1), capped at 6 h, times a random 0.5–1.0."""
+    return min(base * 2 ** (attempts - 1), MAX_DELAY) * random.uniform(0.5, 1.0)
+
+
+def _mark(store: SqlStore, delivery_id: int, **values) -> None:
+    with store.transaction() as conn:
+        conn.execute(update(deliveries).where(deliveries.c.id == delivery_id), values)
+
+
+# --------------------------------------------------------------------------- operators
+
+
+def listing(store: SqlStore, status: str | None = None) -> list[dict]:
+    query = select(deliveries).order_by(deliveries.c.id)
+    if status:
+        query = query.where(deliveries.c.status == status)
+    with store.reading() as conn:
+        return [dict(r) for r in conn.execute(query).mappings().all()]
+
+
+def dead_count(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(deliveries).where(deliveries.c.status == DEAD)).scalar_one()
+
+
+def retry(store: SqlStore, delivery_id: int | None = None) -> int:
+    """Queue dead letters again (one by id, or all when None); returns how many."""
+    query = update(deliveries).where(deliveries.c.status == DEAD)
+    if delivery_id is not None:
+        query = query.where(deliveries.c.id == bindparam("delivery_id"))
+    with store.transaction() as conn:
+        params = {"delivery_id": delivery_id} if delivery_id is not None else {}
+        return conn.execute(query.values(status=PENDING, attempts=0, next_at=clock.now()), params).rowcount
+
+
+class Sender(threading.Thread):
+    """The daemon's delivery worker: sends while this daemon holds the leader lease, so a slow or
+    refusing server never holds up the inbox."""
+
+    IDLE = 1.0
+
+    def __init__(self, daemon):
+        super().__init__(name="coopflow-deliveries", daemon=True)
+        self.owner = daemon
+
+    def run(self) -> None:
+        owner = self.owner
+        while not owner.stop.is_set():
+            busy = 0
+            try:
+                if owner.lease is not None and owner.lease.held and owner.runtime.policy.config.notifications:
+                    busy = deliver_due(owner.runtime.store, owner.runtime.policy)
+            except Exception as exc:  # store unavailable: the main loop reports it; try again later
+                logger.warning("deliveries: {}", str(exc).splitlines()[0][:200])
+            if not busy:
+                owner.stop.wait(self.IDLE)
