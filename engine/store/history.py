@@ -1,55 +1,106 @@
 """The append-only, hash-chained history: every applied or refused event, in order.
 
-Each row's hash is sha256(previous row's hash + the row's canonical JSON content), so editing,
-deleting or inserting a row by hand breaks the chain from that row on. The head of the chain
-(last seq and hash) is also kept in coopflow_meta, so cutting rows off the end is caught too.
+Each row's hash is HMAC-sha256(key, previous row's hash + the row's canonical JSON content), the
+key being kept in a file outside the database (engine.store.anchors), so editing, deleting or
+inserting a row by hand breaks the chain from that row on, and without the key nobody can
+recompute a consistent chain. Rows written before a store got its key (seq < keyed_from) are
+plain sha256. The head of the chain (last seq and hash) is also kept in coopflow_meta, so
+cutting rows off the end is caught too (and, with a forged head, by the anchors).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from engine.store.database import history, meta
 
 GENESIS = "0" * 64
 HEAD_KEY = "history_head"
+KEY_FILE_KEY = "audit_key_file"  # where the key file is (not the key): for processes that open the store raw
 CONTENT = ("seq", "instance", "inbox_id", "at", "kind", "workflow", "trigger", "from_state", "to_state",
            "actor", "outcome", "reason", "data")
 ADVISORY_LOCK_ID = 0x636F6F70  # "coop": serialises appends on PostgreSQL
 
 
 _SELECT_HEAD = select(meta.c.value).where(meta.c.key == HEAD_KEY)
+_SELECT_HEAD_AND_KEY = select(meta.c.key, meta.c.value).where(meta.c.key.in_([HEAD_KEY, KEY_FILE_KEY]))
+
+
+@dataclass(frozen=True)
+class Keying:
+    """The secret key of a store's chain, and the first row it keys (older rows are plain sha256)."""
+
+    key: bytes
+    keyed_from: int
+
+
+_KEYS: weakref.WeakKeyDictionary[Engine, Keying] = weakref.WeakKeyDictionary()
+
+
+def use_key(engine: Engine, keying: Keying) -> None:
+    """Key every row this engine appends (engine.store.anchors.attach calls it when a store opens)."""
+    _KEYS[engine] = keying
+
+
+def keying_of(conn: Connection, key_file: str | None = None) -> Keying | None:
+    """The engine's registered key, else the key file the store names in coopflow_meta (if any)."""
+    registered = _KEYS.get(conn.engine)
+    if registered is not None:
+        return registered
+    if key_file is None:
+        key_file = conn.execute(select(meta.c.value).where(meta.c.key == KEY_FILE_KEY)).scalar()
+    if key_file is None:
+        return None
+    from engine.store.anchors import read_key_file  # the key file's format lives with the anchors
+
+    return read_key_file(key_file).keying
+
+
 _UPDATE_HEAD = meta.update().where(meta.c.key == HEAD_KEY)
 _INSERT_ROW = history.insert()
 
 
-def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
-    """The hash of one history row given the previous row's hash."""
+def row_hash(prev_hash: str, row: dict[str, Any], key: bytes | None = None) -> str:
+    """The hash of one history row given the previous row's hash (HMAC with `key` when given).
+
+    Never raises on text: any Python str (lone surrogates included) is encoded the same way.
+    """
     content = {k: row.get(k) for k in CONTENT}
     at = content["at"]
     content["at"] = at.isoformat() if isinstance(at, datetime) else at
     blob = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256((prev_hash + blob).encode()).hexdigest()
+    raw = (str(prev_hash) + blob).encode("utf-8", "surrogatepass")
+    if key is None:
+        return hashlib.sha256(raw).hexdigest()
+    return hmac.new(key, raw, hashlib.sha256).hexdigest()
+
+
+def _key_for(keying: Keying | None, seq: int) -> bytes | None:
+    return keying.key if keying is not None and seq >= keying.keyed_from else None
 
 
 def append(conn: Connection, **row: Any) -> int:
     """Append one row (inside the caller's transaction); returns its seq."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_ID})
-    head = conn.execute(_SELECT_HEAD).scalar()
+    found = dict(conn.execute(_SELECT_HEAD_AND_KEY).all())
+    head = found.get(HEAD_KEY)
     last_seq, prev = (int(head.split(":")[0]), head.split(":")[1]) if head else (0, GENESIS)
     row.setdefault("data", {})
     row = {**row, "seq": last_seq + 1}
     row["at"] = row["at"].astimezone(timezone.utc)  # hashed exactly as the store gives it back
-    digest = row_hash(prev, row)
+    keying = keying_of(conn, found[KEY_FILE_KEY]) if KEY_FILE_KEY in found else _KEYS.get(conn.engine)
+    digest = row_hash(prev, row, _key_for(keying, row["seq"]))
     conn.execute(_INSERT_ROW, {**row, "prev_hash": prev, "hash": digest})
     value = f"{row['seq']}:{digest}"
     if head:
@@ -70,19 +121,35 @@ class Break:
         return f"history row {self.seq}: {self.reason}"
 
 
-def verify(conn: Connection) -> tuple[int, Break | None]:
-    """Walk the whole chain; returns (rows checked, first break or None)."""
+def verify(conn: Connection, keying: Keying | None = None) -> tuple[int, Break | None]:
+    """Walk the whole chain; returns (rows checked, first break or None).
+
+    `keying` defaults to the key the store was opened with (or the one its meta names).
+    """
+    keying = keying or keying_of(conn)
+    return check(_rows(conn), conn.execute(_SELECT_HEAD).scalar(), keying)
+
+
+def head_of(value: str | None) -> tuple[int, str]:
+    """(seq, hash) of a stored head value; (0, GENESIS) for none."""
+    if not value:
+        return 0, GENESIS
+    seq, _, digest = value.partition(":")
+    return int(seq), digest
+
+
+def check(rows: Iterable[dict[str, Any]], head: str | None, keying: Keying | None) -> tuple[int, Break | None]:
+    """Walk rows (in seq order) against the stored head; returns (rows checked, first break or None)."""
     prev, expected_seq, count = GENESIS, 1, 0
-    for row in _rows(conn):
+    for row in rows:
         if row["seq"] != expected_seq:
             missing = "deleted" if row["seq"] > expected_seq else "out of order"
             return count, Break(expected_seq, f"row {missing} (next row found is {row['seq']})")
         if row["prev_hash"] != prev:
             return count, Break(row["seq"], "its link to the previous row does not match (a row before it was changed, removed or inserted)")
-        if row_hash(prev, row) != row["hash"]:
+        if row_hash(prev, row, _key_for(keying, row["seq"])) != row["hash"]:
             return count, Break(row["seq"], "its content does not match its hash (edited by hand)")
         prev, expected_seq, count = row["hash"], expected_seq + 1, count + 1
-    head = conn.execute(select(meta.c.value).where(meta.c.key == HEAD_KEY)).scalar()
     if head is None and count:
         return count, Break(count, "the chain head record is missing")
     if head is not None:
@@ -94,6 +161,11 @@ def verify(conn: Connection) -> tuple[int, Break | None]:
         if head_hash != prev:
             return count, Break(count, "it does not match the chain head (the last row rewritten by hand, or the head edited)")
     return count, None
+
+
+def rows(conn: Connection) -> list[dict[str, Any]]:
+    """Every history row, in seq order."""
+    return list(_rows(conn))
 
 
 def _rows(conn: Connection) -> Iterator[dict[str, Any]]:
