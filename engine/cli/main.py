@@ -41,6 +41,16 @@ def check(config_path: str | None) -> None:
 
 @cli.command()
 @CONFIG_OPTION
+def init(config_path: str | None) -> None:
+    """Create the store named by the config (the only command but `run` that may create one)."""
+    policy = load_policy(config_path)
+    logs.configure(policy.config.logging, policy.root, console=False)
+    runtime = open_runtime(policy=policy, create=True)
+    click.echo(f"ok: store {runtime.store!r} at schema {runtime.store.meta_value('schema_version')}")
+
+
+@cli.command()
+@CONFIG_OPTION
 def run(config_path: str | None) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT (systemd-friendly)."""
     from engine.scheduling.daemon import Daemon
@@ -201,17 +211,239 @@ def audit() -> None:
 
 @audit.command()
 @CONFIG_OPTION
-def verify(config_path: str | None) -> None:
-    """Verify the hash chain of the whole history; exit 1 naming the first bad row."""
-    from engine.store import history
+@click.option("--anchors", "extra_anchors", multiple=True, type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="Also check these anchor files or JSON logs (e.g. copies shipped to another host); repeatable.")
+def verify(config_path: str | None, extra_anchors: tuple[str, ...]) -> None:
+    """Verify the history (chain, anchors) and that the state follows from it; exit 1 naming the first mismatch."""
+    from engine.store import audit as auditing
 
     runtime = _runtime(config_path)
-    with runtime.store.reading() as conn:
-        count, broken = history.verify(conn)
-    if broken:
-        click.echo(f"TAMPERED: {broken}", err=True)
+    report = auditing.verify(runtime.store, extra_anchors)
+    if not report.ok:
+        more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+        click.echo(f"TAMPERED: {report.problems[0]}{more}", err=True)
         sys.exit(1)
-    click.echo(f"ok: {count} history rows, chain intact")
+    legacy = f"; {report.legacy} instances from before the audit record checked by state only" if report.legacy else ""
+    click.echo(f"ok: {report.rows} history rows, chain intact; {report.anchors} anchors match; state follows from the "
+               f"history ({report.instances} instances, {report.consents} consents, {report.timers} armed timers, "
+               f"{report.occurrences} schedule occurrences){legacy}")
+
+
+# --------------------------------------------------------------------------- accounts and tokens (engine/auth)
+
+
+def _secret_from(stdin: bool, label: str, confirm: bool) -> str:
+    """A password or token: the first line of stdin with --*-stdin, else typed at a hidden prompt."""
+    if stdin:
+        text = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        if not text:
+            raise CoopflowError(f"no {label} on standard input")
+        return text
+    return click.prompt(label.capitalize(), hide_input=True,
+                        confirmation_prompt=f"Repeat the {label}" if confirm else False)
+
+
+def _local_client() -> str:
+    import getpass
+
+    return f"local:{getpass.getuser()}"
+
+
+PASSWORD_STDIN = click.option("--password-stdin", is_flag=True,
+                              help="Read the password from the first line of standard input instead of prompting.")
+CLIENT_OPTION = click.option("--client", default=None, metavar="ADDRESS",
+                             help="Client address recorded for throttling (default: local:<os user>).")
+
+
+def _principal_out(runtime: Runtime, principal, as_json: bool) -> None:
+    if as_json:
+        return views._json(principal.as_dict())
+    click.echo(f"ok: {principal.person} ({principal.method}, from {principal.client})")
+    click.echo(f"roles: {', '.join(principal.roles)}" + ("; administrator" if principal.is_admin else "")
+               + ("; read-only" if principal.read_only else ""))
+    if principal.acting_role and not principal.read_only:
+        click.echo(f"actor: {principal.act_as()}")
+
+
+@cli.group()
+def user() -> None:
+    """Accounts of the people config.yaml lists (passwords hashed with argon2id)."""
+
+
+@user.command("add")
+@click.argument("person")
+@PASSWORD_STDIN
+@CONFIG_OPTION
+def user_add(person: str, password_stdin: bool, config_path: str | None) -> None:
+    """Create the account of PERSON (a person listed under a role in config.yaml)."""
+    from engine.auth import accounts, people
+
+    runtime = _runtime(config_path)
+    people.require_person(runtime.policy.config, person)  # before asking for a password
+    accounts.add_user(runtime.store, runtime.policy.config, person, _secret_from(password_stdin, "password", True))
+    click.echo(f"account created: {person} ({', '.join(people.grants(runtime.policy.config, person))})")
+
+
+@user.command("passwd")
+@click.argument("person")
+@PASSWORD_STDIN
+@CONFIG_OPTION
+def user_passwd(person: str, password_stdin: bool, config_path: str | None) -> None:
+    """Set a new password for PERSON."""
+    from engine.auth import accounts
+
+    runtime = _runtime(config_path)
+    accounts.set_password(runtime.store, person, _secret_from(password_stdin, "new password", True))
+    click.echo(f"password changed: {person}")
+
+
+@user.command("disable")
+@click.argument("person")
+@CONFIG_OPTION
+def user_disable(person: str, config_path: str | None) -> None:
+    """Disable PERSON's account: their password and tokens are refused until enabled."""
+    from engine.auth import accounts
+
+    changed = accounts.set_disabled(_runtime(config_path).store, person, True)
+    click.echo(f"disabled: {person}" if changed else f"already disabled: {person}")
+
+
+@user.command("enable")
+@click.argument("person")
+@CONFIG_OPTION
+def user_enable(person: str, config_path: str | None) -> None:
+    """Enable PERSON's account again."""
+    from engine.auth import accounts
+
+    changed = accounts.set_disabled(_runtime(config_path).store, person, False)
+    click.echo(f"enabled: {person}" if changed else f"already enabled: {person}")
+
+
+@user.command("unlock")
+@click.argument("person")
+@CONFIG_OPTION
+def user_unlock(person: str, config_path: str | None) -> None:
+    """Lift the lockout of PERSON after too many failed sign-ins."""
+    from engine.auth import accounts
+
+    accounts.unlock(_runtime(config_path).store, person, _local_client())
+    click.echo(f"unlocked: {person}")
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@CONFIG_OPTION
+def user_list(as_json: bool, config_path: str | None) -> None:
+    """Every person of config.yaml and every account: roles, administrator, status."""
+    from rich.table import Table
+
+    from engine.auth import accounts
+
+    runtime = _runtime(config_path)
+    rows = accounts.list_users(runtime.store, runtime.policy.config)
+    if as_json:
+        return views._json(rows)
+    table = Table(title=f"{sum(r['created'] is not None for r in rows)} account(s), {len(rows)} people")
+    for column in ("person", "roles", "admin", "status", "created", "password changed"):
+        table.add_column(column)
+    for r in rows:
+        status = r["status"] + (f" until {views.local(runtime, r['locked_until'])}" if r["locked_until"] else "")
+        table.add_row(r["person"], ", ".join(r["roles"]), "yes" if r["admin"] else "", status,
+                      views.local(runtime, r["created"]) or "", views.local(runtime, r["password_changed"]) or "")
+    views._console().print(table)
+
+
+@user.command("login")
+@click.argument("person")
+@PASSWORD_STDIN
+@CLIENT_OPTION
+@click.option("--role", default=None, metavar="ROLE", help="Acting role to check (party.role, or a role held in one party).")
+@click.option("--json", "as_json", is_flag=True, help="Print the principal as JSON.")
+@CONFIG_OPTION
+def user_login(person: str, password_stdin: bool, client: str | None, role: str | None, as_json: bool,
+               config_path: str | None) -> None:
+    """Check PERSON's password as the HTTP API will (recorded, throttled); print who they are."""
+    from engine.auth import authenticate_password
+
+    runtime = _runtime(config_path)
+    principal = authenticate_password(runtime.store, person, _secret_from(password_stdin, "password", False),
+                                      client or _local_client(), config=runtime.policy.config)
+    _principal_out(runtime, principal.with_role(role) if role else principal, as_json)
+
+
+@cli.group()
+def token() -> None:
+    """Personal API tokens (shown once; the store keeps only their hash)."""
+
+
+@token.command("issue")
+@click.argument("person")
+@click.option("--expires", default="90d", show_default=True, metavar="LIFETIME", help="Lifetime: 12h, 90d, 4w or never.")
+@click.option("--read-only", is_flag=True, help="The token may read but not act.")
+@click.option("--name", default=None, metavar="TEXT", help="What the token is for (shown in listings).")
+@CONFIG_OPTION
+def token_issue(person: str, expires: str, read_only: bool, name: str | None, config_path: str | None) -> None:
+    """Issue a token for PERSON; the token is printed once on standard output."""
+    from engine.auth import tokens
+
+    try:
+        lifetime = tokens.parse_expires(expires)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expires") from None
+    runtime = _runtime(config_path)
+    token_id, secret = tokens.issue(runtime.store, runtime.policy.config, person, lifetime, read_only, name)
+    click.echo(secret)
+    click.echo(f"token {token_id} issued for {person}" + (" (read-only)" if read_only else "")
+               + f"; expires {expires if lifetime is None else 'in ' + expires}. It is shown only this once.", err=True)
+
+
+@token.command("list")
+@click.argument("person", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@CONFIG_OPTION
+def token_list(person: str | None, as_json: bool, config_path: str | None) -> None:
+    """List tokens (of PERSON): id, name, created, expires, last used, read-only, revoked."""
+    from rich.table import Table
+
+    from engine.auth import tokens
+
+    runtime = _runtime(config_path)
+    rows = tokens.list_tokens(runtime.store, person)
+    if as_json:
+        return views._json(rows)
+    table = Table(title=f"{len(rows)} token(s)")
+    for column in ("id", "person", "name", "created", "expires", "last used", "read-only", "state"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["id"], r["person"], r["name"] or "", views.local(runtime, r["created"]),
+                      views.local(runtime, r["expires"]) or "never", views.local(runtime, r["last_used"]) or "",
+                      "yes" if r["read_only"] else "", r["state"])
+    views._console().print(table)
+
+
+@token.command("revoke")
+@click.argument("token_id", metavar="ID")
+@CONFIG_OPTION
+def token_revoke(token_id: str, config_path: str | None) -> None:
+    """Revoke token ID (as `token list` shows it); it is refused from now on."""
+    from engine.auth import tokens
+
+    changed = tokens.revoke(_runtime(config_path).store, token_id)
+    click.echo(f"revoked: {token_id}" if changed else f"already revoked: {token_id}")
+
+
+@token.command("check")
+@CLIENT_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the principal as JSON.")
+@CONFIG_OPTION
+def token_check(client: str | None, as_json: bool, config_path: str | None) -> None:
+    """Check the token on standard input as the HTTP API will; print who it authenticates."""
+    from engine.auth import authenticate_token
+
+    runtime = _runtime(config_path)
+    principal = authenticate_token(runtime.store, _secret_from(True, "token", False), client or _local_client(),
+                                   config=runtime.policy.config)
+    _principal_out(runtime, principal, as_json)
 
 
 @cli.command()
@@ -285,6 +517,11 @@ def report(period: str, fmt: str, out: str | None, config_path: str | None) -> N
         click.echo(f"wrote {out}")
     else:
         click.echo(text, nl=False)
+
+
+from engine.notify.cli import deliveries as _deliveries  # noqa: E402  (imports CONFIG_OPTION, _runtime from here)
+
+cli.add_command(_deliveries)
 
 
 def main() -> None:

@@ -12,8 +12,8 @@ import json
 import os
 import smtplib
 import ssl
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
+from email.header import Header
+from email.mime.text import MIMEText
 from email.utils import formatdate
 from pathlib import Path
 
@@ -51,15 +51,16 @@ def message_id(delivery_id: int, key: str, sender: str) -> str:
 
 
 def send_email(smtp, root: Path, timeout: float, delivery: dict) -> None:
-    message = EmailMessage(policy=SMTP_POLICY)
+    # MIMEText + Header (compat32): the newer EmailMessage folding drops the space between two
+    # encoded words of a long Vietnamese subject ("đổi thông" arrives as "đổithông").
     body = delivery["message"]
-    message["Subject"] = body["subject"]
+    message = MIMEText(body["text"], "plain", "utf-8")
+    message["Subject"] = Header(body["subject"], "utf-8")
     message["From"] = smtp.sender
     message["To"] = delivery["address"]
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = message_id(delivery["id"], delivery["key"], smtp.sender)
     message["X-Coopflow-Delivery"] = str(delivery["id"])
-    message.set_content(body["text"], charset="utf-8")
     port = smtp.port or DEFAULT_PORTS[smtp.security]
     context = ssl.create_default_context()
     if smtp.security == "tls":

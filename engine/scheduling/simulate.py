@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine import clock
+from engine.notify import deliveries
 from engine.scheduling import schedules
 from engine.scheduling import timers
 from engine.exceptions import CoopflowError
@@ -123,9 +124,20 @@ class Simulator:
                 for sched in self.policy.schedules.values():
                     schedules.since(store, sched.id)  # schedules count from the simulation's start
                 self._loop(runtime, stepped)
+                self._messages(store)
             finally:
                 store.dispose()
         return self.timeline
+
+    def _messages(self, store: SqlStore) -> None:
+        """The e-mails and webhooks the simulated notify actions would send (never sent)."""
+        for d in deliveries.listing(store):
+            subject = d["message"]["subject"]
+            self.timeline.append(Entry(
+                at=d["created_at"].astimezone(self.policy.tz).isoformat(), kind="message", workflow=None, instance=d["instance"],
+                trigger=d["channel"], outcome="would send", detail=f"{d['recipient']} <{d['address']}>: {subject}",
+                extra={"channel": d["channel"], "recipient": d["recipient"], "address": d["address"], "subject": subject}))
+        self.timeline.sort(key=lambda e: e.at)
 
     def _loop(self, runtime: Runtime, stepped: clock.SteppedClock) -> None:
         pending = [(_instant(e.at, self.policy), e) for e in self.events]

@@ -37,6 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from engine import clock
+from engine.notify import deliveries as notify_deliveries
 from engine.scheduling import schedules
 from engine.rules.actors import pattern_parties
 from engine.policy.spec import SYSTEM, ConfigSpec, WorkflowSpec
@@ -62,7 +63,7 @@ class Specs:
     def get(self, workflow: str, version: str | None) -> WorkflowSpec | None:
         if version is not None and version not in self._cache:
             stored = self.conn.execute(select(workflow_versions.c.spec).where(workflow_versions.c.version == version)).scalar()
-            self._cache[version] = WorkflowSpec.model_validate(stored) if stored is not None else None
+            self._cache[version] = WorkflowSpec.from_stored(stored) if stored is not None else None
         return (self._cache.get(version) if version else None) or self.policy.workflows.get(workflow)
 
 
@@ -145,6 +146,7 @@ def build_overview(store, policy, now: datetime | None = None) -> dict[str, Any]
             if row is not None and is_lateness(specs.get(row["workflow"], row["version"]), h):
                 late[h["instance"]].append(dict(h))
         spec_of = {r["id"]: specs.get(r["workflow"], r["version"]) for r in rows}
+        dead_letters = notify_deliveries.dead_count(conn)
 
     clauses: dict[str, dict[str, Any]] = {}
     for wid, spec in policy.workflows.items():
@@ -178,6 +180,7 @@ def build_overview(store, policy, now: datetime | None = None) -> dict[str, Any]
             })
     return {
         "now": local_iso(now, tz),
+        "dead_letters": dead_letters,  # notification deliveries given up on (coopflow deliveries --status dead)
         "workflows": sorted(clauses.values(), key=lambda c: (clause_key(c["clause"]), c["workflow"])),
         "overdue": overdue,
         "parties": [{"party": p, "title": config.parties[p].title if p in config.parties else p,
@@ -223,6 +226,8 @@ def show_overview(runtime, as_json: bool) -> None:
                                      step["workflow"], f"{step['state']} — {step['state_title']}",
                                      step["since"][:16].replace("T", " "), ", ".join(step["triggers"]))))
     out.print(owes)
+    if data["dead_letters"]:
+        out.print(f"{data['dead_letters']} notification(s) could not be delivered: coopflow deliveries --status dead")
 
 
 # --------------------------------------------------------------------------- upcoming
