@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
-from engine import logs
+from engine import clock, logs
 from engine.exceptions import CoopflowError
 from engine.execution.runtime import Runtime, open_runtime
 from engine.policy.loader import Policy, load_policy
@@ -74,31 +75,35 @@ class Deployment:
     # ---- commands
 
     def start(self, workflow: str, actor: str, values: dict[str, Any] | None = None, key: str | None = None,
-              wait: float = 30.0) -> Result:
+              wait: float = 30.0, provenance: dict[str, Any] | None = None) -> Result:
         """Start an instance of `workflow` as `actor`; the id is in the result even when refused."""
         if workflow not in self.policy.workflows:
             raise NotFound(f"unknown workflow '{workflow}'; workflows: {', '.join(sorted(self.policy.workflows))}")
         parse_actor(actor, self.policy.config)
         daemon = self.runtime.daemon_running()
-        sub = self.runtime.executor.submit_start(workflow, actor, values or {}, key, apply=not daemon)
+        sub = self.runtime.executor.submit_start(workflow, actor, values or {}, key, extra=provenance, apply=not daemon)
         return self._outcome(sub, wait, daemon)
 
     def fire(self, instance: str, trigger: str, actor: str, values: dict[str, Any] | None = None,
-             key: str | None = None, wait: float = 30.0) -> Result:
-        """Fire `trigger` (or give the actor's party's consent, when it needs approvals)."""
-        return self._fire(instance, trigger, actor, values, key, wait, withdraw=False)
+             key: str | None = None, wait: float = 30.0, provenance: dict[str, Any] | None = None) -> Result:
+        """Fire `trigger` (or give the actor's party's consent, when it needs approvals).
+
+        `provenance` (who asked: person, role, auth method, client) goes into the inbox row's
+        payload, and from there into the history row's data."""
+        return self._fire(instance, trigger, actor, values, key, wait, withdraw=False, provenance=provenance)
 
     consent = fire  # consenting is firing a transition that needs approvals
 
-    def withdraw(self, instance: str, trigger: str, actor: str, key: str | None = None, wait: float = 30.0) -> Result:
+    def withdraw(self, instance: str, trigger: str, actor: str, key: str | None = None, wait: float = 30.0,
+                 provenance: dict[str, Any] | None = None) -> Result:
         """Withdraw the actor's party's consent to `trigger`."""
-        return self._fire(instance, trigger, actor, None, key, wait, withdraw=True)
+        return self._fire(instance, trigger, actor, None, key, wait, withdraw=True, provenance=provenance)
 
-    def _fire(self, instance, trigger, actor, values, key, wait, withdraw: bool) -> Result:
+    def _fire(self, instance, trigger, actor, values, key, wait, withdraw: bool, provenance=None) -> Result:
         parse_actor(actor, self.policy.config)
         daemon = self.runtime.daemon_running()
         sub = self.runtime.executor.submit_fire(instance, trigger, actor, values or {}, key, withdraw=withdraw,
-                                                apply=not daemon)
+                                                extra=provenance, apply=not daemon)
         return self._outcome(sub, wait, daemon)
 
     def _outcome(self, sub: inbox.Submission, wait: float, daemon: str | None) -> Result:
@@ -149,3 +154,88 @@ class Deployment:
         from engine.views import report
 
         return report.build(self.runtime.store, self.policy, report.parse_period(period, self.policy.tz))
+
+    # ---- reads for one reader (the HTTP API): what their parties may see, what they may do
+
+    def visibility(self, principal) -> reads.Visibility:
+        """Administrators see everything; others the instances their parties take part in."""
+        party_fields = {wid: tuple(n for n, f in spec.fields.items() if f.type == "party")
+                        for wid, spec in self.policy.workflows.items()}
+        parties = None if principal.is_admin else frozenset(g.split(".", 1)[0] for g in principal.roles)
+        return reads.Visibility(parties, party_fields)
+
+    def visible_instance(self, principal, instance_id: str) -> dict[str, Any]:
+        """One instance the principal may read (NotFound otherwise: refused reads look like unknown ones)."""
+        row = self.instance(instance_id)
+        if not self.visibility(principal).allows(row):
+            raise NotFound(f"unknown instance '{instance_id}'")
+        return row
+
+    def instance_page(self, principal, workflow: str | None = None, state: str | None = None, limit: int = 50,
+                      cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        with self.runtime.store.reading() as conn:
+            return reads.instance_page(conn, self.visibility(principal), workflow, state, limit, cursor)
+
+    def history_page(self, principal, instance_id: str, limit: int = 100, after: int | None = None) -> list[dict[str, Any]]:
+        self.visible_instance(principal, instance_id)
+        with self.runtime.store.reading() as conn:
+            return reads.history_page(conn, instance_id, limit, after)
+
+    def actions(self, row: dict[str, Any], actor: str) -> list[dict[str, Any]]:
+        """Each trigger leaving the instance's state, decided for `actor` (rules.decision.options)."""
+        from engine.rules import decision
+        from engine.views.overview import Specs
+
+        with self.runtime.store.reading() as conn:
+            spec = Specs(conn, self.policy).get(row["workflow"], row.get("version"))
+        if spec is None or row["state"] not in spec.states:
+            return []
+        situation = decision.Situation(spec, row["id"], row["state"], row["fields"] or {},
+                                       parse_actor(actor, self.policy.config), clock.now().astimezone(self.policy.tz),
+                                       self.policy.expressions, {})
+        out = []
+        for trigger, decided in decision.options(situation).items():
+            # Open to the actor when a candidate may fire, or lacks only fields the event itself may send.
+            chosen = decided.chosen or next((c for c in decided.candidates if _needs_only_its_fields(c)), None)
+            first = chosen or (decided.candidates[0] if decided.candidates else None)
+            t = first.transition if first else None
+            out.append({"trigger": trigger, "title": t.title if t else None, "to": t.dest if t else None,
+                        "allowed": chosen is not None, "reason": None if chosen else decided.refusal,
+                        "needs_approval": bool(t and t.approvals),
+                        "accepts": list(t.accepts) if t else [], "require": list(t.require) if t else []})
+        return out
+
+    def tasks(self, principal) -> list[dict[str, Any]]:
+        """What the principal owes now: open instances they may see where one of their roles may
+        fire a trigger (the system's own triggers aside), soonest deadline first."""
+        out = []
+        with self.runtime.store.reading() as conn:
+            rows = [r for r in reads.instance_list(conn) if not r["final"]]
+        visibility = self.visibility(principal)
+        for row in rows:
+            if not visibility.allows(row):
+                continue
+            for role in principal.roles:
+                can = [a["trigger"] for a in self.actions(row, f"{role}:{principal.person}") if a["allowed"]]
+                if can:
+                    out.append({"instance": row["id"], "workflow": row["workflow"], "state": row["state"],
+                                "role": role, "triggers": can,
+                                "due_at": row["deadline"]["due_at"] if row["deadline"] else None})
+        far = datetime.max.replace(tzinfo=timezone.utc)
+        out.sort(key=lambda t: (t["due_at"] or far, t["instance"], t["role"]))
+        return out
+
+    def audit(self):
+        """`coopflow audit verify`: the chain, the anchors and the replay (engine.store.audit.Report)."""
+        from engine.store import audit
+
+        return audit.verify(self.runtime.store)
+
+
+def _needs_only_its_fields(candidate) -> bool:
+    """A candidate refused only because required fields it accepts were not sent (no values in a preview)."""
+    t = candidate.transition
+    prefix = f"'{t.trigger}' needs the field(s) "
+    if not candidate.reason or not candidate.reason.startswith(prefix):
+        return False
+    return all(n in t.accepts for n in candidate.reason[len(prefix):].split(", "))

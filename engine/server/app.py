@@ -11,6 +11,7 @@ authenticated principal (engine.server.auth). Errors are RFC 9457 problem docume
 from __future__ import annotations
 
 import threading
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,7 +20,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from loguru import logger
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from engine.exceptions import CoopflowError
 from engine.service import Deployment
+from engine.store.reads import BadCursor
 
 PROBLEM = "application/problem+json"
 PROBLEM_BASE = "https://coopflow.invalid/problems/"  # stable type URIs; the host is never dereferenced
@@ -68,9 +71,12 @@ def create_app(deployment: Deployment) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException):
-        kind = {401: "unauthenticated", 403: "forbidden", 404: "not-found", 405: "method-not-allowed"}.get(
+        kind = {401: "unauthenticated", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
+                422: "invalid-request", 429: "too-many-attempts"}.get(
             exc.status_code, "http-error")
-        response = problem(exc.status_code, kind, str(exc.detail) if exc.detail else kind)
+        title = HTTPStatus(exc.status_code).phrase if exc.status_code in HTTPStatus._value2member_map_ else kind
+        detail = str(exc.detail) if exc.detail and str(exc.detail) != title else None
+        response = problem(exc.status_code, kind, title, detail)
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
         return response
@@ -80,6 +86,28 @@ def create_app(deployment: Deployment) -> FastAPI:
         errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")} for e in exc.errors()]
         return problem(422, "invalid-request", "Invalid request", "; ".join(
             f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors), errors=errors)
+
+    @app.exception_handler(CoopflowError)
+    async def refused(_request: Request, exc: CoopflowError):
+        from engine.exceptions import AuthError
+        from engine.service import NotFound
+        from engine.store.inbox import KeyReused
+
+        from engine.store.database import StoreError
+
+        if isinstance(exc, StoreError):
+            return problem(503, "store-unavailable", "Store unavailable", str(exc))
+        if isinstance(exc, NotFound):
+            return problem(404, "not-found", "Not found", str(exc))
+        if isinstance(exc, AuthError):
+            return problem(403, "forbidden", "Forbidden", str(exc))
+        if isinstance(exc, KeyReused):
+            return problem(422, "idempotency-key-reused", "Idempotency-Key reused for another request", str(exc))
+        return problem(422, "invalid-request", "Invalid request", str(exc))
+
+    @app.exception_handler(BadCursor)
+    async def bad_cursor(_request: Request, exc: BadCursor):
+        return problem(422, "invalid-request", "Invalid request", str(exc))
 
     @app.exception_handler(Exception)
     async def crashed(_request: Request, exc: Exception):

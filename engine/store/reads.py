@@ -6,12 +6,17 @@ timezone-aware datetimes; rendering (tables, JSON, pages) is the caller's busine
 
 from __future__ import annotations
 
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
-from engine.store.database import consents, history, instances, timers
+from engine.store.database import consents, history, inbox, instances, timers
 
 
 def instance(conn: Connection, instance_id: str) -> dict[str, Any] | None:
@@ -50,3 +55,89 @@ def instance_history(conn: Connection, instance_id: str) -> list[dict[str, Any]]
     """Every history row of one instance, in order."""
     query = select(history).where(history.c.instance == instance_id).order_by(history.c.seq)
     return [dict(r) for r in conn.execute(query).mappings()]
+
+
+# ---- who may read what (the HTTP API's filter)
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """What a reader may see: `parties` None = everything (administrators); otherwise an instance
+    is visible when one of its party-typed fields (`party_fields[workflow]`) names one of
+    `parties`, or, for a workflow without party fields, to every party of the agreement."""
+
+    parties: frozenset[str] | None
+    party_fields: Mapping[str, tuple[str, ...]]
+
+    def allows(self, row: Mapping[str, Any]) -> bool:
+        if self.parties is None:
+            return True
+        names = self.party_fields.get(row["workflow"], ())
+        if not names:
+            return bool(self.parties)
+        fields = row.get("fields") or {}
+        return any(fields.get(n) in self.parties for n in names)
+
+
+class BadCursor(ValueError):
+    """A pagination cursor this API did not hand out."""
+
+
+def _cursor(row: Mapping[str, Any]) -> str:
+    raw = json.dumps([row["created_at"].isoformat(), row["id"]]).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _uncursor(text: str) -> tuple[datetime, str]:
+    try:
+        at, ident = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        return datetime.fromisoformat(at), str(ident)
+    except (ValueError, TypeError) as exc:
+        raise BadCursor(f"'{text[:40]}' is not a cursor this API returned") from exc
+
+
+def instance_page(conn: Connection, visibility: Visibility, workflow: str | None = None, state: str | None = None,
+                  limit: int = 50, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the instances `visibility` allows, newest first, and the cursor of the next page."""
+    query = (select(instances, timers.c.due_at, timers.c.trigger.label("fires"))
+             .outerjoin(timers, (timers.c.instance == instances.c.id) & (timers.c.status == "armed"))
+             .order_by(instances.c.created_at.desc(), instances.c.id))
+    if workflow:
+        query = query.where(instances.c.workflow == workflow)
+    if state:
+        query = query.where(instances.c.state == state)
+    if cursor:
+        at, ident = _uncursor(cursor)
+        query = query.where(or_(instances.c.created_at < at, and_(instances.c.created_at == at, instances.c.id > ident)))
+    rows: list[dict[str, Any]] = []
+    for r in conn.execute(query.execution_options(yield_per=500)).mappings():
+        row = {k: v for k, v in r.items() if k not in ("due_at", "fires")}
+        if not visibility.allows(row):
+            continue
+        if len(rows) == limit:
+            return rows, _cursor(rows[-1])
+        row["deadline"] = {"due_at": r["due_at"], "fires": r["fires"]} if r["due_at"] else None
+        rows.append(row)
+    return rows, None
+
+
+def history_page(conn: Connection, instance_id: str, limit: int = 100, after: int | None = None) -> list[dict[str, Any]]:
+    """Up to `limit` history rows of one instance after chain position `after`, in order."""
+    query = select(history).where(history.c.instance == instance_id)
+    if after is not None:
+        query = query.where(history.c.seq > after)
+    return [dict(r) for r in conn.execute(query.order_by(history.c.seq).limit(limit)).mappings()]
+
+
+def inbox_counts(conn: Connection) -> list[tuple[str, str, int]]:
+    """(workflow, status, count) of inbox rows, the workflow taken from the instance (or the start)."""
+    workflow = func.coalesce(instances.c.workflow, inbox.c.workflow)
+    query = (select(workflow, inbox.c.status, func.count())
+             .select_from(inbox.outerjoin(instances, instances.c.id == inbox.c.instance))
+             .group_by(workflow, inbox.c.status))
+    return [(w or "", s, n) for w, s, n in conn.execute(query)]
+
+
+def oldest_due_timer(conn: Connection) -> datetime | None:
+    """The due time of the earliest armed timer (lag = now - this, when it is past)."""
+    return conn.execute(select(func.min(timers.c.due_at)).where(timers.c.status == "armed")).scalar()
