@@ -60,6 +60,25 @@ def run(config_path: str | None) -> None:
 
 @cli.command()
 @CONFIG_OPTION
+@click.option("--host", default=None, help="Address to listen on (default: config http.host).")
+@click.option("--port", default=None, type=click.IntRange(0, 65535), help="Port (default: config http.port).")
+def serve(config_path: str | None, host: str | None, port: int | None) -> None:
+    """Serve the HTTP API only (no daemon) against the configured store, e.g. extra processes behind a proxy."""
+    import uvicorn
+
+    from engine.server.app import create_app
+    from engine.service import Deployment
+
+    deployment = Deployment.open(config_path)
+    http = deployment.policy.config.http
+    host, port = host or http.host, http.port if port is None else port
+    click.echo(f"serving the HTTP API on http://{host}:{port}/api/v1", err=True)
+    uvicorn.run(create_app(deployment), host=host, port=port, log_config=None, access_log=False, server_header=False,
+                proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+
+
+@cli.command()
+@CONFIG_OPTION
 @click.option("--from", "start", required=True, metavar="DATE", help="First day (YYYY-MM-DD) or instant (ISO 8601).")
 @click.option("--to", "end", required=True, metavar="DATE", help="Last day (inclusive) or instant.")
 @click.option("--events", "events_file", type=click.Path(exists=True, dir_okay=False), default=None,

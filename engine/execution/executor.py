@@ -23,7 +23,7 @@ from loguru import logger
 
 from engine import clock
 from engine.rules import actors
-from engine.store import history
+from engine.store import audit, history
 from engine.store import inbox
 from engine.scheduling import timers
 from engine.exceptions import CoopflowError, ExpressionError
@@ -333,7 +333,7 @@ class Executor:
         if change.to_state is not None:
             to_state = change.to_state if change.kind == "start" else self.machines.move(
                 version, spec, from_state, row["trigger"], change.data["transition"])
-            seq = current["seq"] + 1
+            seq = outcome_seq = current["seq"] + 1
             values = {"state": to_state, "fields": change.fields, "seq": seq, "updated_at": now, "state_entered_at": now,
                       "final": int(spec.states[to_state].final)}
             if change.kind == "start":
@@ -360,7 +360,11 @@ class Executor:
         timer_id = row["payload"].get("timer")
         if timer_id:
             timers.mark_fired(conn, timer_id)
-        data = {**change.data, **_provenance(row)}
+        approvals = change.kind in ("consent", "withdraw") or (
+            change.kind == "fire" and spec.transitions[change.data["transition"]].approvals is not None)
+        data = {**change.data, **_provenance(row), "audit": audit.state_record(
+            conn, instance_id, row["trigger"], change.kind, outcome_seq if change.to_state is not None else None,
+            change.fields, version, outcome.armed, approvals)}
         history.append(conn, instance=instance_id, inbox_id=row["id"], at=now, kind=change.kind, workflow=spec.id,
                        trigger=row["trigger"], from_state=from_state, to_state=to_state, actor=str(actor),
                        outcome=inbox.APPLIED, reason=change.text or None, data=data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from engine.store import lease
+from engine.store import anchors, lease
 from engine.execution import outbox
 from engine.execution.executor import Executor, Outcome
 from engine.policy.loader import Policy, load_policy
@@ -41,8 +41,11 @@ class Runtime:
         self.executor.policy = policy
 
 
-def open_runtime(config_path: str | os.PathLike | None = None, policy: Policy | None = None) -> Runtime:
-    """Load the policy (unless given) and open its store (migrated)."""
+def open_runtime(config_path: str | os.PathLike | None = None, policy: Policy | None = None,
+                 create: bool = False) -> Runtime:
+    """Load the policy (unless given) and open its store (migrated). The store must exist unless
+    `create` (`coopflow init`): a typo in `store:` is refused instead of starting an empty store."""
     policy = policy or load_policy(config_path)
-    store = SqlStore(resolve_url(policy.config.store, policy.root))
+    store = anchors.open_store(resolve_url(policy.config.store, policy.root), policy.config.audit, policy.root,
+                               create=create)  # keyed history; a wiped store is refused
     return Runtime(policy, store, Executor(store, policy))

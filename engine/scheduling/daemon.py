@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from engine import clock, logs
 from engine.scheduling import jobs
-from engine.store import lease
+from engine.store import anchors, lease
 from engine.execution import outbox
 from engine.notify import deliveries
 from engine.scheduling import schedules
@@ -93,7 +93,7 @@ class Daemon:
             policy.digest[:12], len(policy.workflows), len(policy.schedules), len(policy.event_rules))
         url = resolve_url(policy.config.store, policy.root)
         try:
-            store = wait_for(lambda: SqlStore(url), self.stop)
+            store = wait_for(lambda: anchors.open_store(url, policy.config.audit, policy.root), self.stop)
             if store is not None:
                 store.mark_real_clock()
         except StoreRefused as exc:  # waiting would not help: stop for the administrator (exit 1)
@@ -108,13 +108,20 @@ class Daemon:
         jobs.register(self)
         sender = deliveries.Sender(self)  # e-mails and webhooks, in their own thread (engine.notify)
         sender.start()
+        http = _serve_http(self.runtime)  # the API beside the daemon, sharing its runtime (and hot-reloaded policy)
         try:
             code = self._loop()
         finally:
             self.stop.set()
+            if http is not None:
+                http.stop()
             sender.join(timeout=30)
             jobs.register(None)
             self._stop_scheduler()
+            try:
+                anchors.write_anchor(store)  # the last head, at stop
+            except Exception as exc:  # the store or the anchor file may be gone
+                logger.warning("could not write the audit anchor at stop: {}", _short(exc))
             if self.lease.held:
                 try:
                     self.lease.release()
@@ -133,7 +140,7 @@ class Daemon:
         signal.signal(signal.SIGINT, handler)
 
     def _loop(self) -> int:
-        next_renew = next_sweep = next_reload = 0.0
+        next_renew = next_sweep = next_reload = next_anchor = 0.0
         backoff = 1.0
         while not self.stop.is_set():
             try:
@@ -149,6 +156,9 @@ class Daemon:
                         self._maybe_reload()
                         next_reload = now + RELOAD_EVERY
                     self._work()
+                if now >= next_anchor:  # the chain's head, outside the database (engine.store.anchors)
+                    anchors.write_anchor(self.runtime.store)
+                    next_anchor = now + self.runtime.store.audit.paths.every
                 backoff = 1.0
             except StoreRefused as exc:  # the SQLite file was deleted or replaced: never write a new one
                 logger.error("store unavailable: {}; stopping", exc)
@@ -307,6 +317,27 @@ class Daemon:
                                                  new.digest[:12], old.digest[:12])
         if self.scheduler is not None:
             self._plan_schedules()
+
+
+def _serve_http(runtime: Runtime):
+    """Start the HTTP API thread unless `http.enabled: false` (engine.server.app.ServerThread)."""
+    http = runtime.policy.config.http
+    if not http.enabled:
+        return None
+    from engine.server.app import ServerThread
+    from engine.service import Deployment
+
+    thread = ServerThread(Deployment(runtime), http.host, http.port)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not thread.server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not thread.server.started:
+        logger.warning("HTTP API not serving: could not listen on {}:{}; the daemon runs without it", http.host, http.port)
+        thread.stop(timeout=1)
+        return None
+    logger.info("HTTP API on http://{}:{}/api/v1 (health /healthz, metrics /metrics)", http.host, http.port)
+    return thread
 
 
 def _short(exc: Exception) -> str:
