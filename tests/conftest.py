@@ -235,7 +235,7 @@ def log_records():
 def coopflow_cli(monkeypatch):
     """Run `coopflow ARGS...` in this process exactly as the console script does (engine.cli.main.main).
 
-    Returns (exit code, stdout, stderr). File log sinks a command installs are removed afterwards.
+    Returns (exit code, stdout, stderr); `input=` is its standard input. File log sinks a command installs are removed afterwards.
     """
     import sys
 
@@ -244,9 +244,9 @@ def coopflow_cli(monkeypatch):
     from engine import logs
     from engine.cli import main as cli
 
-    def run(*args) -> tuple[int, str, str]:
+    def run(*args, input: str | None = None) -> tuple[int, str, str]:
         runner = CliRunner()
-        with runner.isolation() as (out, err, _):
+        with runner.isolation(input=input) as (out, err, _):
             monkeypatch.setattr(sys, "argv", ["coopflow", *map(str, args)])
             try:
                 cli.main()
