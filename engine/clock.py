@@ -1,8 +1,11 @@
 """The one clock: every "now" in coopflow comes from here, so tests and the simulator can move it.
 
-`COOPFLOW_CLOCK_START` (an ISO 8601 datetime with offset) starts the process clock at that
-instant and lets it run at real speed from there: drills and tests use it to run a real daemon
-"in June 2027" without waiting months.
+`COOPFLOW_CLOCK_START` (an ISO 8601 datetime with offset) makes this a drill clock running at
+real speed: drills and tests use it to run a real daemon "in June 2027" without waiting months.
+
+* `VIRTUAL` alone: the clock reads VIRTUAL when this process starts (each process its own start);
+* `VIRTUAL@REAL`: the clock reads VIRTUAL at the real instant REAL, so every process given the
+  same value sees the same now (`COOPFLOW_CLOCK_START="2027-06-01T08:00+07:00@$(date -Iseconds)"`).
 """
 
 from __future__ import annotations
@@ -32,16 +35,36 @@ def _refusing(message: str) -> Callable[[], datetime]:
     return refuse
 
 
+def _parse(text: str, what: str) -> datetime | str:
+    """An aware datetime, or the message saying why `text` is not one."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return f"{CLOCK_ENV} {what} is not an ISO 8601 datetime: {text!r} (e.g. 2027-06-01T07:00+07:00)"
+    if moment.tzinfo is None:
+        return f"{CLOCK_ENV} {what} needs a UTC offset, e.g. 2027-06-01T07:00+07:00"
+    return moment
+
+
+def drill_start() -> str | None:
+    """The COOPFLOW_CLOCK_START value when this process runs a drill clock, else None."""
+    return os.environ.get(CLOCK_ENV) or None
+
+
 def _from_env() -> Callable[[], datetime]:
-    start = os.environ.get(CLOCK_ENV)
+    start = drill_start()
     if not start:
         return _system
-    try:
-        origin = datetime.fromisoformat(start)
-    except ValueError:
-        return _refusing(f"{CLOCK_ENV} is not an ISO 8601 datetime: {start!r} (e.g. 2027-06-01T07:00+07:00)")
-    if origin.tzinfo is None:
-        return _refusing(f"{CLOCK_ENV} needs a UTC offset, e.g. 2027-06-01T07:00+07:00")
+    virtual, sep, real = start.partition("@")
+    origin = _parse(virtual, "start")
+    if isinstance(origin, str):
+        return _refusing(origin)
+    if sep:
+        anchor = _parse(real, "anchor (after @)")
+        if isinstance(anchor, str):
+            return _refusing(anchor)
+        shift = origin - anchor  # the same in every process: virtual now = real now + shift
+        return lambda: (_system() + shift).astimezone(timezone.utc)
     began = time.monotonic()
     return lambda: (origin + timedelta(seconds=time.monotonic() - began)).astimezone(timezone.utc)
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import sys
 import threading
 import traceback
@@ -125,10 +126,24 @@ def _level(name: str) -> str:
     return name.strip().upper()
 
 
+def file_mode(sink: FileSink) -> int:
+    """0600, or 0640 with ``group_readable: true``: log lines hold personal data."""
+    return 0o640 if sink.group_readable else 0o600
+
+
 def _add_file(sink: FileSink, base_dir: Path, fmt: Any, enqueue: bool) -> int:
-    """Add one rotating file sink; its parent folders are created."""
+    """Add one rotating file sink; its parent folders are created. The file (and each rotated
+    one) is created with `file_mode` whatever the umask; a looser existing file is tightened."""
+    from engine.store.database import tighten
+
     path = Path(base_dir) / sink.path
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = file_mode(sink)
+    tighten(path, mode=mode)
+
+    def opener(name: str, flags: int) -> int:  # the umask can only make the mode tighter
+        return os.open(name, flags, mode)
+
     return logger.add(
         str(path),
         level=_level(sink.level),
@@ -140,6 +155,7 @@ def _add_file(sink: FileSink, base_dir: Path, fmt: Any, enqueue: bool) -> int:
         enqueue=enqueue,
         backtrace=False,
         diagnose=False,
+        opener=opener,
     )
 
 

@@ -62,6 +62,7 @@ class Cli:
         self.root = root
         self.env = {k: v for k, v in os.environ.items() if k not in CLEARED_ENV}
         self.env[CLEARED_ENV[2]] = CLOCK_START
+        self("init")  # the CLI's other commands refuse to create a store
 
     def __call__(self, *args: str, code: int = 0) -> Run:
         proc = subprocess.run([sys.executable, "-m", "engine", *args, "-c", "config.yaml"], cwd=self.root,

@@ -481,14 +481,12 @@ def test_hot_reload_valid_and_invalid_edits(policy_copy: Path, sqlite_url: str, 
     assert daemon.stop() == 0
 
 
-def test_unreachable_store_retries_then_starts(policy_copy: Path, tmp_path: Path, spawn) -> None:
-    """A store that cannot be opened (its folder does not exist yet) is retried and logged without crashing; the daemon starts once it can be opened."""
+def test_missing_store_folder_is_refused_not_created(policy_copy: Path, tmp_path: Path, spawn) -> None:
+    """A SQLite store whose folder does not exist stops the daemon with exit 1 and a clear line (a typo in
+    `store:` must not become a new store); the folder is not created."""
     folder = tmp_path / "not" / "yet"
     daemon = spawn(policy_copy, base_env(f"sqlite:///{folder / 'coopflow.db'}"))
-    daemon.wait_log(r"is unavailable: .*; retrying")
-    assert daemon.proc.poll() is None
-    folder.mkdir(parents=True)
-    daemon.wait_log(r"leader lease taken", timeout=30)
-    daemon.wait_log(r"next periodic_review")
-    assert daemon.stop() == 0
+    assert daemon.proc.wait(timeout=START_TIMEOUT) == 1
+    assert re.search(r"is unavailable: folder .*/not/yet does not exist.*; stopping", daemon.log())
+    assert not folder.exists()
     assert "Traceback" not in daemon.log()

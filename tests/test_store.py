@@ -187,7 +187,7 @@ def test_store_url_env_wins_over_config(monkeypatch, tmp_path: Path):
 def test_open_runtime_uses_env_store(monkeypatch, shipped_policy: Path, store_url: str):
     """open_runtime on a policy whose config names a relative SQLite file opens COOPFLOW_STORE_URL instead."""
     monkeypatch.setenv(STORE_ENV, store_url)
-    runtime = open_runtime(shipped_policy)
+    runtime = open_runtime(shipped_policy, create=True)
     try:
         assert runtime.store.url == store_url
         assert runtime.store.meta_value("schema_version") == str(SCHEMA_VERSION)

@@ -133,6 +133,7 @@ class FileSink(Strict):
     level: str = "INFO"
     rotation: str = "10 MB"
     retention: str = "30 days"
+    group_readable: bool = False  # file mode 0640 (a group of operators reads it) instead of 0600
 
 
 class LoggingSpec(Strict):

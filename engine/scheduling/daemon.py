@@ -97,7 +97,7 @@ class Daemon:
             if store is not None:
                 store.mark_real_clock()
         except StoreRefused as exc:  # waiting would not help: stop for the administrator (exit 1)
-            logger.error("store unavailable: {}; stopping", exc)
+            logger.error("{}; stopping", exc)
             return 1
         if store is None:
             return 0
@@ -161,7 +161,7 @@ class Daemon:
                     next_anchor = now + self.runtime.store.audit.paths.every
                 backoff = 1.0
             except StoreRefused as exc:  # the SQLite file was deleted or replaced: never write a new one
-                logger.error("store unavailable: {}; stopping", exc)
+                logger.error("{}; stopping", exc)
                 return 1
             except (StoreError, OperationalError, DBAPIError) as exc:
                 logger.warning("store unavailable ({}); retrying in {:.0f} s", _short(exc), backoff)

@@ -387,8 +387,8 @@ class SqlStore:
                 )
             if current == 0:
                 if not create:
-                    raise StoreError(f"{_safe(self.url)} holds no coopflow store: create it with `coopflow init` "
-                                     "(or the first `coopflow run`), or correct `store:` / COOPFLOW_STORE_URL")
+                    raise StoreError(f"store {_safe(self.url)} is unavailable: it holds no coopflow store yet (create "
+                                     "it with `coopflow init` or the first `coopflow run`, or correct `store:` / COOPFLOW_STORE_URL)")
                 metadata.create_all(conn, checkfirst=True)
                 conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
                 conn.execute(meta.insert().values(key="created_at", value=datetime.now(timezone.utc).isoformat()))
@@ -411,7 +411,20 @@ class SqlStore:
         try:
             yield
         except (OperationalError, DBAPIError) as exc:
-            raise StoreError(f"store {_safe(self.url)} is unavailable: {exc.orig or exc}") from None
+            raise StoreError(f"store {_safe(self.url)} is unavailable: {exc.orig or exc}{self._file_hint()}") from None
+
+    def _file_hint(self) -> str:
+        """Why a SQLite file may not be written, in the operator's words ('' when nothing is known)."""
+        if self.path is None:
+            return ""
+        try:
+            if os.statvfs(self.path.parent).f_flag & os.ST_RDONLY:
+                return " (its file system is read-only)"
+            if not os.access(self.path, os.W_OK) or not os.access(self.path.parent, os.W_OK):
+                return " (the file or its folder is read-only for this user)"
+        except OSError:
+            pass
+        return ""
 
     def check_file(self) -> None:
         """Raise StoreGone when the SQLite file opened at start was deleted or replaced (its open
@@ -421,10 +434,10 @@ class SqlStore:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            raise StoreGone(f"store file {self.path} was deleted while coopflow ran; "
-                            "restore it from a backup (coopflow never recreates it)") from None
+            raise StoreGone(f"store sqlite:///{self.path} is unavailable: the file was deleted while coopflow ran "
+                            "(restore it from a backup; coopflow never recreates it)") from None
         if (st.st_dev, st.st_ino) != self.identity:
-            raise StoreGone(f"store file {self.path} was replaced by another file while coopflow ran; restart")
+            raise StoreGone(f"store sqlite:///{self.path} is unavailable: the file was replaced while coopflow ran (restart)")
 
     def mark_real_clock(self) -> None:
         """Record that a daemon on the real clock runs this store: drills will refuse it."""
@@ -449,8 +462,8 @@ class SqlStore:
         if os.environ.get(DRILL_ENV, "").strip() == "allow-real-store":
             logger.warning("drill clock on store {} that holds real history ({}=allow-real-store)", _safe(self.url), DRILL_ENV)
             return
-        raise StoreRefused(f"{_safe(self.url)} holds history written by the real clock: a drill "
-                         f"({clock.CLOCK_ENV}) must run on a copy (or set {DRILL_ENV}=allow-real-store)")
+        raise StoreRefused(f"store {_safe(self.url)} is unavailable to a drill: it holds history written by the real "
+                           f"clock; run the drill ({clock.CLOCK_ENV}) on a copy, or set {DRILL_ENV}=allow-real-store")
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -505,24 +518,24 @@ def _prepare_sqlite_file(path: Path, create: bool) -> tuple[int, int]:
     """Check (or, when `create`, make) the SQLite file before SQLite sees it; its (dev, inode)."""
     folder = path.parent
     if not folder.is_dir():
-        raise StoreRefused(f"store folder {folder} does not exist (for sqlite:///{path}): coopflow does not "
-                         "create folders; correct `store:` / COOPFLOW_STORE_URL or create the folder")
+        raise StoreRefused(f"store sqlite:///{path} is unavailable: folder {folder} does not exist (coopflow "
+                           "does not create folders; correct `store:` / COOPFLOW_STORE_URL, or create the folder)")
     if not path.exists():
         if not create:
-            raise StoreError(f"store file {path} does not exist: create the store with `coopflow init` "
-                             "(or the first `coopflow run`), or correct `store:` / COOPFLOW_STORE_URL")
+            raise StoreError(f"store sqlite:///{path} is unavailable: the file does not exist (create the store "
+                             "with `coopflow init` or the first `coopflow run`, or correct `store:` / COOPFLOW_STORE_URL)")
         try:
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_MODE))
         except FileExistsError:  # another process created it a moment ago
             pass
         except OSError as exc:
-            raise StoreError(f"store file {path} cannot be created: {exc.strerror}") from None
+            raise StoreError(f"store sqlite:///{path} is unavailable: cannot create the file: {exc.strerror}") from None
         st = os.stat(path)
         return st.st_dev, st.st_ino
     st = os.stat(path)
     if st.st_size == 0 and not _sqlite_companions(path)[0].exists():
-        raise StoreRefused(f"store file {path} is empty (0 bytes), not a coopflow store: restore it from a backup, "
-                         "or delete it and run `coopflow init`")
+        raise StoreRefused(f"store sqlite:///{path} is unavailable: the file is empty (0 bytes), not a coopflow "
+                           "store (restore it from a backup, or delete it and run `coopflow init`)")
     return st.st_dev, st.st_ino
 
 

@@ -55,6 +55,7 @@ class Lease:
 
     def acquire(self) -> bool:
         """Take the lease if free or expired, or renew it if ours; returns whether we hold it."""
+        self.store.check_file()  # a deleted SQLite file stops the holder (StoreGone), never a new store
         now = clock.now()
         with self.store.transaction() as conn:
             insert_or_ignore(conn, leases, ["name"], name=self.name, holder=self.holder, expires_at=now + self.ttl)
