@@ -29,7 +29,8 @@ from engine.store import history
 from engine.store import lease
 from engine.execution.executor import Executor
 from engine.policy.loader import load_policy
-from engine.store.database import SqlStore, StoreError, inbox, instances, occurrences
+from engine.store.database import SqlStore, inbox, instances, occurrences
+from engine.exceptions import CoopflowError
 
 LEASE_TTL = "4"          # seconds; the daemon renews every third of it
 START_TIMEOUT = 20.0     # a daemon's first lines (imports, policy, store)
@@ -297,7 +298,7 @@ def test_bad_environment_exits_1_without_traceback(policy_copy: Path, sqlite_url
 def test_invalid_lease_ttl_is_a_clear_error(monkeypatch, raw: str) -> None:
     """A COOPFLOW_LEASE_TTL that is not a positive number of seconds is refused with a message naming it."""
     monkeypatch.setenv(lease.TTL_ENV, raw)
-    with pytest.raises(StoreError, match="COOPFLOW_LEASE_TTL"):
+    with pytest.raises(CoopflowError, match="COOPFLOW_LEASE_TTL"):
         lease.ttl_from_env()
 
 

@@ -374,4 +374,4 @@ def test_systemd_unit_exposure_is_at_most_3() -> None:
     found = re.search(r"Overall exposure level for coopflow\.service: (\d+\.\d+)", done.stdout + done.stderr)
     assert found, done.stdout + done.stderr
     assert float(found.group(1)) <= 3.0
-    assert f"rates it **{found.group(1)}" in (REPO_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    assert f"rates it **{found.group(1)} " in (REPO_ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 
 from engine import clock
-from engine.store.database import SqlStore, StoreError, insert_or_ignore, leases
+from engine.exceptions import CoopflowError
+from engine.store.database import SqlStore, insert_or_ignore, leases
 
 DAEMON = "daemon"
 TTL_ENV = "COOPFLOW_LEASE_TTL"
@@ -25,7 +26,7 @@ def ttl_from_env() -> timedelta:
     """The lease TTL: COOPFLOW_LEASE_TTL seconds (tests and drills shorten it), else 15 s.
 
     The holder renews every third of it, so a standby takes over at most one TTL after the
-    leader dies. Raises StoreError on a value that is not a positive number of seconds.
+    leader dies. Raises CoopflowError (a setting, not a store fault) on a value that is not a positive number of seconds.
     """
     raw = os.environ.get(TTL_ENV, "").strip()
     if not raw:
@@ -35,7 +36,7 @@ def ttl_from_env() -> timedelta:
     except ValueError:
         seconds = 0.0
     if not 0 < seconds < float("inf"):  # also refuses nan
-        raise StoreError(f"{TTL_ENV} must be a positive number of seconds, got {raw!r}")
+        raise CoopflowError(f"{TTL_ENV} must be a positive number of seconds, got {raw!r}")
     return timedelta(seconds=seconds)
 
 
