@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import click
 
 from engine import logs
+from engine.execution import intake
 from engine.store import inbox
+from engine.store.database import StoreError
 from engine.views import render as views
+from engine.views.text import line
 from engine.rules.actors import parse_actor
 from engine.exceptions import CoopflowError, PolicyError
 from engine.policy.loader import load_policy
@@ -95,6 +101,8 @@ def simulate(config_path: str | None, start: str, end: str, events_file: str | N
     first, last = _day_bound(start, policy.tz, end=False), _day_bound(end, policy.tz, end=True)
     if last <= first:
         raise click.BadParameter("--to must be after --from", param_hint="--to")
+    if last - first > timedelta(days=366 * MAX_SIMULATED_YEARS):
+        raise click.BadParameter(f"simulate at most {MAX_SIMULATED_YEARS} years at once", param_hint="--to")
     events = load_events(events_file, policy) if events_file else []
     entries = Simulator(policy, first, last, events).run()
     if as_json:
@@ -103,13 +111,21 @@ def simulate(config_path: str | None, start: str, end: str, events_file: str | N
         views.timeline(policy, entries)
 
 
-def _day_bound(text: str, tz, end: bool):
-    from datetime import datetime, time, timedelta
+MAX_SIMULATED_YEARS = 100
 
+
+def _day_bound(text: str, tz, end: bool):
+    from datetime import datetime, time
+
+    from engine.views.report import MAX_YEAR, MIN_YEAR
+
+    hint = "--to" if end else "--from"
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a date (YYYY-MM-DD) or ISO 8601 instant") from None
+        raise click.BadParameter(f"{line(text)!r} is not a date (YYYY-MM-DD) or ISO 8601 instant", param_hint=hint) from None
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise click.BadParameter(f"{text}: the year must be between {MIN_YEAR} and {MAX_YEAR}", param_hint=hint)
     if len(text) <= 10:
         moment = datetime.combine(moment.date() + timedelta(days=1 if end else 0), time(0), tzinfo=tz)
     return moment if moment.tzinfo else moment.replace(tzinfo=tz)
@@ -143,7 +159,8 @@ AS_OPTION = click.option("--as", "actor", required=True, metavar="ACTOR",
                          help="Who acts: party.role or party.role:person (e.g. police.leader).")
 SET_OPTION = click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE", help="Set a field (repeatable).")
 KEY_OPTION = click.option("--key", default=None, metavar="KEY",
-                          help="Idempotency key: submitting the same key again applies once and shows the first outcome.")
+                          help="Idempotency key: the same request again under it applies once and shows the first outcome; "
+                               "a different request under it is refused.")
 WAIT_OPTION = click.option("--wait", default=30.0, show_default=True, metavar="SECONDS",
                            help="How long to wait for a running daemon to apply the event.")
 
@@ -159,7 +176,7 @@ def _finish(runtime: Runtime, sub: inbox.Submission, wait: float, daemon: str | 
     if status == inbox.PENDING:
         click.echo(f"pending: queued as inbox #{sub.inbox_id}; the daemon has not applied it within {wait:g} s")
         sys.exit(1)
-    click.echo(text)
+    click.echo(line(text))
     sys.exit(0 if status == inbox.APPLIED else 1)
 
 
@@ -175,6 +192,7 @@ def start(workflow: str, actor: str, pairs: tuple[str, ...], key: str | None, wa
     runtime = _runtime(config_path)
     if workflow not in runtime.policy.workflows:
         raise CoopflowError(f"unknown workflow '{workflow}'; workflows: {', '.join(sorted(runtime.policy.workflows))}")
+    intake.check_request(actor=actor)
     parse_actor(actor, runtime.policy.config)  # a malformed actor is a usage mistake: nothing is queued
     daemon = runtime.daemon_running()  # when one runs, it applies; otherwise this command does, in the same transaction
     sub = runtime.executor.submit_start(workflow, actor, _values(pairs), key, apply=not daemon)
@@ -195,6 +213,7 @@ def fire(instance: str, trigger: str, actor: str, pairs: tuple[str, ...], key: s
          withdraw: bool, config_path: str | None) -> None:
     """Fire TRIGGER on INSTANCE (or give consent, when the transition needs approvals)."""
     runtime = _runtime(config_path)
+    intake.check_request(instance=instance, trigger=trigger, actor=actor)
     parse_actor(actor, runtime.policy.config)
     daemon = runtime.daemon_running()
     sub = runtime.executor.submit_fire(instance, trigger, actor, _values(pairs), key, withdraw=withdraw, apply=not daemon)
@@ -221,6 +240,67 @@ def history_cmd(instance: str, as_json: bool, config_path: str | None) -> None:
     """Show the recorded history of INSTANCE: every applied and refused event."""
     runtime = _runtime(config_path)
     views.history(runtime, instance, as_json)
+
+
+@cli.group("inbox", invoke_without_command=True)
+@click.option("--status", "statuses", multiple=True, type=click.Choice([*inbox.STATUSES, "all"]),
+              help="Only events with this status (repeatable; default: pending and refused).")
+@click.option("--instance", default=None, help="Only events of this instance.")
+@click.option("--workflow", "-w", default=None, help="Only events of this workflow.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="At most this many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+@CONFIG_OPTION
+@click.pass_context
+def inbox_cmd(ctx, statuses: tuple[str, ...], instance: str | None, workflow: str | None, limit: int, as_json: bool,
+              config_path: str | None) -> None:
+    """List queued events: pending, and refused ones (dead letters) with the reason."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import json
+
+    chosen = inbox.STATUSES if "all" in statuses else (statuses or (inbox.PENDING, inbox.REFUSED))
+    runtime = _runtime(config_path)
+    with runtime.store.reading() as conn:
+        rows = inbox.rows(conn, tuple(chosen), instance=instance, workflow=workflow, limit=limit)
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps({"id": r["id"], "key": r["key"], "kind": r["kind"], "instance": r["instance"],
+                                   "workflow": r["workflow"], "trigger": r["trigger"], "actor": r["actor"],
+                                   "values": r["payload"].get("set", {}), "status": r["status"], "outcome": r["outcome"],
+                                   "submitted_at": r["submitted_at"].isoformat(),
+                                   "applied_at": r["applied_at"].isoformat() if r["applied_at"] else None},
+                                  ensure_ascii=False))
+        return
+    if not rows:
+        click.echo(f"no {' or '.join(chosen)} events")
+        return
+    from rich.table import Table
+
+    table = Table(title="inbox")
+    for column in ("#", "submitted", "event", "instance", "actor", "status", "outcome"):
+        table.add_column(column)
+    for r in rows:
+        event = f"start {r['workflow']}" if r["kind"] == inbox.START else f"{r['kind']} {r['trigger']}"
+        table.add_row(str(r["id"]), views.local(runtime, r["submitted_at"]), event, r["instance"], r["actor"],
+                      r["status"], r["outcome"] or "")
+    views._console().print(table)
+
+
+@inbox_cmd.command("cancel")
+@click.argument("inbox_id", type=int, metavar="ID")
+@click.option("--as", "actor", required=True, metavar="ACTOR", help="Who cancels: only an administrator (system).")
+@CONFIG_OPTION
+def inbox_cancel(inbox_id: int, actor: str, config_path: str | None) -> None:
+    """Cancel pending event ID: it is never applied; history records who cancelled it."""
+    runtime = _runtime(config_path)
+    if not parse_actor(actor, runtime.policy.config).is_system:
+        raise CoopflowError("only an administrator may cancel queued events: use --as system")
+    import getpass
+
+    by = f"system ({getpass.getuser()})"
+    with runtime.store.transaction() as conn:
+        row = inbox.cancel(conn, inbox_id, by)
+    click.echo(f"cancelled: inbox #{inbox_id} ({inbox.describe({**row, 'outcome': None, 'status': 'was pending'})})")
 
 
 @cli.group()
@@ -254,12 +334,22 @@ def verify(config_path: str | None, extra_anchors: tuple[str, ...]) -> None:
 def _secret_from(stdin: bool, label: str, confirm: bool) -> str:
     """A password or token: the first line of stdin with --*-stdin, else typed at a hidden prompt."""
     if stdin:
-        text = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        text = sys.stdin.readline().rstrip("\r\n")
         if not text:
             raise CoopflowError(f"no {label} on standard input")
         return text
     return click.prompt(label.capitalize(), hide_input=True,
                         confirmation_prompt=f"Repeat the {label}" if confirm else False)
+
+
+@contextmanager
+def _auth_runtime(config_path: str | None) -> Iterator[Runtime]:
+    """`_runtime` for the account and token commands, its connections closed when the command ends."""
+    runtime = _runtime(config_path)
+    try:
+        yield runtime
+    finally:
+        runtime.store.dispose()
 
 
 def _local_client() -> str:
@@ -297,10 +387,10 @@ def user_add(person: str, password_stdin: bool, config_path: str | None) -> None
     """Create the account of PERSON (a person listed under a role in config.yaml)."""
     from engine.auth import accounts, people
 
-    runtime = _runtime(config_path)
-    people.require_person(runtime.policy.config, person)  # before asking for a password
-    accounts.add_user(runtime.store, runtime.policy.config, person, _secret_from(password_stdin, "password", True))
-    click.echo(f"account created: {person} ({', '.join(people.grants(runtime.policy.config, person))})")
+    with _auth_runtime(config_path) as runtime:
+        people.require_person(runtime.policy.config, person)  # before asking for a password
+        accounts.add_user(runtime.store, runtime.policy.config, person, _secret_from(password_stdin, "password", True))
+        click.echo(f"account created: {person} ({', '.join(people.grants(runtime.policy.config, person))})")
 
 
 @user.command("passwd")
@@ -311,9 +401,9 @@ def user_passwd(person: str, password_stdin: bool, config_path: str | None) -> N
     """Set a new password for PERSON."""
     from engine.auth import accounts
 
-    runtime = _runtime(config_path)
-    accounts.set_password(runtime.store, person, _secret_from(password_stdin, "new password", True))
-    click.echo(f"password changed: {person}")
+    with _auth_runtime(config_path) as runtime:
+        accounts.set_password(runtime.store, person, _secret_from(password_stdin, "new password", True))
+        click.echo(f"password changed: {person}")
 
 
 @user.command("disable")
@@ -323,7 +413,8 @@ def user_disable(person: str, config_path: str | None) -> None:
     """Disable PERSON's account: their password and tokens are refused until enabled."""
     from engine.auth import accounts
 
-    changed = accounts.set_disabled(_runtime(config_path).store, person, True)
+    with _auth_runtime(config_path) as runtime:
+        changed = accounts.set_disabled(runtime.store, person, True)
     click.echo(f"disabled: {person}" if changed else f"already disabled: {person}")
 
 
@@ -334,7 +425,8 @@ def user_enable(person: str, config_path: str | None) -> None:
     """Enable PERSON's account again."""
     from engine.auth import accounts
 
-    changed = accounts.set_disabled(_runtime(config_path).store, person, False)
+    with _auth_runtime(config_path) as runtime:
+        changed = accounts.set_disabled(runtime.store, person, False)
     click.echo(f"enabled: {person}" if changed else f"already enabled: {person}")
 
 
@@ -345,7 +437,8 @@ def user_unlock(person: str, config_path: str | None) -> None:
     """Lift the lockout of PERSON after too many failed sign-ins."""
     from engine.auth import accounts
 
-    accounts.unlock(_runtime(config_path).store, person, _local_client())
+    with _auth_runtime(config_path) as runtime:
+        accounts.unlock(runtime.store, person, _local_client())
     click.echo(f"unlocked: {person}")
 
 
@@ -358,18 +451,18 @@ def user_list(as_json: bool, config_path: str | None) -> None:
 
     from engine.auth import accounts
 
-    runtime = _runtime(config_path)
-    rows = accounts.list_users(runtime.store, runtime.policy.config)
-    if as_json:
-        return views._json(rows)
-    table = Table(title=f"{sum(r['created'] is not None for r in rows)} account(s), {len(rows)} people")
-    for column in ("person", "roles", "admin", "status", "created", "password changed"):
-        table.add_column(column)
-    for r in rows:
-        status = r["status"] + (f" until {views.local(runtime, r['locked_until'])}" if r["locked_until"] else "")
-        table.add_row(r["person"], ", ".join(r["roles"]), "yes" if r["admin"] else "", status,
-                      views.local(runtime, r["created"]) or "", views.local(runtime, r["password_changed"]) or "")
-    views._console().print(table)
+    with _auth_runtime(config_path) as runtime:
+        rows = accounts.list_users(runtime.store, runtime.policy.config)
+        if as_json:
+            return views._json(rows)
+        table = Table(title=f"{sum(r['created'] is not None for r in rows)} account(s), {len(rows)} people")
+        for column in ("person", "roles", "admin", "status", "created", "password changed"):
+            table.add_column(column)
+        for r in rows:
+            status = r["status"] + (f" until {views.local(runtime, r['locked_until'])}" if r["locked_until"] else "")
+            table.add_row(r["person"], ", ".join(r["roles"]), "yes" if r["admin"] else "", status,
+                          views.local(runtime, r["created"]) or "", views.local(runtime, r["password_changed"]) or "")
+        views._console().print(table)
 
 
 @user.command("login")
@@ -384,10 +477,10 @@ def user_login(person: str, password_stdin: bool, client: str | None, role: str 
     """Check PERSON's password as the HTTP API will (recorded, throttled); print who they are."""
     from engine.auth import authenticate_password
 
-    runtime = _runtime(config_path)
-    principal = authenticate_password(runtime.store, person, _secret_from(password_stdin, "password", False),
-                                      client or _local_client(), config=runtime.policy.config)
-    _principal_out(runtime, principal.with_role(role) if role else principal, as_json)
+    with _auth_runtime(config_path) as runtime:
+        principal = authenticate_password(runtime.store, person, _secret_from(password_stdin, "password", False),
+                                          client or _local_client(), config=runtime.policy.config)
+        _principal_out(runtime, principal.with_role(role) if role else principal, as_json)
 
 
 @cli.group()
@@ -409,11 +502,11 @@ def token_issue(person: str, expires: str, read_only: bool, name: str | None, co
         lifetime = tokens.parse_expires(expires)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--expires") from None
-    runtime = _runtime(config_path)
-    token_id, secret = tokens.issue(runtime.store, runtime.policy.config, person, lifetime, read_only, name)
-    click.echo(secret)
-    click.echo(f"token {token_id} issued for {person}" + (" (read-only)" if read_only else "")
-               + f"; expires {expires if lifetime is None else 'in ' + expires}. It is shown only this once.", err=True)
+    with _auth_runtime(config_path) as runtime:
+        token_id, secret = tokens.issue(runtime.store, runtime.policy.config, person, lifetime, read_only, name)
+        click.echo(secret)
+        click.echo(f"token {token_id} issued for {person}" + (" (read-only)" if read_only else "")
+                   + f"; expires {expires if lifetime is None else 'in ' + expires}. It is shown only this once.", err=True)
 
 
 @token.command("list")
@@ -426,18 +519,18 @@ def token_list(person: str | None, as_json: bool, config_path: str | None) -> No
 
     from engine.auth import tokens
 
-    runtime = _runtime(config_path)
-    rows = tokens.list_tokens(runtime.store, person)
-    if as_json:
-        return views._json(rows)
-    table = Table(title=f"{len(rows)} token(s)")
-    for column in ("id", "person", "name", "created", "expires", "last used", "read-only", "state"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(r["id"], r["person"], r["name"] or "", views.local(runtime, r["created"]),
-                      views.local(runtime, r["expires"]) or "never", views.local(runtime, r["last_used"]) or "",
-                      "yes" if r["read_only"] else "", r["state"])
-    views._console().print(table)
+    with _auth_runtime(config_path) as runtime:
+        rows = tokens.list_tokens(runtime.store, person)
+        if as_json:
+            return views._json(rows)
+        table = Table(title=f"{len(rows)} token(s)")
+        for column in ("id", "person", "name", "created", "expires", "last used", "read-only", "state"):
+            table.add_column(column)
+        for r in rows:
+            table.add_row(r["id"], r["person"], r["name"] or "", views.local(runtime, r["created"]),
+                          views.local(runtime, r["expires"]) or "never", views.local(runtime, r["last_used"]) or "",
+                          "yes" if r["read_only"] else "", r["state"])
+        views._console().print(table)
 
 
 @token.command("revoke")
@@ -447,7 +540,9 @@ def token_revoke(token_id: str, config_path: str | None) -> None:
     """Revoke token ID (as `token list` shows it); it is refused from now on."""
     from engine.auth import tokens
 
-    changed = tokens.revoke(_runtime(config_path).store, token_id)
+    with _auth_runtime(config_path) as runtime:
+        changed = tokens.revoke(runtime.store, token_id)
+    token_id = tokens.token_id(token_id)
     click.echo(f"revoked: {token_id}" if changed else f"already revoked: {token_id}")
 
 
@@ -459,10 +554,10 @@ def token_check(client: str | None, as_json: bool, config_path: str | None) -> N
     """Check the token on standard input as the HTTP API will; print who it authenticates."""
     from engine.auth import authenticate_token
 
-    runtime = _runtime(config_path)
-    principal = authenticate_token(runtime.store, _secret_from(True, "token", False), client or _local_client(),
-                                   config=runtime.policy.config)
-    _principal_out(runtime, principal, as_json)
+    with _auth_runtime(config_path) as runtime:
+        principal = authenticate_token(runtime.store, _secret_from(True, "token", False), client or _local_client(),
+                                       config=runtime.policy.config)
+        _principal_out(runtime, principal, as_json)
 
 
 @cli.command()
@@ -500,8 +595,11 @@ def diagram(workflow: str | None, fmt: str, out: str | None, all_: bool, config_
         click.echo(text, nl=False)
 
 
+MAX_UPCOMING_DAYS = 3660  # ten years
+
+
 @cli.command()
-@click.option("--days", default=30, show_default=True, type=click.IntRange(min=0), metavar="N",
+@click.option("--days", default=30, show_default=True, type=click.IntRange(min=0, max=MAX_UPCOMING_DAYS), metavar="N",
               help="How far ahead to look, in calendar days.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @CONFIG_OPTION
@@ -557,15 +655,21 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except PolicyError as exc:
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            click.echo(line(problem), err=True)
         click.echo(f"{len(exc.problems)} problem(s) found", err=True)
         sys.exit(1)
+    except StoreError as exc:  # unreachable, full, read-only or foreign store: the operator's to fix
+        click.echo(f"store unavailable: {line(exc)}", err=True)
+        sys.exit(1)
     except CoopflowError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {line(exc)}", err=True)
+        sys.exit(1)
+    except MemoryError:
+        click.echo("error: out of memory", err=True)
         sys.exit(1)
     except Exception as exc:  # a bug, not the user's mistake: say so, keep the details in the log
         from loguru import logger
 
-        logger.opt(exception=exc).error("internal error")
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (details in the log; please report it)", err=True)
+        logger.opt(exception=exc).error("internal error")  # every sink has diagnose=False: no local variables
+        click.echo(f"internal error: {type(exc).__name__}: {line(exc)} (details in the log; please report it)", err=True)
         sys.exit(3)

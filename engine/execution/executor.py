@@ -17,18 +17,19 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 
 from loguru import logger
 
 from engine import clock
-from engine.rules import actors
+from engine.rules import actors, decision
+from engine.execution import intake
 from engine.store import audit, history
 from engine.store import inbox
 from engine.scheduling import timers
 from engine.exceptions import CoopflowError, ExpressionError
 from engine.policy.expr import Expression, parse
-from engine.rules.fields import coerce_all, defaults, missing_required
+from engine.rules.fields import coerce_all, defaults
 from engine.logs import event_logger
 from engine.rules.machines import MachineCache
 from engine.policy.loader import Policy, canonical_json, is_expression, workflow_version
@@ -112,10 +113,16 @@ class Executor:
         return self._submit(apply, inbox.WITHDRAW if withdraw else inbox.FIRE, instance=instance,
                             trigger=trigger, actor=actor, values=values, key=key, extra=extra)
 
-    def _submit(self, apply: bool, kind: str, **fields) -> inbox.Submission:
+    def _submit(self, apply: bool, kind: str, key: str | None = None, **fields) -> inbox.Submission:
+        """Check the request at the door (IntakeError: nothing queued), then queue it under the
+        operator's key in its own namespace (KeyReused when that key holds a different request)."""
+        intake.check_request(instance=fields["instance"], workflow=fields.get("workflow"), trigger=fields.get("trigger"),
+                             actor=fields["actor"], values=fields.get("values"), key=key)
+        if key is not None:
+            key = intake.user_key(key)
         outcomes: list[Outcome] = []
         with self.store.transaction() as conn:
-            sub = inbox.submit(conn, kind, **fields)
+            sub = inbox.submit(conn, kind, key=key, same_request=key is not None, **fields)
             while apply and sub.new:
                 row = inbox.next_pending(conn)
                 if row is None:
@@ -177,20 +184,25 @@ class Executor:
             time.sleep(poll)
 
     def _apply_guarded(self, conn: Connection, row) -> Outcome:
-        """Apply one event inside a savepoint: a refusal or an internal error undoes what it wrote."""
+        """Apply one event inside a savepoint: a refusal or an internal error undoes what it wrote.
+
+        An event that fails for any reason but the store's (a bug, text a store rejects) is
+        refused and dead-lettered, never left to block the inbox; a store error propagates and
+        the event stays pending, to be retried.
+        """
         now = clock.now()
-        instance_row = conn.execute(_SELECT_INSTANCE, {"instance_id": row["instance"]}).mappings().first()
+        instance_row = None
         savepoint = conn.begin_nested()
         try:
+            instance_row = conn.execute(_SELECT_INSTANCE, {"instance_id": row["instance"]}).mappings().first()
             outcome = self._apply(conn, row, instance_row, now)
         except (Refusal, CoopflowError) as exc:
             savepoint.rollback()
             return self._refuse(conn, row, instance_row, str(exc), now)
-        except DBAPIError:
+        except Exception as exc:  # a bug or data a store rejects, not the store being down: refuse it, keep the inbox moving
             savepoint.rollback()
-            raise
-        except Exception as exc:  # a bug, not the event's fault: refuse it, keep the inbox moving
-            savepoint.rollback()
+            if _store_failure(exc):
+                raise
             logger.opt(exception=exc).error("internal error applying inbox #{}", row["id"])
             return self._refuse(conn, row, instance_row, f"internal error: {type(exc).__name__}: {exc}", now)
         savepoint.commit()
@@ -224,50 +236,30 @@ class Executor:
         return spec, instance_row["version"], dict(instance_row)
 
     def _decide(self, conn, row, actor, spec: WorkflowSpec, current: dict, now: datetime) -> _Change:
+        """Choose the transition (engine.rules.decision, on the instance as stored), then do its bookkeeping."""
         given = row["payload"].get("set", {})
         try:
             values = coerce_all(given, spec.fields, self.policy.config)
         except ValueError as exc:
             raise Refusal(str(exc)) from None
-        fields = {**current["fields"], **values}
+        situation = self._situation(current, spec, actor, now)
         if row["kind"] == inbox.START:
-            if not actors.allowed(actor, spec.started_by, fields):
-                raise Refusal(f"{actor} may not start '{spec.id}' (allowed: {', '.join(spec.started_by)})")
-            missing = missing_required(fields, spec.fields)
-            if missing:
-                raise Refusal(f"missing required field(s): {', '.join(missing)}")
-            return _Change("start", to_state=spec.initial, fields=fields, text=f"started in {spec.initial}", data={"set": values})
-        state = current["state"]
-        if spec.states[state].final:
-            raise Refusal(f"instance is closed: state '{state}' is final")
-        trigger = row["trigger"]
-        candidates = [(i, t) for i, t in enumerate(spec.transitions) if t.trigger == trigger and spec.leaves(t, state)]
-        if not candidates:
-            known = sorted({t.trigger for t in spec.transitions if spec.leaves(t, state)})
-            if trigger not in {t.trigger for t in spec.transitions}:
-                raise Refusal(f"unknown trigger '{trigger}' for workflow '{spec.id}'; from '{state}': {', '.join(known) or 'none'}")
-            raise Refusal(f"trigger '{trigger}' is not allowed from state '{state}' (allowed: {', '.join(known) or 'none'})")
-        context = self._context(current, spec, fields, actor, now)
-        reasons = []
-        for i, t in candidates:
-            if not actors.allowed(actor, t.by, fields):
-                reasons.append(f"{actor} may not fire '{trigger}' (allowed: {', '.join(t.by)})")
-                continue
-            if t.when and not self._evaluate(t.when, context, "guard"):
-                reasons.append(f"guard not met: {t.when}")
-                continue
-            missing = [n for n in t.require if fields.get(n) in (None, "", [])]
-            if missing:
-                reasons.append(f"'{trigger}' needs the field(s) {', '.join(missing)}")
-                continue
-            if row["kind"] == inbox.WITHDRAW:
-                return self._withdraw(conn, row, actor, t)
-            if t.approvals:
-                pending = self._consent(conn, row, actor, t, spec, fields, now)
-                if pending is not None:
-                    return pending
-            return self._transition(i, t, spec, fields, values, context)
-        raise Refusal("; ".join(dict.fromkeys(reasons)))
+            decided = decision.decide_start(situation, values)
+            if decided.refusal:
+                raise Refusal(decided.refusal)
+            return _Change("start", to_state=spec.initial, fields=decided.fields, text=f"started in {spec.initial}", data={"set": values})
+        decided = decision.decide(situation, row["trigger"], values)
+        chosen = decided.chosen
+        if chosen is None:
+            raise Refusal(decided.refusal)
+        t, fields = chosen.transition, decided.fields
+        if row["kind"] == inbox.WITHDRAW:
+            return self._withdraw(conn, row, actor, t)
+        if t.approvals:
+            pending = self._consent(conn, row, actor, t, spec, fields, now)
+            if pending is not None:
+                return pending
+        return self._transition(chosen.index, t, spec, fields, values, self._context(current, spec, fields, actor, now, values))
 
     def _transition(self, i, t, spec, fields, values, context) -> _Change:
         actions: list[tuple[str, dict]] = []
@@ -374,18 +366,42 @@ class Executor:
         return outcome
 
     def _refuse(self, conn, row, instance_row, reason: str, now) -> Outcome:
-        workflow = instance_row["workflow"] if instance_row else row["workflow"]
-        state = instance_row["state"] if instance_row else None
-        history.append(conn, instance=row["instance"], inbox_id=row["id"], at=now, kind=row["kind"], workflow=workflow,
-                       trigger=row["trigger"], from_state=state, to_state=state, actor=row["actor"],
-                       outcome=inbox.REFUSED, reason=reason, data={"set": row["payload"].get("set", {}), **_provenance(row)})
+        """Record the refusal; if even that fails (text a store or the hash rejects, a bug), record
+        it again with everything reduced to escaped text, and as a last resort mark the row alone."""
+        for safe in (False, True):
+            savepoint = conn.begin_nested()
+            try:
+                outcome = self._record_refusal(conn, row, instance_row, reason, now, safe)
+            except Exception as exc:
+                savepoint.rollback()
+                if _store_failure(exc):
+                    raise
+                logger.opt(exception=exc).error("could not record the refusal of inbox #{}{}", row["id"],
+                                                " even as escaped text" if safe else "; recording it as escaped text")
+                continue
+            savepoint.commit()
+            return outcome
+        text = intake.safe_text(f"refused: {reason}")
+        self._mark(conn, row, inbox.REFUSED, text + " (not recorded in history)", now)
+        return Outcome(inbox.REFUSED, intake.safe_text(reason), intake.safe_text(row["instance"]), kind=row["kind"])
+
+    def _record_refusal(self, conn, row, instance_row, reason: str, now, safe: bool) -> Outcome:
+        clean = (lambda v, limit=None: v if v is None else intake.safe_text(v, limit)) if safe else (lambda v, limit=None: v)
+        workflow = clean(instance_row["workflow"] if instance_row else row["workflow"], 120)
+        state = clean(instance_row["state"] if instance_row else None, 120)
+        instance, trigger, actor = clean(row["instance"], 120), clean(row["trigger"], 120), clean(row["actor"], 200)
+        reason = clean(reason)
+        data = {"set": row["payload"].get("set", {}), **_provenance(row)}
+        history.append(conn, instance=instance, inbox_id=row["id"], at=now, kind=row["kind"], workflow=workflow,
+                       trigger=trigger, from_state=state, to_state=state, actor=actor, outcome=inbox.REFUSED,
+                       reason=reason, data=intake.safe_data(data) if safe else data)
         if row["payload"].get("timer"):
             timers.mark_fired(conn, row["payload"]["timer"])  # its one chance was taken; the refusal says why
         self._mark(conn, row, inbox.REFUSED, f"refused: {reason}", now)
-        event_logger(instance=row["instance"], workflow=workflow, trigger=row["trigger"], actor=row["actor"],
+        event_logger(instance=instance, workflow=workflow, trigger=trigger, actor=actor,
                      outcome=inbox.REFUSED, reason=reason, **{"from": state}).warning("refused {}: {}", row["kind"], reason)
-        return Outcome(inbox.REFUSED, reason, row["instance"], kind=row["kind"], workflow=workflow, trigger=row["trigger"],
-                       actor=row["actor"], from_state=state, to_state=state, provenance=_provenance(row))
+        return Outcome(inbox.REFUSED, reason, instance, kind=row["kind"], workflow=workflow, trigger=trigger,
+                       actor=actor, from_state=state, to_state=state, provenance=_provenance(row))
 
     @staticmethod
     def _mark(conn, row, status: str, text: str, now) -> None:
@@ -393,13 +409,13 @@ class Executor:
 
     # ---- helpers
 
-    def _context(self, current, spec, fields, actor, now) -> dict[str, Any]:
-        return {
-            "fields": fields,
-            "actor": actor.as_context(),
-            "instance": {"id": current["id"], "workflow": spec.id, "state": current["state"]},
-            "now": now.astimezone(self.policy.tz).isoformat(),
-        }
+    def _situation(self, current, spec, actor, now) -> decision.Situation:
+        return decision.Situation(spec, current["id"], current["state"], current["fields"], actor,
+                                  now.astimezone(self.policy.tz), self.policy.expressions, self._expressions)
+
+    def _context(self, current, spec, fields, actor, now, given) -> dict[str, Any]:
+        """What the transition's actions see: the fields after the event's values, and those values as `given`."""
+        return decision.context(self._situation(current, spec, actor, now), fields, given)
 
     def _evaluate(self, source: str, context: dict, what: str) -> Any:
         compiled = self.policy.expressions.get(source) or self._expressions.get(source)
@@ -425,8 +441,13 @@ class Executor:
         spec = self._specs.get(version)
         if spec is None:
             stored = conn.execute(select(workflow_versions.c.spec).where(workflow_versions.c.version == version)).scalar_one()
-            spec = self._specs[version] = WorkflowSpec.model_validate(stored)
+            spec = self._specs[version] = WorkflowSpec.from_stored(stored)
         return spec
+
+
+def _store_failure(exc: Exception) -> bool:
+    """A store that is down, busy or lost (retry later), as opposed to data it rejects (refuse the event)."""
+    return isinstance(exc, DBAPIError) and not isinstance(exc, DataError)
 
 
 def _provenance(row) -> dict[str, Any]:

@@ -86,7 +86,7 @@ def fire(store: SqlStore, policy: Policy, schedule: ScheduleSpec, nominal: datet
         if schedule.host:
             values[schedule.host.field] = host
         sub = inbox.submit(conn, inbox.START, instance=inbox.new_instance_id(schedule.start), workflow=schedule.start,
-                           actor=schedule.actor, values=values, key=f"schedule:{schedule.id}:{nominal.isoformat()}",
+                           actor=schedule.actor, values=values, key=inbox.engine_key("schedule", schedule.id, nominal.isoformat()),
                            extra={"schedule": schedule.id, "nominal_at": nominal.isoformat()})
         conn.execute(occurrences.update().where(occurrences.c.schedule == schedule.id, occurrences.c.nominal_at == nominal)
                      .values(instance=sub.instance))

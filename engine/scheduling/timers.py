@@ -12,7 +12,9 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from engine.policy.spec import Deadline, Duration
-from engine.store.database import timers
+from loguru import logger
+
+from engine.store.database import inbox as inbox_table, timers
 from engine.rules.workcalendar import WorkCalendar
 
 ARMED, DISARMED, FIRED = "armed", "disarmed", "fired"
@@ -68,16 +70,26 @@ def mark_fired(conn: Connection, timer_id: str) -> None:
 def submit_due(conn: Connection, timer_id: str):
     """Queue the trigger of an armed timer as a system event (idempotent by timer id).
 
-    Returns the timer row, or None when the timer is no longer armed (disarmed or fired).
+    Returns the timer row when its event was queued now, or None when the timer is no longer
+    armed or its event was queued before. A key found already decided (applied, refused,
+    cancelled, or not this timer's event: a store written before keys had namespaces) marks
+    the timer fired, so a due timer is never submitted again and again.
     """
     from engine.store import inbox
 
     row = conn.execute(select(timers).where(timers.c.id == timer_id)).mappings().first()
     if row is None or row["status"] != ARMED:
         return None
-    inbox.submit(conn, inbox.FIRE, instance=row["instance"], trigger=row["trigger"], actor="system",
-                 key=f"timer:{timer_id}", extra={"timer": timer_id, "due_at": row["due_at"].isoformat()})
-    return row
+    sub = inbox.submit(conn, inbox.FIRE, instance=row["instance"], trigger=row["trigger"], actor="system",
+                       key=inbox.engine_key("timer", timer_id), extra={"timer": timer_id, "due_at": row["due_at"].isoformat()})
+    if sub.new:
+        return row
+    held = conn.execute(select(inbox_table.c.status, inbox_table.c.payload).where(inbox_table.c.id == sub.inbox_id)).one()
+    if held.status != inbox.PENDING or held.payload.get("timer") != timer_id:
+        mark_fired(conn, timer_id)
+        logger.bind(instance=row["instance"], trigger=row["trigger"]).warning(
+            "deadline {} not queued: its key is held by inbox #{} ({}); timer marked fired", timer_id, sub.inbox_id, held.status)
+    return None
 
 
 def armed(conn: Connection, due_before: datetime | None = None, limit: int | None = None) -> list[Timer]:

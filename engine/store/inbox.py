@@ -1,7 +1,9 @@
 """The durable inbox: every request to move a workflow is a row here before anything happens.
 
 Submitting is idempotent by key: a key submitted twice yields the first row (and, once applied,
-its first outcome).
+its first outcome). Keys live in namespaces that never meet: `user:<key>` for operators' keys
+(engine.execution.intake.user_key), `timer:`, `schedule:`, `outbox:` and `auto:` for the
+engine's own (`engine_key`). A user key reused for a different request is refused (KeyReused).
 """
 
 from __future__ import annotations
@@ -10,14 +12,28 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from engine import clock
-from engine.store.database import inbox, insert_or_ignore
+from engine.exceptions import CoopflowError
+from engine.store.database import inbox, insert_or_ignore, instances
 
 START, FIRE, WITHDRAW = "start", "fire", "withdraw"
-PENDING, APPLIED, REFUSED = "pending", "applied", "refused"
+PENDING, APPLIED, REFUSED, CANCELLED = "pending", "applied", "refused", "cancelled"
+STATUSES = (PENDING, APPLIED, REFUSED, CANCELLED)
+ENGINE_NAMESPACES = ("timer", "schedule", "outbox", "auto")
+
+
+class KeyReused(CoopflowError):
+    """An idempotency key already taken by a different request."""
+
+
+def engine_key(namespace: str, *parts: object) -> str:
+    """An idempotency key of the engine's own (`namespace:part:part`); operators' keys are user:..."""
+    if namespace not in ENGINE_NAMESPACES:
+        raise ValueError(f"unknown key namespace {namespace!r}")
+    return ":".join([namespace, *(str(p) for p in parts)])
 
 
 @dataclass(frozen=True)
@@ -45,17 +61,39 @@ def submit(
     values: dict[str, Any] | None = None,
     key: str | None = None,
     extra: dict[str, Any] | None = None,
+    same_request: bool = False,
 ) -> Submission:
-    """Insert an event unless its key is already there; returns the row that holds the key."""
-    key = key or f"auto:{secrets.token_hex(12)}"
+    """Insert an event unless its key is already there; returns the row that holds the key.
+
+    With `same_request`, a key already held by a different request (kind, workflow, instance of
+    a fire, trigger, actor or values) raises KeyReused naming the first request.
+    """
+    key = key or engine_key("auto", secrets.token_hex(12))
     new = insert_or_ignore(
         conn, inbox, ["key"], returning="id", key=key, kind=kind, instance=instance, workflow=workflow, trigger=trigger,
         actor=actor, payload={"set": values or {}, **(extra or {})}, status=PENDING, submitted_at=clock.now(),
     ).first()
     if new is not None:
         return Submission(new.id, key, instance, True)
-    row = conn.execute(select(inbox.c.id, inbox.c.instance).where(inbox.c.key == key)).one()
-    return Submission(row.id, key, row.instance, False)
+    row = conn.execute(select(inbox).where(inbox.c.key == key)).mappings().one()
+    if same_request:
+        asked = {"kind": kind, "workflow": workflow, "trigger": trigger, "actor": actor, "values": values or {}}
+        first = {"kind": row["kind"], "workflow": row["workflow"], "trigger": row["trigger"], "actor": row["actor"],
+                 "values": row["payload"].get("set", {})}
+        if kind != START:
+            asked["instance"], first["instance"] = instance, row["instance"]
+        differs = [name for name in asked if asked[name] != first[name]]
+        if differs:
+            raise KeyReused(f"key {key.removeprefix('user:')!r} was already used for a different request "
+                            f"({', '.join(differs)} differ): inbox #{row['id']}, {describe(row)}")
+    return Submission(row["id"], key, row["instance"], False)
+
+
+def describe(row) -> str:
+    """One inbox row in a few words: `fire send on X as Y, submitted ..., refused: ...`."""
+    what = f"start {row['workflow']}" if row["kind"] == START else f"{row['kind']} {row['trigger']}"
+    text = f"{what} on {row['instance']} as {row['actor']}, submitted {row['submitted_at'].isoformat(timespec='seconds')}"
+    return f"{text}, {row['outcome'] or row['status']}"
 
 
 def status(conn: Connection, inbox_id: int) -> tuple[str, str | None]:
@@ -91,3 +129,44 @@ def next_pending(conn: Connection):
         if conn.execute(_OLDER_PENDING, {"instance": row["instance"], "id": row["id"]}).first() is None:
             return row
         after = row["id"]
+
+
+def rows(conn: Connection, statuses: tuple[str, ...] = (PENDING, REFUSED), instance: str | None = None,
+         workflow: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Inbox rows with these statuses (optionally of one instance or workflow), newest first."""
+    query = select(inbox).where(inbox.c.status.in_(statuses)).order_by(inbox.c.id.desc()).limit(limit)
+    if instance is not None:
+        query = query.where(inbox.c.instance == instance)
+    if workflow is not None:
+        known = select(instances.c.id).where(instances.c.workflow == workflow)
+        query = query.where((inbox.c.workflow == workflow) | inbox.c.instance.in_(known))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def cancel(conn: Connection, inbox_id: int, by: str, now=None) -> dict[str, Any]:
+    """Cancel a pending event: it will never be applied; history records who cancelled it.
+
+    Raises CoopflowError when there is no such event or it is no longer pending.
+    """
+    from engine.store import history
+    from engine.scheduling import timers
+
+    now = now or clock.now()
+    text = f"cancelled by {by}"
+    done = conn.execute(update(inbox).where(inbox.c.id == inbox_id, inbox.c.status == PENDING)
+                        .values(status=CANCELLED, outcome=text, applied_at=now)).rowcount
+    row = conn.execute(select(inbox).where(inbox.c.id == inbox_id)).mappings().first()
+    if row is None:
+        raise CoopflowError(f"no inbox event #{inbox_id}")
+    if not done:
+        raise CoopflowError(f"inbox #{inbox_id} is not pending: {row['outcome'] or row['status']}")
+    current = conn.execute(select(instances.c.workflow, instances.c.state).where(instances.c.id == row["instance"])).first()
+    state = current.state if current else None
+    history.append(conn, instance=row["instance"], inbox_id=row["id"], at=now, kind=row["kind"],
+                   workflow=current.workflow if current else row["workflow"], trigger=row["trigger"], from_state=state,
+                   to_state=state, actor=by, outcome=CANCELLED, reason=f"{text}; submitted by {row['actor']}",
+                   data={"set": row["payload"].get("set", {}), "submitted_by": row["actor"],
+                         **{k: v for k, v in row["payload"].items() if k != "set"}})
+    if row["payload"].get("timer"):
+        timers.mark_fired(conn, row["payload"]["timer"])  # the deadline's one event is gone: never re-queue it
+    return dict(row)
