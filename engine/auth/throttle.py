@@ -44,11 +44,11 @@ def _locked_until(conn: Connection, where, now: datetime) -> datetime | None:
 def person_locked_until(conn: Connection, person: str, now: datetime) -> datetime | None:
     """When the person's lock ends (None: not locked). Counts password failures since the last success."""
     person = person[:PERSON_CAP]
-    reset = conn.execute(select(func.max(login_attempts.c.at)).where(
+    reset = conn.execute(select(func.max(login_attempts.c.id)).where(
         login_attempts.c.person == person, login_attempts.c.outcome.in_((OK, UNLOCKED)))).scalar()
     where = [login_attempts.c.person == person, login_attempts.c.method == PASSWORD]
     if reset is not None:
-        where.append(login_attempts.c.at > reset)
+        where.append(login_attempts.c.id > reset)
     return _locked_until(conn, where, now)
 
 
