@@ -175,7 +175,7 @@ BAD_EVENTS = {
     "missing-actor": ("- {at: 2027-03-01, start: information_exchange}\n", "event 1 as"),
     "start-and-fire": ("- {at: 2027-03-01, as: dic.leader, start: advisory, fire: send, instance: x}\n",
                        "give exactly one of start"),
-    "bad-yaml": ("- at: [2027-03-01\n", "cannot read events"),
+    "bad-yaml": ("- at: [2027-03-01\n", "events.yaml:2:1: did not find expected ',' or ']'"),
     "bad-date": ("- {at: someday, as: dic.leader, start: advisory}\n", "event 1 at"),
 }
 
@@ -189,6 +189,6 @@ def test_bad_events_file_is_a_clear_error(tmp_path, name):
     events.write_text(text, encoding="utf-8")
     done = simulate(config, "--from", "2027-01-01", "--to", "2027-12-31", "--events", events)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert done.stderr.startswith("error: ") and str(events) in done.stderr and expected in done.stderr
+    assert done.stderr.startswith(f"{events}:") and expected in done.stderr  # file:line:col: message
     assert "Traceback" not in done.stderr + done.stdout
     assert not (tmp_path / "unused.db").exists()

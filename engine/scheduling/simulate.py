@@ -9,32 +9,39 @@ event), fires it, and applies everything that follows. The real store is never o
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine import clock
 from engine.notify import deliveries
 from engine.scheduling import schedules
 from engine.scheduling import timers
-from engine.exceptions import CoopflowError
+from engine.exceptions import CoopflowError, PolicyError
 from engine.execution.executor import Executor, Outcome
 from engine.policy.loader import Policy
 from engine.execution.runtime import Runtime
 from engine.store.database import SqlStore
+from engine.policy.yamlsource import load_document
+from engine.views.report import MAX_YEAR, MIN_YEAR
 
 MAX_STEPS = 200_000
+SCALARS = (str, int, float, bool, type(None))
 
 
 class ScriptedEvent(BaseModel):
-    """One line of an --events file: start a workflow or fire a trigger, at a time, as an actor."""
+    """One line of an --events file: start a workflow or fire a trigger, at a time, as an actor.
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    Strict: no type is converted (a number is not a string, "yes" is not true), except `at`, which
+    may also be an ISO 8601 string (JSON has no dates). `set` values are plain scalars or lists of them.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True, allow_inf_nan=False)
 
     at: datetime | date
     actor: str = Field(alias="as")
@@ -44,6 +51,32 @@ class ScriptedEvent(BaseModel):
     ref: str | None = None
     set: dict[str, Any] = {}
     withdraw: bool = False
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value) if len(value) > 10 else date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 date-time") from None
+        if not isinstance(value, date):
+            raise ValueError("expected a date (YYYY-MM-DD) or ISO 8601 date-time")
+        if not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise ValueError(f"the year must be between {MIN_YEAR} and {MAX_YEAR}")
+        return value
+
+    @field_validator("set")
+    @classmethod
+    def _plain_values(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name, item in value.items():
+            if isinstance(item, date):
+                raise ValueError(f"{name}: put dates and times in quotes (\"{item.isoformat()}\")")
+            if not all(isinstance(v, SCALARS) for v in (item if isinstance(item, list) else [item])):
+                raise ValueError(f"{name}: expected text, a number, true/false, null or a list of those")
+            if any(isinstance(v, float) and not math.isfinite(v) for v in (item if isinstance(item, list) else [item])):
+                raise ValueError(f"{name}: numbers must be finite")
+        return value
 
     @model_validator(mode="after")
     def _one(self) -> ScriptedEvent:
@@ -81,22 +114,26 @@ class Entry:
 
 
 def load_events(path: str | Path, policy: Policy) -> list[ScriptedEvent]:
-    """Read a YAML or JSON list of scripted events; errors name the file and the entry."""
-    path = Path(path)
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise CoopflowError(f"{path}: cannot read events: {exc}") from None
-    if not isinstance(raw, list):
-        raise CoopflowError(f"{path}: expected a list of events")
-    events = []
-    for i, item in enumerate(raw):
+    """Read a YAML or JSON list of scripted events, as safely as policy files (engine.policy.yamlsource:
+    size, encoding, tabs, tags, alias bombs, impossible dates) and strictly validated.
+
+    Raises PolicyError with every mistake as file:line:col: message.
+    """
+    doc = load_document(path)
+    if not isinstance(doc.data, list):
+        raise PolicyError([doc.problem((), "expected a list of events")])
+    events, problems = [], []
+    for i, item in enumerate(doc.data):
         try:
             events.append(ScriptedEvent.model_validate(item))
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise CoopflowError(f"{path}: event {i + 1}{' ' + where if where else ''}: {first['msg']}") from None
+            for error in exc.errors(include_url=False):
+                loc = error["loc"]
+                where = ".".join(str(p) for p in loc)
+                message = error["msg"].removeprefix("Value error, ")
+                problems.append(doc.problem((i, *loc), f"event {i + 1}{' ' + where if where else ''}: {message}"))
+    if problems:
+        raise PolicyError(list(dict.fromkeys(problems)))
     return sorted(events, key=lambda e: _instant(e.at, policy))
 
 

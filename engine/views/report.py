@@ -42,6 +42,7 @@ from engine.store.database import history, instances
 from engine.views.text import clean
 
 PERIOD_RE = re.compile(r"^(\d{4})[Hh]([12])$")
+MIN_YEAR, MAX_YEAR = 1970, 9998  # the years a report (and a simulation) may cover
 
 DEFINITIONS = [
     ("Mở mới", "số hồ sơ được khởi tạo trong kỳ."),
@@ -90,6 +91,8 @@ def parse_period(text: str, tz) -> Period:
     if not match:
         raise PeriodError(f"{text!r} is not a half year: write YYYYH1 (January–June) or YYYYH2 (July–December)")
     year, half = int(match.group(1)), int(match.group(2))
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise PeriodError(f"{text!r}: the year must be between {MIN_YEAR} and {MAX_YEAR}")
     start = datetime(year, 1 if half == 1 else 7, 1, tzinfo=tz)
     end = datetime(year, 7, 1, tzinfo=tz) if half == 1 else datetime(year + 1, 1, 1, tzinfo=tz)
     return Period(f"{year}H{half}", year, half, start, end)
