@@ -72,7 +72,13 @@ _STDLIB_LEVELS = {
 
 _lock = threading.Lock()
 _handler_ids: list[int] = []
-_DEFAULT_HANDLER_ID = 0  # loguru's stderr handler added at import
+# loguru's own stderr handler (added at import) prints local variables in tracebacks: replace it
+# by the same handler with diagnose and backtrace off, until `configure` removes it.
+try:
+    logger.remove(0)
+    _DEFAULT_HANDLER_ID = logger.add(sys.stderr, diagnose=False, backtrace=False)
+except ValueError:  # already removed (engine.logs imported after someone else's set-up)
+    _DEFAULT_HANDLER_ID = -1
 
 
 def _ordered_extra(extra: dict[str, Any]) -> list[tuple[str, Any]]:
