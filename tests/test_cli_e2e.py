@@ -177,7 +177,8 @@ WALKS: dict[str, Walk] = {
         refusals=[
             Refusal("send", "police.focal_point", _may_not("police.focal_point", "send"), {"dispatch_no": "x"}),
             Refusal("acknowledge", "police.focal_point", _not_from("acknowledge", "drafted")),
-            Refusal("send", "dic.focal_point", "guard not met: fields.kind != 'urgent'",
+            # The classification is the request's as started, not one sent along with `send`.
+            Refusal("send", "dic.focal_point", "'send' does not accept the field(s) classification (accepts: dispatch_no)",
                     {"dispatch_no": "x", "classification": "toi_mat"}),
             Refusal("report_incident", "dic.focal_point", "guard not met: fields.kind == 'urgent'"),
             Refusal("send", "dic.focal_point", "'send' needs the field(s) dispatch_no"),
@@ -220,7 +221,7 @@ WALKS: dict[str, Walk] = {
             Refusal("notify_unit", "police.focal_point", _may_not("police.focal_point", "notify_unit"),
                     {"visit_at": LATER, "notice_no": "x"}),
             Refusal("record_visit", "dic.staff", _not_from("record_visit", "planned"), {"record_no": "x"}),
-            Refusal("notify_unit", "dic.focal_point", "guard not met: fields.visit_at is not None and days_between",
+            Refusal("notify_unit", "dic.focal_point", "guard not met: given.visit_at is not None and days_between",
                     {"visit_at": SOON, "notice_no": "x"}),
             Refusal("notify_unit", "dic.focal_point", "'notify_unit' needs the field(s) notice_no", {"visit_at": LATER}),
         ],

@@ -25,7 +25,7 @@ from engine.rules import actors
 from engine.notify import checks as notify_checks
 from engine.policy import expr
 from engine.exceptions import ExpressionError, PolicyError, PolicyProblem
-from engine.rules.fields import coerce
+from engine.rules.fields import coerce, typed_defaults
 from engine.policy.spec import (
     ANY_STATE,
     SYSTEM,
@@ -126,6 +126,11 @@ class _Checker:
         # Ids of workflows whose file could not be loaded or validated (their own problems are
         # reported already): references to them are not reported again as unknown workflows.
         self.unloaded: set[str] = set()
+        # Events named by `emit` in workflow files that did not validate, and whether some workflow
+        # file could not be read at all (then it may emit anything).
+        self.broken_emits: set[str] = set()
+        self.unread: list[Path] = []
+        self.workflows_unread = False
 
     # ---- plumbing
 
@@ -198,6 +203,7 @@ class _Checker:
             spec = self.validate(doc, WorkflowSpec)
             if spec is None:
                 self.unloaded.add(Path(doc.file).stem)
+                self.broken_emits |= _emits_in(doc.data)
                 if isinstance(doc.data, dict) and isinstance(doc.data.get("id"), str):
                     self.unloaded.add(doc.data["id"])
                 continue
@@ -205,6 +211,12 @@ class _Checker:
                 self.report(doc, ("id",), f"workflow id '{spec.id}' is already defined in {docs[spec.id].file}")
                 continue
             workflows[spec.id], docs[spec.id] = spec, doc
+        self.workflows_unread = bool(self.unread)
+        for wid, spec in workflows.items():  # defaults become values of their type, once
+            fields, problems = typed_defaults(spec.fields, config)
+            for name, message in problems:
+                self.report(docs[wid], ("fields", name, "default"), message)
+            workflows[wid] = spec.model_copy(update={"fields": fields})
         for wid, spec in workflows.items():
             self.check_workflow(docs[wid], spec, config, workflows)
         schedules: dict[str, ScheduleSpec] = {}
@@ -250,6 +262,7 @@ class _Checker:
                     yield doc
                 else:
                     self.unloaded.add(path.stem)
+                    self.unread.append(path)
 
     def find_workflow(self, doc: Document, loc: tuple, wid: str, workflows: Mapping[str, WorkflowSpec]) -> WorkflowSpec | None:
         """The workflow `wid`, or None after reporting it unknown (unless its own file is broken)."""
@@ -327,9 +340,6 @@ class _Checker:
             self.report(doc, ("initial",), f"initial state '{spec.initial}' is not declared; states: {', '.join(states)}")
         for i, pattern in enumerate(spec.started_by):
             self.check_pattern(doc, ("started_by", i), pattern, config, party_fields)
-        for name, fspec in spec.fields.items():
-            if fspec.default is not None:
-                self.check_literal(doc, ("fields", name, "default"), name, fspec.default, spec, config)
         outgoing: dict[str, set[str]] = {s: set() for s in states}
         for i, t in enumerate(spec.transitions):
             here = ("transitions", i)
@@ -496,7 +506,7 @@ class _Checker:
         if self.emitted is None:
             self.emitted = {a.emit for w in workflows.values() for t in w.transitions for a in t.then if isinstance(a, EmitAction)}
         emitted = self.emitted
-        if rule.on not in emitted and not self.unloaded:  # a broken workflow file may emit it
+        if rule.on not in emitted | self.broken_emits and not self.workflows_unread:  # a broken workflow file may emit it
             self.report(doc, loc + ("on",), f"no workflow emits '{rule.on}'; emitted events: {', '.join(sorted(emitted)) or 'none'}")
         if rule.when:
             self.compile(doc, loc + ("when",), rule.when, allowed)
@@ -516,6 +526,16 @@ class _Checker:
             elif not any(SYSTEM in t.by for t in fires):
                 self.report(doc, loc + ("fire", "trigger"), f"trigger '{rule.fire.trigger}' of '{target.id}' does not list 'system' in 'by'")
             self.compile(doc, loc + ("fire", "instance"), rule.fire.instance.lstrip("=").strip(), allowed)
+
+
+def _emits_in(data: Any) -> set[str]:
+    """The event names written as `emit: name` anywhere in a file's data."""
+    if isinstance(data, list):
+        return set().union(*map(_emits_in, data))
+    if isinstance(data, dict):
+        found = {data["emit"]} if isinstance(data.get("emit"), str) else set()
+        return found.union(*map(_emits_in, data.values()))
+    return set()
 
 
 def _display(path: Path) -> str:
@@ -707,7 +727,9 @@ def describe_errors(errors: list[dict], data: Any, model: type[BaseModel]) -> li
             expected = " or ".join(dict.fromkeys(_expected(e) for e in members))
             out.append((real, f"{_name(real)} must be {expected}, found {_found(members[0]['input'])}"))
             group = [e for e in group if e not in members]
-        out.extend((tuple(e["loc"]), describe_error(e, model)) for e in group)
+        # An unknown key is reported at the key itself, not at its value.
+        out.extend((tuple(e["loc"]) + (("__key__",) if e["type"] == "extra_forbidden" else ()), describe_error(e, model))
+                   for e in group)
     return out
 
 

@@ -6,6 +6,7 @@ with their UTC offset), parties are party ids, actors are `party.role[:person]` 
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from datetime import date, datetime
@@ -53,8 +54,37 @@ def missing_required(values: Mapping[str, Any], fields: Mapping[str, FieldSpec])
 
 
 def defaults(fields: Mapping[str, FieldSpec]) -> dict[str, Any]:
-    """Initial values of a new instance's fields."""
-    return {n: f.default for n, f in fields.items()}
+    """Initial values of a new instance's fields.
+
+    The policy loader has already turned every default into its field's canonical JSON value
+    (`typed_defaults`); each instance gets its own copy, so a list default is never shared.
+    """
+    return {n: copy.deepcopy(f.default) for n, f in fields.items()}
+
+
+def typed_defaults(
+    fields: Mapping[str, FieldSpec], config: ConfigSpec
+) -> tuple[dict[str, FieldSpec], list[tuple[str, str]]]:
+    """The fields with each default converted to its canonical value, and (name, message) per default that does not convert.
+
+    A default that does not convert is kept as written (the policy is refused anyway).
+    """
+    typed: dict[str, FieldSpec] = {}
+    problems: list[tuple[str, str]] = []
+    for name, spec in fields.items():
+        if spec.default is None:
+            typed[name] = spec
+            continue
+        try:
+            if isinstance(spec.default, str) and spec.default.startswith("="):
+                raise ValueError(f"field '{name}': a default is a value, not an expression ('=...' is not evaluated here)")
+            value = coerce(name, spec, spec.default, config)
+        except ValueError as exc:
+            problems.append((name, str(exc)))
+            typed[name] = spec
+            continue
+        typed[name] = spec if value == spec.default and type(value) is type(spec.default) else spec.model_copy(update={"default": value})
+    return typed, problems
 
 
 def _expected(spec: FieldSpec) -> str:
@@ -135,7 +165,7 @@ def _enum(value: Any, spec: FieldSpec, config: ConfigSpec) -> str:
 
 def _list(value: Any, spec: FieldSpec, config: ConfigSpec) -> list:
     if isinstance(value, list):
-        return value
+        return _json_items(value)
     text = str(value).strip()
     if text.startswith("["):
         parsed = json.loads(text)
@@ -143,6 +173,17 @@ def _list(value: Any, spec: FieldSpec, config: ConfigSpec) -> list:
             return parsed
         raise ValueError
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _json_items(value: Any) -> Any:
+    """A YAML value as JSON: dates and datetimes inside lists and mappings become ISO 8601 text."""
+    if isinstance(value, list):
+        return [_json_items(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_items(v) for k, v in value.items()}
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value
 
 
 _CONVERTERS = {
