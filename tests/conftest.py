@@ -100,6 +100,17 @@ def write_minimal_policy(root: Path) -> Path:
     return root / "config.yaml"
 
 
+def shipped_policy_with_store(root: Path, db: Path) -> Path:
+    """The shipped policy copied under `root`, its store an initialised SQLite file `db`; its config.yaml."""
+    from engine.execution.runtime import open_runtime
+
+    config = copy_shipped_policy(root)
+    config.write_text(config.read_text(encoding="utf-8").replace("store: sqlite:///coopflow.db", f"store: sqlite:///{db}"),
+                      encoding="utf-8")
+    open_runtime(config, create=True).store.dispose()
+    return config
+
+
 @pytest.fixture
 def minimal_policy(tmp_path: Path) -> Path:
     """A valid tiny policy (parties a and b, one workflow, one schedule, one event rule); its config.yaml."""

@@ -34,7 +34,7 @@ INSTANCE = "pingpong-crash"
 
 def run(config: str, events: int) -> None:
     """One worker run: submit every key, then apply all pending events."""
-    runtime = open_runtime(config)
+    runtime = open_runtime(config, create=True)
     with runtime.store.transaction() as conn:
         instance = inbox.submit(conn, inbox.START, instance=INSTANCE, workflow="pingpong",
                                 actor="a.leader", values={"label": "crash"}, key="start").instance

@@ -208,7 +208,7 @@ def test_wiped_store_refused_on_open(scene: Scene, store_url: str):
             raw.dispose()
     done = cli(scene.config, "audit", "verify")
     assert done.returncode == 1, (done.stdout, done.stderr)
-    assert done.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("store unavailable: ") and "Traceback" not in done.stderr
     # `coopflow run` and `init` may create a store: not this one, the anchors know it existed
     policy = scene.runtime.policy
     with pytest.raises(anchors.StoreWiped, match="restore it from a backup") as refused:

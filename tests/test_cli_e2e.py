@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+
+from conftest import copy_shipped_policy
 import subprocess
 import sys
 from collections.abc import Callable
@@ -42,9 +44,7 @@ WORKFLOWS = ["advisory", "information_exchange", "inspection", "grassroots", "mo
 
 def copy_policy(root: Path) -> Path:
     """Copy the shipped policy into `root` (its store, sqlite:///coopflow.db, then lives there too)."""
-    shutil.copytree(REPO / "workflows", root / "workflows")
-    shutil.copytree(REPO / "rules", root / "rules")
-    shutil.copy2(REPO / "config.yaml", root / "config.yaml")
+    copy_shipped_policy(root)
     return root
 
 

@@ -400,6 +400,9 @@ def test_two_daemons_one_leader_and_takeover(tmp_path: Path, store_url: str, spa
     """Of two daemons on one store only one leads (the other stands by), the June occurrence fires once, and after kill -9 of the leader the standby takes over and applies new events."""
     env = base_env(store_url, COOPFLOW_CLOCK_START="2027-06-01T07:59:57+07:00")
     config_a, config_b = copy_shipped_policy(tmp_path / "a"), copy_shipped_policy(tmp_path / "b")
+    for config in (config_a, config_b):  # two daemons of one deployment share the history's key
+        config.write_text(config.read_text(encoding="utf-8") + f"\naudit:\n  key_file: {tmp_path / 'audit-key'}\n",
+                          encoding="utf-8")
     leader = spawn(config_a, env, "leader")
     leader.wait_log(r"leader lease taken")
     standby = spawn(config_b, env, "standby")

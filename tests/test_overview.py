@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_shipped_policy
+from conftest import shipped_policy_with_store
 from engine.scheduling import timers
 from engine.execution.executor import Executor
 from engine.policy.loader import load_policy
@@ -22,10 +22,7 @@ MONDAY = datetime.fromisoformat("2027-03-01T09:00:00+07:00")
 def config(tmp_path: Path, monkeypatch) -> Path:
     """A shipped-policy copy whose store is a tmp SQLite file."""
     monkeypatch.delenv("COOPFLOW_STORE_URL", raising=False)
-    config = copy_shipped_policy(tmp_path / "policy")
-    config.write_text(config.read_text(encoding="utf-8").replace(
-        "store: sqlite:///coopflow.db", f"store: sqlite:///{tmp_path / 'store.db'}"), encoding="utf-8")
-    return config
+    return shipped_policy_with_store(tmp_path / "policy", tmp_path / "store.db")
 
 
 @pytest.fixture

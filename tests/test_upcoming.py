@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from conftest import copy_shipped_policy
+from conftest import shipped_policy_with_store
 from engine.scheduling import schedules
 from engine.policy.loader import load_policy
 from engine.store.database import SqlStore, history, inbox, instances, occurrences
@@ -21,11 +21,7 @@ NOW = datetime.fromisoformat("2027-05-20T09:00:00+07:00")  # a Thursday
 def config(tmp_path: Path, monkeypatch) -> Path:
     """A shipped-policy copy whose store is a tmp SQLite file."""
     monkeypatch.delenv("COOPFLOW_STORE_URL", raising=False)
-    config = copy_shipped_policy(tmp_path / "policy")
-    db = tmp_path / "store.db"
-    config.write_text(config.read_text(encoding="utf-8").replace("store: sqlite:///coopflow.db", f"store: sqlite:///{db}"),
-                      encoding="utf-8")
-    return config
+    return shipped_policy_with_store(tmp_path / "policy", tmp_path / "store.db")
 
 
 @pytest.fixture

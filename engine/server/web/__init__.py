@@ -1,0 +1,23 @@
+"""The web console: server-rendered pages in Vietnamese (English on request) at `/`.
+
+`install(app)` mounts the static files at /static and the console's routes; engine.server.app
+calls it. Pages are Jinja2 templates (autoescaped) in templates/, strings come from the gettext
+catalogs in locale/ (engine.server.web.i18n), forms carry the session's CSRF token and an
+idempotency key. docs/web.md is the guide.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+STATIC = Path(__file__).parent / "static"
+
+
+def install(app: FastAPI) -> None:
+    from engine.server.web.views import router
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(router)
