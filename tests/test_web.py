@@ -196,7 +196,7 @@ def test_a_request_from_dic_to_police_and_back(server, browser):
 def test_refused_step_shows_its_reason_in_vietnamese_and_changes_nothing(server, browser):
     dic = Person(browser, server, "nguyen_van_a")
     ident = dic.start_request("Xin sao kê tài khoản")
-    dic.step("Gửi công văn yêu cầu")
+    dic.step("Gửi công văn yêu cầu", **{"Số công văn": "126/STTTT"})
     staff, focal = Person(browser, server, "bui_van_nam"), Person(browser, server, "nguyen_thi_b")
     for p in (staff, focal):
         p.page.goto(f"{server['url']}/i/{ident}")
@@ -268,6 +268,7 @@ def test_form_without_csrf_token_or_with_a_bad_value_is_refused(server, browser)
     dic = Person(browser, server, "nguyen_van_a")
     dic.start_request("Yêu cầu thử CSRF")
     form = dic.page.locator("form.action", has=dic.page.get_by_role("button", name="Gửi công văn yêu cầu"))
+    form.get_by_label("Số công văn").fill("127/STTTT")
     form.locator("input[name=csrf]").evaluate("e => e.remove()")
     with dic.page.expect_navigation():
         form.get_by_role("button", name="Gửi công văn yêu cầu").click()
@@ -277,7 +278,7 @@ def test_form_without_csrf_token_or_with_a_bad_value_is_refused(server, browser)
     assert dic.state() == "Dự thảo công văn yêu cầu"
     # a value the browser would let through but the field's type refuses: named by its title
     dic.page.goto(server["url"] + "/start/emergency_review")
-    csrf = dic.page.locator("input[name=csrf]").get_attribute("value")
+    csrf = dic.page.locator("main input[name=csrf]").get_attribute("value")
     answer = dic.page.request.post(server["url"] + "/start/emergency_review", form={
         "csrf": csrf, "key": "bad-value", "role": "dic.focal_point", "f.issue": "Thử", "f.meeting_at": "ngày mai"})
     assert answer.status == 422

@@ -319,6 +319,9 @@ def _start_page(request: Request, p: Principal, wid: str, status: int = 200, err
         _ = _gettext(request)
         return message_page(request, 404, _("Not found"), _("There is no such process you may start."))
     names = [n for n in spec.fields if not n.startswith("source_")]
+    if values is None:  # the first party field (who asks, who proposes) is the person's own party
+        first = next((n for n in names if spec.fields[n].type == "party" and spec.fields[n].default is None), None)
+        values = {first: (role or choice["roles"][0]).split(".", 1)[0]} if first else None
     return render(request, "start.html", status=status, spec=spec, roles=choice["roles"], role=role, error=error,
                   fields=_field_views(spec, names, values=values), key=secrets.token_urlsafe(18),
                   parties=d.policy.config.parties)
