@@ -159,7 +159,10 @@ class Deployment:
 
     def visibility(self, principal) -> reads.Visibility:
         """Administrators see everything; others the instances their parties take part in."""
-        party_fields = {wid: tuple(n for n, f in spec.fields.items() if f.type == "party")
+        # A workflow with steps that need the parties' consent (an emergency meeting) involves every
+        # party whatever its party fields say: it is filtered like one without party fields.
+        party_fields = {wid: () if any(t.approvals for t in spec.transitions)
+                        else tuple(n for n, f in spec.fields.items() if f.type == "party")
                         for wid, spec in self.policy.workflows.items()}
         parties = None if principal.is_admin else frozenset(g.split(".", 1)[0] for g in principal.roles)
         return reads.Visibility(parties, party_fields)

@@ -371,7 +371,7 @@ def test_sigkill_then_restart_loses_and_doubles_nothing(policy_copy: Path, sqlit
     executor = Executor(store, policy)
     subs = [executor.submit_start("emergency_review", "dic.leader", {"issue": f"kill {i}"}, key=f"kill-{i}")
             for i in range(30)]
-    wait_until(lambda: count_rows(store, inbox, inbox.c.status != "pending", inbox.c.key.like("kill-%")) > 0,
+    wait_until(lambda: count_rows(store, inbox, inbox.c.status != "pending", inbox.c.key.like("user:kill-%")) > 0,
                10, "the daemon to apply the first submitted event")
     daemon.kill9()
     assert daemon.proc.returncode == -signal.SIGKILL
@@ -383,7 +383,7 @@ def test_sigkill_then_restart_loses_and_doubles_nothing(policy_copy: Path, sqlit
     assert daemon.stop() == 0
 
     with store.reading() as conn:
-        statuses = conn.execute(select(inbox.c.key, inbox.c.status).where(inbox.c.key.like("kill-%"))).all()
+        statuses = conn.execute(select(inbox.c.key, inbox.c.status).where(inbox.c.key.like("user:kill-%"))).all()
         assert sorted(s for _, s in statuses) == ["applied"] * 30
         per_event = conn.execute(text(
             "SELECT inbox_id, count(*) FROM history WHERE inbox_id IN (%s) GROUP BY inbox_id"
