@@ -151,6 +151,14 @@ def test_accepted_fields_are_stored_and_required_is_checked_on_the_result(cli):
     assert shown["fields"]["answer"] == "Công văn 88/CAT" and shown["fields"]["recipient"] == "police"
 
 
+def _days_ahead(days: int) -> str:
+    from datetime import timedelta
+
+    from engine import clock
+
+    return (clock.now() + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M")
+
+
 def test_guard_on_given_value_checks_what_is_sent(cli):
     """grassroots' notify_unit checks the visit date sent with it (`given`), at least 3 days ahead."""
     unit = start(cli, "grassroots", "dic.focal_point", unit="Trung tâm dữ liệu Y", lead="dic", partner="police")
@@ -158,8 +166,8 @@ def test_guard_on_given_value_checks_what_is_sent(cli):
         fire(cli, unit, "approve_plan", leader)
     guard = "given.visit_at is not None and days_between(now, given.visit_at) >= 3"
     refused_unchanged(cli, unit, "notify_unit", "dic.focal_point", f"guard not met: {guard}",
-                      visit_at="2027-03-02T09:00", notice_no="TB 3")
-    assert fire(cli, unit, "notify_unit", "dic.focal_point", visit_at="2027-03-15T09:00",
+                      visit_at=_days_ahead(1), notice_no="TB 3")
+    assert fire(cli, unit, "notify_unit", "dic.focal_point", visit_at=_days_ahead(10),
                 notice_no="TB 3") == "applied: planned -> notified"
 
 
