@@ -611,26 +611,37 @@ def upcoming(days: int, as_json: bool, config_path: str | None) -> None:
 
 
 @cli.command()
-@click.option("--period", required=True, metavar="YYYYH1|YYYYH2",
-              help="Half year in the policy's time zone: H1 = January–June, H2 = July–December.")
-@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True,
-              help="Markdown (for the forge) or one self-contained, printable HTML file.")
+@click.option("--period", default=None, metavar="YYYYQn|YYYYHn|YYYY",
+              help="Quarter (2027Q4), half year (2027H1) or year (2027) in the policy's time zone.")
+@click.option("--from", "first", default=None, metavar="DATE", help="First day of the period (YYYY-MM-DD), with --to.")
+@click.option("--to", "last", default=None, metavar="DATE", help="Last day of the period (YYYY-MM-DD, included), with --from.")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "docx"]), default="md", show_default=True,
+              help="Markdown (for the forge), a printable HTML file or a Word document (docx needs --out), in the official layout.")
 @click.option("--out", default=None, metavar="FILE", help="Write to FILE instead of standard output.")
 @CONFIG_OPTION
-def report(period: str, fmt: str, out: str | None, config_path: str | None) -> None:
-    """Write the half-year report for the review meeting, from the recorded history."""
+def report(period: str | None, first: str | None, last: str | None, fmt: str, out: str | None, config_path: str | None) -> None:
+    """Write the review report for a quarter, half year, year or date range, from the recorded history."""
+    from engine import clock
     from engine.views import report as reports
 
+    if (period is None) == (first is None and last is None) or (first is None) != (last is None):
+        raise click.UsageError("give either --period or both --from and --to")
+    if fmt == "docx" and not out:
+        raise click.UsageError("--format docx writes a file: give --out FILE")
     policy = load_policy(config_path)
+    bounds = {"effective": policy.config.agreement.effective, "now": clock.now()}
     try:
-        chosen = reports.parse_period(period, policy.tz)
+        chosen = (reports.parse_period(period, policy.tz, **bounds) if period
+                  else reports.parse_range(first, last, policy.tz, **bounds))
+    except reports.PeriodRefused:
+        raise
     except reports.PeriodError as exc:
-        raise click.BadParameter(str(exc), param_hint="--period") from None
+        raise click.BadParameter(str(exc), param_hint="--period" if period else "--from/--to") from None
     logs.configure(policy.config.logging, policy.root, console=False)
     runtime = open_runtime(policy=policy)
     text = reports.FORMATS[fmt](reports.build(runtime.store, runtime.policy, chosen))
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        Path(out).write_bytes(text) if isinstance(text, bytes) else Path(out).write_text(text, encoding="utf-8")
         click.echo(f"wrote {out}")
     else:
         click.echo(text, nl=False)
