@@ -411,11 +411,7 @@ def user_passwd(person: str, password_stdin: bool, config_path: str | None) -> N
 @CONFIG_OPTION
 def user_disable(person: str, config_path: str | None) -> None:
     """Disable PERSON's account: their password and tokens are refused until enabled."""
-    from engine.auth import accounts
-
-    with _auth_runtime(config_path) as runtime:
-        changed = accounts.set_disabled(runtime.store, person, True)
-    click.echo(f"disabled: {person}" if changed else f"already disabled: {person}")
+    _set_disabled(person, True, config_path)
 
 
 @user.command("enable")
@@ -423,11 +419,16 @@ def user_disable(person: str, config_path: str | None) -> None:
 @CONFIG_OPTION
 def user_enable(person: str, config_path: str | None) -> None:
     """Enable PERSON's account again."""
+    _set_disabled(person, False, config_path)
+
+
+def _set_disabled(person: str, disabled: bool, config_path: str | None) -> None:
     from engine.auth import accounts
 
     with _auth_runtime(config_path) as runtime:
-        changed = accounts.set_disabled(runtime.store, person, False)
-    click.echo(f"enabled: {person}" if changed else f"already enabled: {person}")
+        changed = accounts.set_disabled(runtime.store, person, disabled)
+    word = "disabled" if disabled else "enabled"
+    click.echo(f"{word}: {person}" if changed else f"already {word}: {person}")
 
 
 @user.command("unlock")

@@ -34,8 +34,8 @@ def instance(conn: Connection, instance_id: str) -> dict[str, Any] | None:
     }
 
 
-def instance_list(conn: Connection, workflow: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
-    """Instances (filtered by workflow and state) with their armed deadline, newest first."""
+def _instances_query(workflow: str | None, state: str | None):
+    """Instances (filtered by workflow and state) joined to their armed deadline, newest first."""
     query = (select(instances, timers.c.due_at, timers.c.trigger.label("fires"))
              .outerjoin(timers, (timers.c.instance == instances.c.id) & (timers.c.status == "armed"))
              .order_by(instances.c.created_at.desc(), instances.c.id))
@@ -43,12 +43,19 @@ def instance_list(conn: Connection, workflow: str | None = None, state: str | No
         query = query.where(instances.c.workflow == workflow)
     if state:
         query = query.where(instances.c.state == state)
-    rows = []
-    for r in conn.execute(query).mappings():
-        row = {k: v for k, v in r.items() if k not in ("due_at", "fires")}
-        row["deadline"] = {"due_at": r["due_at"], "fires": r["fires"]} if r["due_at"] else None
-        rows.append(row)
-    return rows
+    return query
+
+
+def _instance_row(r) -> dict[str, Any]:
+    """A joined row as an instance dict with its `deadline` (due_at, fires) or None."""
+    row = {k: v for k, v in r.items() if k not in ("due_at", "fires")}
+    row["deadline"] = {"due_at": r["due_at"], "fires": r["fires"]} if r["due_at"] else None
+    return row
+
+
+def instance_list(conn: Connection, workflow: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+    """Instances (filtered by workflow and state) with their armed deadline, newest first."""
+    return [_instance_row(r) for r in conn.execute(_instances_query(workflow, state)).mappings()]
 
 
 def instance_history(conn: Connection, instance_id: str) -> list[dict[str, Any]]:
@@ -99,24 +106,17 @@ def _uncursor(text: str) -> tuple[datetime, str]:
 def instance_page(conn: Connection, visibility: Visibility, workflow: str | None = None, state: str | None = None,
                   limit: int = 50, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the instances `visibility` allows, newest first, and the cursor of the next page."""
-    query = (select(instances, timers.c.due_at, timers.c.trigger.label("fires"))
-             .outerjoin(timers, (timers.c.instance == instances.c.id) & (timers.c.status == "armed"))
-             .order_by(instances.c.created_at.desc(), instances.c.id))
-    if workflow:
-        query = query.where(instances.c.workflow == workflow)
-    if state:
-        query = query.where(instances.c.state == state)
+    query = _instances_query(workflow, state)
     if cursor:
         at, ident = _uncursor(cursor)
         query = query.where(or_(instances.c.created_at < at, and_(instances.c.created_at == at, instances.c.id > ident)))
     rows: list[dict[str, Any]] = []
     for r in conn.execute(query.execution_options(yield_per=500)).mappings():
-        row = {k: v for k, v in r.items() if k not in ("due_at", "fires")}
+        row = _instance_row(r)
         if not visibility.allows(row):
             continue
         if len(rows) == limit:
             return rows, _cursor(rows[-1])
-        row["deadline"] = {"due_at": r["due_at"], "fires": r["fires"]} if r["due_at"] else None
         rows.append(row)
     return rows, None
 
