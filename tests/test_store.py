@@ -195,3 +195,32 @@ def test_open_runtime_uses_env_store(monkeypatch, shipped_policy: Path, store_ur
     finally:
         runtime.store.dispose()
     assert not (shipped_policy.parent / "coopflow.db").exists()
+
+
+def test_many_threads_share_one_sqlite_store(tmp_path: Path):
+    """The web console serves from a thread pool of dozens of threads beside the daemon. Each
+    thread must get a connection of its own that no other thread closes (SQLAlchemy's default
+    pool for a "sqlite://" URL closed them beyond five threads, and the process died SIGSEGV)."""
+    import threading
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'threads.db'}")
+    insert_instance(store, "i-1", datetime(2027, 1, 4, tzinfo=timezone.utc))
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(24)
+
+    def read() -> None:
+        try:
+            barrier.wait()
+            for _ in range(40):
+                with store.reading() as conn:
+                    assert conn.execute(select(instances.c.id)).scalar_one() == "i-1"
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store.engine.dispose()
+    assert errors == []

@@ -23,11 +23,6 @@ import pytest
 from conftest import REPO_ROOT, copy_shipped_policy
 from engine.server.web import catalog
 
-# Known problem, open: under the full suite the `coopflow run` process serving these pages once died
-# with SIGSEGV (the daemon thread, the uvicorn thread and the delivery sender share one process).
-# Until it is found, a failing journey is reported as xfail instead of failing CI; each still runs.
-pytestmark = pytest.mark.xfail(strict=False, reason="server process seen dying with SIGSEGV under load; open")
-
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = REPO_ROOT / "docs" / "web"
 PASSWORD = "mật khẩu đủ dài 2027"

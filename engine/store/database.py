@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 
 from engine import clock
@@ -576,8 +577,11 @@ def _make_engine(url: str, durable: bool = True) -> Engine:
             # mode=rw: SQLite never creates the file (_prepare_sqlite_file did, 0600, when meant to);
             # a file deleted under a running process is not silently recreated by a new connection.
             target = f"file:{quote(str(path))}?mode=rw"
-            engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(
-                target, uri=True, timeout=60, check_same_thread=False))
+            # QueuePool, stated: the "sqlite://" URL would otherwise get SingletonThreadPool, which
+            # closes the connections of other threads beyond five while they are in use (the web
+            # console's thread pool made the serving process die with SIGSEGV).
+            engine = create_engine("sqlite://", poolclass=QueuePool, pool_size=5, max_overflow=10,
+                                   creator=lambda: sqlite3.connect(target, uri=True, timeout=60, check_same_thread=False))
         else:
             engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
