@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import write_minimal_policy
+from conftest import copy_shipped_policy, write_minimal_policy
 
 TYPED_FIELDS = """\
   t_str: {type: str, default: 2025-01-01}
@@ -87,6 +87,22 @@ def test_check_reports_structural_and_cross_file_mistakes_in_one_run(coopflow_cl
     assert err.strip().splitlines() == [
         f"{Path('policy/rules/rules.yaml')}:18:9: no workflow emits 'never.emitted'; emitted events: none",
         f"{Path('policy/workflows/request.yaml')}:3:1: unknown key 'colour'; allowed here: clause, description, "
-        "fields, id, initial, started_by, states, title, transitions",
+        "fields, id, initial, meeting, started_by, states, subject, title, transitions",
         "2 problem(s) found",
     ]
+
+
+def test_subject_and_meeting_name_fields_and_states_of_their_workflow(coopflow_cli, tmp_path):
+    root = tmp_path / "policy"
+    copy_shipped_policy(root)
+    path = root / "workflows" / "emergency_review.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("subject: issue ", "subject: isue ").replace("  state: convened ", "  state: convend ")
+    text = text.replace("  at: meeting_at ", "  at: venue ")
+    path.write_text(text, encoding="utf-8")
+    code, out, err = _run(coopflow_cli, root / "config.yaml", "check")
+    assert code == 1
+    assert "emergency_review.yaml" in err
+    assert "'subject' must name a field of this workflow, not 'isue'" in err
+    assert "unknown state 'convend'" in err
+    assert "'at' must name a datetime field of this workflow, not 'venue'" in err

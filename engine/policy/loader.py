@@ -368,6 +368,7 @@ class _Checker:
             for j, action in enumerate(t.then):
                 self.check_action(doc, here + ("then", j), action, spec, config, workflows, allowed)
         self.check_duplicate_triggers(doc, spec)
+        self.check_views(doc, spec)
         for sid, state in states.items():
             if state.deadline:
                 self.check_deadline(doc, sid, spec)
@@ -396,6 +397,22 @@ class _Checker:
                         "give both a 'when' guard to choose between them",
                     )
                 seen.setdefault(key, i)
+
+    def check_views(self, doc: Document, spec: WorkflowSpec) -> None:
+        """`subject:` and `meeting:` name fields and states of this workflow."""
+        if spec.subject is not None and spec.subject not in spec.fields:
+            self.report(doc, ("subject",), f"'subject' must name a field of this workflow, not '{spec.subject}'")
+        meeting = spec.meeting
+        if meeting is None:
+            return
+        for loc, sid in [(("meeting", "state"), meeting.state)] + [(("meeting", "held", j), s) for j, s in enumerate(meeting.held)]:
+            if sid not in spec.states:
+                self.report(doc, loc, f"unknown state '{sid}'; states: {', '.join(spec.states)}")
+        if meeting.at is not None and getattr(spec.fields.get(meeting.at), "type", None) != "datetime":
+            self.report(doc, ("meeting", "at"), f"'at' must name a datetime field of this workflow, not '{meeting.at}'")
+        if meeting.at is None and meeting.state in spec.states and spec.states[meeting.state].deadline is None:
+            self.report(doc, ("meeting",), f"give 'at' (a datetime field) or a deadline on state '{meeting.state}': "
+                        "otherwise the meeting has no time")
 
     def check_deadline(self, doc: Document, sid: str, spec: WorkflowSpec) -> None:
         deadline = spec.states[sid].deadline

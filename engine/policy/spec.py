@@ -361,6 +361,17 @@ class TransitionSpec(Strict):
         return [self.source] if isinstance(self.source, str) else list(self.source)
 
 
+class MeetingSpec(Strict):
+    """`meeting:` on a workflow whose instances are meetings (upcoming, the calendar, the report).
+
+    `state` is where the meeting is set and awaited; `at` the datetime field holding its time
+    (when it is empty, the time is the deadline of `state`); `held` the states meaning it took place."""
+
+    state: Id
+    at: Id | None = None
+    held: list[Id] = []
+
+
 class WorkflowSpec(Strict):
     """workflows/*.yaml: one clause of the agreement as a state machine."""
 
@@ -373,6 +384,8 @@ class WorkflowSpec(Strict):
     initial: Id
     states: dict[Id, StateSpec]
     transitions: list[TransitionSpec]
+    subject: Id | None = None  # the field that names an instance in lists, messages and the report
+    meeting: MeetingSpec | None = None
 
     @field_validator("states")
     @classmethod
