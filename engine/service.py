@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import httpx
+
 from engine import clock, logs
 from engine.exceptions import CoopflowError
 from engine.execution.runtime import Runtime, open_runtime
@@ -34,6 +36,7 @@ class Result:
     instance: str
     inbox_id: int
     new: bool = True
+    warning: str | None = None  # something the person should know although the request went through
 
     @property
     def applied(self) -> bool:
@@ -116,7 +119,26 @@ class Deployment:
                 status, text = inbox.status(conn, sub.inbox_id)
         if status == inbox.PENDING:
             text = f"pending: queued as inbox #{sub.inbox_id}; the daemon has not applied it within {wait:g} s"
-        return Result(status, text or "", sub.instance, sub.inbox_id, sub.new)
+        return Result(status, text or "", sub.instance, sub.inbox_id, sub.new, None if daemon else self._daemon_elsewhere())
+
+    def _daemon_elsewhere(self) -> str | None:
+        """A warning when no daemon runs on this store but the daemon answering on config `http:` holds
+        another one (`store:` edited under a running deployment): its events would never reach that daemon."""
+        http = self.policy.config.http
+        if not http.enabled or not http.port:
+            return None
+        host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host
+        try:
+            theirs = httpx.get(f"http://{host}:{http.port}/readyz", timeout=0.5).json().get("store")
+        except Exception:  # nothing answers (the usual case) or not a coopflow daemon
+            return None
+        audit = getattr(self.runtime.store, "audit", None)
+        mine = audit.store_id if audit else None
+        if not theirs or theirs == mine:
+            return None
+        return (f"the daemon answering on {host}:{http.port} runs on another store (id {theirs}) than this command "
+                f"(store {self.runtime.store.url}, id {mine}, where no daemon runs): the event was applied here and "
+                "that daemon will not see it; restart the daemon to switch stores, or correct `store:`")
 
     # ---- reads
 

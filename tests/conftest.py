@@ -269,3 +269,57 @@ def coopflow_cli(monkeypatch):
             return code, out.getvalue().decode("utf-8"), err.getvalue().decode("utf-8")
 
     return run
+
+
+# --------------------------------------------------------------------------- a real `coopflow run`
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without COOPFLOW_* settings, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COOPFLOW_")}
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def running_daemon(config: Path, port: int, ready_timeout: float = 60) -> Iterator[str]:
+    """`coopflow run -c config` in a subprocess serving HTTP on `port` (config's `http:`); yields its
+    base URL once /readyz answers 200 (the store reachable, the lease held); stopped with SIGTERM."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    log = config.parent / "daemon.stderr"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "-c", str(config)],
+                                env=clean_env(PYTHONUNBUFFERED="1", COOPFLOW_LEASE_TTL="3"), cwd=config.parent,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + ready_timeout
+    try:
+        while True:
+            try:
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("daemon did not become ready:\n" + log.read_text(errors="replace")[-3000:])
+            time.sleep(0.2)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=20)
+    assert code == 0, log.read_text(errors="replace")[-3000:]

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
-from conftest import REPO_ROOT, copy_shipped_policy
+from conftest import REPO_ROOT, clean_env, copy_shipped_policy, free_port, running_daemon
 from engine.server.web import catalog
 
 CHROMIUM = "/usr/bin/chromium"
@@ -51,16 +47,9 @@ def test_committed_mo_is_the_compiled_po():
 # ---------------------------------------------------------------- the server and the browser
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def coopflow(*args: str, config: Path, input: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COOPFLOW_")}
     return subprocess.run([sys.executable, "-m", "engine", *args, "-c", str(config)], input=input, text=True,
-                          capture_output=True, env=env, cwd=config.parent, timeout=60)
+                          capture_output=True, env=clean_env(), cwd=config.parent, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -74,26 +63,8 @@ def server(tmp_path_factory):
     for person in PEOPLE:
         done = coopflow("user", "add", person, "--password-stdin", config=config, input=PASSWORD + "\n")
         assert done.returncode == 0, done.stderr
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COOPFLOW_")}
-    env.update(PYTHONUNBUFFERED="1", COOPFLOW_LEASE_TTL="3")
-    log = root / "daemon.stderr"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "-c", str(config)], env=env, cwd=root,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError("daemon did not become ready:\n" + log.read_text(errors="replace")[-3000:])
-        time.sleep(0.2)
-    yield {"url": url, "config": config}
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) == 0
+    with running_daemon(config, port) as url:
+        yield {"url": url, "config": config}
 
 
 @pytest.fixture(scope="module")

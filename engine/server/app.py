@@ -128,7 +128,8 @@ def create_app(deployment: Deployment) -> FastAPI:
             return problem(503, "not-ready", "Store unreachable", type(exc).__name__)
         if not leader:
             return problem(503, "not-ready", "No daemon holds the leader lease")
-        return JSONResponse({"status": "ready", "leader": leader})
+        audit = getattr(deployment.runtime.store, "audit", None)  # the store's id: the CLI compares it with its own
+        return JSONResponse({"status": "ready", "leader": leader, "store": audit.store_id if audit else None})
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     def metrics() -> Response:
