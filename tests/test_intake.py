@@ -182,3 +182,33 @@ def test_timer_whose_key_is_taken_is_not_resubmitted(policy: Path, store_url: st
             assert timers.armed(conn) == []
     finally:
         store.dispose()
+
+
+def test_nul_and_bad_bytes_that_bypassed_the_door_are_refused_once_on_the_real_store(policy: Path, store_url: str) -> None:
+    """No simulation: an inbox row holding a NUL and a lone surrogate (an older coopflow, a bug)
+    reaches the real store. PostgreSQL's JSONB cannot hold "\\u0000" at all; SQLite holds it but
+    the history hash cannot encode the surrogate. Either way the event ends refused, recorded in
+    a form that cannot fail again, and the next event still applies: no retry loop."""
+    env = base_env(store_url)
+    instance = _start(policy, env)
+    store = _store(store_url)
+    try:
+        executor = Executor(store, load_policy(policy))
+        try:
+            with store.transaction() as conn:
+                bad = inbox.submit(conn, inbox.FIRE, instance=instance, trigger="answer", actor="b.focal_point",
+                                   values={"subject": "a\x00b\udcff"}).inbox_id
+        except Exception as exc:  # the store itself refuses to hold it: nothing was queued, nothing can loop
+            assert store.dialect == "postgresql", exc
+            bad = None
+        good = run_cli(policy, env, "fire", instance, *FIRE)
+        if bad is not None:
+            with store.reading() as conn:
+                status, text = inbox.status(conn, bad)
+            assert status == inbox.REFUSED, (status, text)
+        assert (good.returncode, good.stdout.strip()) == (0, "applied: open -> answered"), good.stdout + good.stderr
+        assert executor.apply_batch(10) == []  # nothing left to retry
+        with store.reading() as conn:
+            assert history.verify(conn)[1] is None
+    finally:
+        store.dispose()
