@@ -44,6 +44,22 @@ def test_committed_mo_is_the_compiled_po():
         assert mo.read_bytes() == catalog.compiled(lang), f"{mo} is stale: run python -m engine.server.web.catalog"
 
 
+def test_state_diagram_svg_keeps_titles_as_text(minimal_policy):
+    from engine.policy.loader import load_policy
+    from engine.server.web import graph
+
+    spec = load_policy(minimal_policy).workflows["request"]
+    state = next(iter(spec.states))
+    hostile = spec.model_copy(update={"states": {**spec.states, state: spec.states[state].model_copy(
+        update={"title": 'Hồ sơ <script>alert(1)</script> "x"'})}})
+    drawn = graph.svg(hostile, state)
+    if drawn is None:
+        assert graph.DOT is None and os.environ.get("CI") != "true", "Graphviz must draw the diagram (apt-get install graphviz)"
+        pytest.skip("Graphviz (dot) is not installed")
+    assert drawn.startswith("<svg role=\"img\"") and "<script" not in drawn
+    assert "Hồ sơ &lt;script&gt;alert(1)&lt;/script&gt; &quot;x&quot;" in drawn
+
+
 # ---------------------------------------------------------------- the server and the browser
 
 
@@ -210,6 +226,12 @@ def test_both_leaders_agree_and_the_meeting_is_convened(server, browser):
     police.step("Đồng ý: Lãnh đạo đồng ý tổ chức họp")
     assert police.state() == "Đã thống nhất, triệu tập cuộc họp"
     assert police.page.locator("ol.graph li[aria-current=step]").inner_text().startswith("Đã thống nhất")
+    steps = police.page.locator("table.timeline tbody").inner_text()
+    assert "Rút sự đồng ý: Lãnh đạo đồng ý tổ chức họp" in steps and "Đồng ý: Lãnh đạo đồng ý tổ chức họp" in steps
+    drawn = police.page.locator("figure.diagram svg")  # Graphviz's drawing, the current state filled
+    assert "Đã thống nhất, triệu tập cuộc họp" in drawn.text_content()
+    assert police.page.locator("figure.diagram g#node-convened path").get_attribute("fill") == "#ffe08a"
+    assert police.page.locator("figure.diagram g#node-proposed path").get_attribute("fill") == "none"
     police.shot("06-hop-dot-xuat-da-trieu-tap")
     police.page.get_by_role("link", name="Lịch").click()
     assert "Họp đột xuất: Phối hợp xử lý tin giả về dịch bệnh" in police.page.locator("main").inner_text()

@@ -434,14 +434,18 @@ def _diagram(spec, current: str) -> list[dict[str, Any]]:
     return out
 
 
-def _timeline(d: Deployment, instance: str, spec) -> list[dict[str, Any]]:
+def _timeline(d: Deployment, instance: str, spec, _) -> list[dict[str, Any]]:
     rows = d.history(instance)
     titles = {t.trigger: t.title for t in spec.transitions} if spec else {}
     states = spec.states if spec else {}
+    marks = {"consent": _("Consent"), "withdraw": _("Withdraw my consent")}  # not the step itself
     out = []
     for h in rows:
         who = ((h.get("data") or {}).get("principal") or {}).get("person") or h["actor"]
-        out.append({**h, "who": who, "step": titles.get(h["trigger"]) or h["trigger"] or h["kind"],
+        step = titles.get(h["trigger"]) or h["trigger"] or h["kind"]
+        if h["kind"] in marks:
+            step = f"{marks[h['kind']]}: {step}"
+        out.append({**h, "who": who, "step": step,
                     "to_title": states[h["to_state"]].title if h["to_state"] in states else h["to_state"]})
     return out
 
@@ -454,6 +458,7 @@ def _instance_page(request: Request, p: Principal, instance: str, status: int = 
     except NotFound:
         return message_page(request, 404, _("Not found"), _("There is no such file, or you may not see it."))
     spec = _spec(d, row)
+    from engine.server.web import graph
     from engine.views import diagram
 
     opened, closed = _actions(d, p, row, spec)
@@ -468,8 +473,9 @@ def _instance_page(request: Request, p: Principal, instance: str, status: int = 
     return render(request, "instance.html", status=status, row=row, spec=spec, state=spec.states.get(row["state"]),
                   fields=shown, deadline=deadline, fires=fires, days_left=working_days_left(d, deadline["due_at"]) if deadline else None,
                   overdue=bool(deadline and deadline["due_at"] <= clock.now()), consents=_consents(d, row, spec),
-                  opened=opened, closed=closed, graph=_diagram(spec, row["state"]), mermaid=diagram.mermaid(spec),
-                  timeline=_timeline(d, row["id"], spec), key=secrets.token_urlsafe(18), notice=notice, error=error)
+                  opened=opened, closed=closed, graph=_diagram(spec, row["state"]), svg=graph.svg(spec, row["state"]),
+                  mermaid=diagram.mermaid(spec),
+                  timeline=_timeline(d, row["id"], spec, _), key=secrets.token_urlsafe(18), notice=notice, error=error)
 
 
 @router.get("/i/{instance}")
