@@ -37,6 +37,7 @@ class Result:
     inbox_id: int
     new: bool = True
     warning: str | None = None  # something the person should know although the request went through
+    code: str | None = None  # a refusal's stable code (engine.rules.reasons.Reason), from its history row
 
     @property
     def applied(self) -> bool:
@@ -119,7 +120,8 @@ class Deployment:
                 status, text = inbox.status(conn, sub.inbox_id)
         if status == inbox.PENDING:
             text = f"pending: queued as inbox #{sub.inbox_id}; the daemon has not applied it within {wait:g} s"
-        return Result(status, text or "", sub.instance, sub.inbox_id, sub.new, None if daemon else self._daemon_elsewhere())
+        return Result(status, text or "", sub.instance, sub.inbox_id, sub.new, None if daemon else self._daemon_elsewhere(),
+                      self._refusal_code(status, sub))
 
     def _daemon_elsewhere(self) -> str | None:
         """A warning when no daemon runs on this store but the daemon answering on config `http:` holds
@@ -139,6 +141,14 @@ class Deployment:
         return (f"the daemon answering on {host}:{http.port} runs on another store (id {theirs}) than this command "
                 f"(store {self.runtime.store.url}, id {mine}, where no daemon runs): the event was applied here and "
                 "that daemon will not see it; restart the daemon to switch stores, or correct `store:`")
+
+    def _refusal_code(self, status: str, sub: inbox.Submission) -> str | None:
+        """The code the executor recorded with a refusal (history data `code`); None otherwise."""
+        if status != inbox.REFUSED:
+            return None
+        with self.runtime.store.reading() as conn:
+            rows = reads.instance_history(conn, sub.instance)
+        return next(((r["data"] or {}).get("code") for r in rows if r["inbox_id"] == sub.inbox_id), None)
 
     # ---- reads
 

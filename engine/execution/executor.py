@@ -32,6 +32,7 @@ from engine.policy.expr import Expression, parse
 from engine.rules.fields import coerce_all, defaults
 from engine.logs import event_logger
 from engine.rules.machines import MachineCache
+from engine.rules.reasons import Reason
 from engine.policy.loader import Policy, canonical_json, is_expression, workflow_version
 from engine.policy.spec import EmitAction, NotifyAction, SetAction, StartAction, WorkflowSpec
 from engine.store.database import SqlStore, consents, insert_or_ignore, instances, outbox, workflow_versions
@@ -47,7 +48,11 @@ _MARK_INBOX = update(inbox_table).where(inbox_table.c.id == bindparam("inbox_id"
 
 
 class Refusal(Exception):
-    """An event that must change nothing; the message is the reason shown to the user."""
+    """An event that must change nothing; the message is the reason shown to the user, `code` its stable code."""
+
+    def __init__(self, message: str, code: str = Reason.REFUSED):
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
@@ -198,13 +203,13 @@ class Executor:
             outcome = self._apply(conn, row, instance_row, now)
         except (Refusal, CoopflowError) as exc:
             savepoint.rollback()
-            return self._refuse(conn, row, instance_row, str(exc), now)
+            return self._refuse(conn, row, instance_row, str(exc), now, getattr(exc, "code", Reason.REFUSED))
         except Exception as exc:  # a bug or data a store rejects, not the store being down: refuse it, keep the inbox moving
             savepoint.rollback()
             if _store_failure(exc):
                 raise
             logger.opt(exception=exc).error("internal error applying inbox #{}", row["id"])
-            return self._refuse(conn, row, instance_row, f"internal error: {type(exc).__name__}: {exc}", now)
+            return self._refuse(conn, row, instance_row, f"internal error: {type(exc).__name__}: {exc}", now, Reason.INTERNAL_ERROR)
         savepoint.commit()
         return outcome
 
@@ -241,17 +246,17 @@ class Executor:
         try:
             values = coerce_all(given, spec.fields, self.policy.config)
         except ValueError as exc:
-            raise Refusal(str(exc)) from None
+            raise Refusal(str(exc), Reason.INVALID_VALUE) from None
         situation = self._situation(current, spec, actor, now)
         if row["kind"] == inbox.START:
             decided = decision.decide_start(situation, values)
             if decided.refusal:
-                raise Refusal(decided.refusal)
+                raise Refusal(decided.refusal, decided.code)
             return _Change("start", to_state=spec.initial, fields=decided.fields, text=f"started in {spec.initial}", data={"set": values})
         decided = decision.decide(situation, row["trigger"], values)
         chosen = decided.chosen
         if chosen is None:
-            raise Refusal(decided.refusal)
+            raise Refusal(decided.refusal, decided.code)
         t, fields = chosen.transition, decided.fields
         if row["kind"] == inbox.WITHDRAW:
             return self._withdraw(conn, row, actor, t)
@@ -365,13 +370,13 @@ class Executor:
                      **{"from": from_state, "to": to_state}).info("applied {}: {}", row["kind"], outcome.text)
         return outcome
 
-    def _refuse(self, conn, row, instance_row, reason: str, now) -> Outcome:
+    def _refuse(self, conn, row, instance_row, reason: str, now, code: str = Reason.REFUSED) -> Outcome:
         """Record the refusal; if even that fails (text a store or the hash rejects, a bug), record
         it again with everything reduced to escaped text, and as a last resort mark the row alone."""
         for safe in (False, True):
             savepoint = conn.begin_nested()
             try:
-                outcome = self._record_refusal(conn, row, instance_row, reason, now, safe)
+                outcome = self._record_refusal(conn, row, instance_row, reason, now, safe, code)
             except Exception as exc:
                 savepoint.rollback()
                 if _store_failure(exc):
@@ -385,13 +390,13 @@ class Executor:
         self._mark(conn, row, inbox.REFUSED, text + " (not recorded in history)", now)
         return Outcome(inbox.REFUSED, intake.safe_text(reason), intake.safe_text(row["instance"]), kind=row["kind"])
 
-    def _record_refusal(self, conn, row, instance_row, reason: str, now, safe: bool) -> Outcome:
+    def _record_refusal(self, conn, row, instance_row, reason: str, now, safe: bool, code: str = Reason.REFUSED) -> Outcome:
         clean = (lambda v, limit=None: v if v is None else intake.safe_text(v, limit)) if safe else (lambda v, limit=None: v)
         workflow = clean(instance_row["workflow"] if instance_row else row["workflow"], 120)
         state = clean(instance_row["state"] if instance_row else None, 120)
         instance, trigger, actor = clean(row["instance"], 120), clean(row["trigger"], 120), clean(row["actor"], 200)
         reason = clean(reason)
-        data = {"set": row["payload"].get("set", {}), **_provenance(row)}
+        data = {"set": row["payload"].get("set", {}), "code": str(code), **_provenance(row)}
         history.append(conn, instance=instance, inbox_id=row["id"], at=now, kind=row["kind"], workflow=workflow,
                        trigger=trigger, from_state=state, to_state=state, actor=actor, outcome=inbox.REFUSED,
                        reason=reason, data=intake.safe_data(data) if safe else data)
@@ -411,7 +416,8 @@ class Executor:
 
     def _situation(self, current, spec, actor, now) -> decision.Situation:
         return decision.Situation(spec, current["id"], current["state"], current["fields"], actor,
-                                  now.astimezone(self.policy.tz), self.policy.expressions, self._expressions)
+                                  now.astimezone(self.policy.tz), self.policy.expressions, self._expressions,
+                                  config=self.policy.config)
 
     def _context(self, current, spec, fields, actor, now, given) -> dict[str, Any]:
         """What the transition's actions see: the fields after the event's values, and those values as `given`."""

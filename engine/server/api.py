@@ -326,8 +326,8 @@ def _answer(result: Result, created: bool) -> JSONResponse:
         from engine.server.app import problem
 
         reason = result.text.removeprefix("refused: ")
-        return problem(409, "refused", "Refused by the agreement", reason, instance=result.instance,
-                       inbox_id=result.inbox_id)
+        return problem(409, "refused", "Refused by the agreement", reason, code=result.code or "refused",
+                       instance=result.instance, inbox_id=result.inbox_id)
     return JSONResponse(body, status_code=201 if created and result.new else 200,
                         headers={"Location": f"/api/v1/instances/{result.instance}"} if created else None)
 

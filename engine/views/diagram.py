@@ -30,7 +30,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from engine.policy.spec import SYSTEM, Approvals, Deadline, TransitionSpec, WorkflowSpec
+from engine.policy.spec import Approvals, Deadline, TransitionSpec, WorkflowSpec
+from engine.rules import duties
+from engine.rules.machines import rules_for
 
 __all__ = ["FORMATS", "GUARD_WIDTH", "dot", "mermaid"]
 
@@ -66,7 +68,8 @@ def _deadline(deadline: Deadline) -> str:
 
 def _approvals(approvals: Approvals) -> str:
     """E.g. 'approval: all parties', 'approval: quorum 2 of a, b, c, within 5 days'."""
-    parties = "all parties" if approvals.parties == "all" else ", ".join(approvals.parties)
+    named = duties.approval_parties(approvals, None)  # None: every party of the agreement
+    parties = "all parties" if named is None else ", ".join(named)
     text = f"quorum {approvals.quorum} of {parties}" if approvals.quorum else parties
     if approvals.expires is not None:
         text += f", within {approvals.expires.describe()}"
@@ -92,10 +95,10 @@ def _state_lines(spec: WorkflowSpec, sid: str) -> list[str]:
 
 
 def _edges(spec: WorkflowSpec) -> Iterator[tuple[str, str, TransitionSpec]]:
-    """(source, dest, transition) for every edge; "*" means every non-final state."""
-    for t in spec.transitions:
-        for source in spec.sources_of(t):
-            yield source, t.dest, t
+    """(source, dest, transition) for every edge of the workflow's machine (engine.rules.machines),
+    in the policy's order; "*" means every non-final state."""
+    for source, t in rules_for(spec).edges():
+        yield source, t.dest, t
 
 
 # --------------------------------------------------------------------------- Mermaid
@@ -184,7 +187,7 @@ def dot(spec: WorkflowSpec) -> str:
         out.append(f"    {_dot_quoted(sid)} [label={label}{extra}];")
     out.append(f'    "_start" -> {_dot_quoted(spec.initial)};')
     for source, dest, t in _edges(spec):
-        style = ", style=dashed" if set(t.by) == {SYSTEM} else ""
+        style = ", style=dashed" if duties.system_only(t) else ""
         out.append(f"    {_dot_quoted(source)} -> {_dot_quoted(dest)} [label={_dot_label(_transition_lines(t))}{style}];")
     finals = [sid for sid, state in spec.states.items() if state.final]
     if finals:

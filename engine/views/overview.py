@@ -69,34 +69,20 @@ class Specs:
 
 def next_steps(spec: WorkflowSpec, state: str, fields: Mapping[str, Any], config: ConfigSpec,
                consented: Mapping[str, Iterable[str]] = {}) -> dict[str, list[str]]:
-    """Party -> triggers it may fire from `state` (system-only steps left out, consents counted)."""
-    owed: dict[str, list[str]] = {}
-    st = spec.states.get(state)
-    if st is None or st.final:
-        return owed
-    for t in spec.transitions:
-        if not spec.leaves(t, state):
-            continue
-        parties = dict.fromkeys(p for pattern in t.by for p in pattern_parties(pattern, fields, config))
-        if t.approvals is not None:
-            needed = list(config.parties) if t.approvals.parties == "all" else t.approvals.parties
-            done = set(consented.get(t.trigger, ()))
-            parties = {p: None for p in parties if p in needed and p not in done}
-        for party in parties:
-            if t.trigger not in owed.setdefault(party, []):
-                owed[party].append(t.trigger)
-    return owed
+    """Party -> triggers it may fire from `state` (system-only steps left out, consents counted): engine.rules.duties.owed."""
+    from engine.rules import duties
+
+    return duties.owed(spec, state, fields, config, consented)
 
 
 def is_lateness(spec: WorkflowSpec | None, row: Mapping[str, Any]) -> bool:
-    """Is this history row a lateness transition (fired by a deadline, system-only)?"""
+    """Is this history row a lateness transition fired by its deadline (engine.rules.duties.is_late)?"""
     data = row.get("data") or {}
     if row.get("outcome") != "applied" or row.get("kind") != "fire" or not data.get("timer") or spec is None:
         return False
-    index = data.get("transition")
-    if isinstance(index, int) and 0 <= index < len(spec.transitions):
-        return set(spec.transitions[index].by) == {SYSTEM}
-    return any(t.trigger == row.get("trigger") and set(t.by) == {SYSTEM} for t in spec.transitions)
+    from engine.rules import duties
+
+    return duties.late_transition(spec, data.get("transition"), row.get("trigger"), row.get("from_state"))
 
 
 def local_iso(moment: datetime, tz) -> str:
