@@ -269,8 +269,6 @@ class Deployment:
 
 def _needs_only_its_fields(candidate) -> bool:
     """A candidate refused only because required fields it accepts were not sent (no values in a preview)."""
-    t = candidate.transition
-    prefix = f"'{t.trigger}' needs the field(s) "
-    if not candidate.reason or not candidate.reason.startswith(prefix):
-        return False
-    return all(n in t.accepts for n in candidate.reason[len(prefix):].split(", "))
+    from engine.rules.reasons import Reason
+
+    return candidate.code == Reason.MISSING_FIELD and all(n in candidate.transition.accepts for n in candidate.missing)

@@ -62,10 +62,9 @@ class Condition:
 
     def __call__(self, event: EventData) -> bool:
         kwargs = event.kwargs
-        chosen = kwargs.get(CHOSEN)
-        if chosen is not None:
-            return chosen == self.index
-        probe: Probe = kwargs[PROBE]
+        probe: Probe | None = kwargs.get(PROBE)
+        if probe is None:
+            return kwargs[CHOSEN] == self.index
         refused = self.verdict(probe)
         if refused is None:
             return True
