@@ -11,7 +11,8 @@ Measured in the same run, each as the median (min–max) of `--rounds` rounds of
   loaded from git, on the same cases;
 * `decision.decide` (the machine's conditions decide), on a mix of shipped cases: allowed,
   refused for role, guard, missing field, wrong state, a consent; then `get_triggers` for one
-  actor on one state (every trigger leaving it decided), and `Rules.move` (the executor's replay).
+  actor on one state (every trigger leaving it decided), and `Rules.move` (the executor's replay);
+  then each case alone, before and after.
 
 Aim: ≤ 10 µs per decision. Nothing is written anywhere; the shipped policy is read in place.
 """
@@ -148,6 +149,13 @@ def main() -> None:
     print(f"{'what':55} {'µs per call':>24}")
     for name, (mid, lo, hi), divide in rows:
         print(f"{name:55} {mid / divide:8.2f} ({lo / divide:.2f}–{hi / divide:.2f})")
+    print(f"{'per case':55} {'before':>10} {'decide':>10}")
+    for (s, trigger, values), (o, _, _) in zip(new_cases, old_cases):
+        before = per_call(lambda: old.decide(o, trigger, values), max(3, args.rounds // 2))[0]
+        now = per_call(lambda: decision.decide(s, trigger, values), max(3, args.rounds // 2))[0]
+        code = decision.decide(s, trigger, values).code
+        print(f"{s.spec.id + ' ' + str(s.state) + ' ' + trigger + ' (' + str(code or 'allowed') + ')':55} "
+              f"{before:10.2f} {now:10.2f}")
     per_decision = rows[4][1][0] / k
     print(f"aim ≤ 10 µs per decision: {'met' if per_decision <= 10 else 'MISSED'} ({per_decision:.2f} µs)")
     if args.profile or per_decision > 10:
