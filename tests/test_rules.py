@@ -258,6 +258,12 @@ def test_refusal_code_reaches_the_result_and_the_problem(tmp_path: Path):
         assert d.fire(started.instance, "send", "dic.focal_point", {"kind": "bogus"}).code == Reason.INVALID_VALUE
         assert d.fire("information_exchange-ffffffff", "send", "dic.focal_point").code == Reason.REFUSED
 
+        # What the service offers (rules.get_triggers): a step lacking only fields it accepts is open.
+        actions = {a["trigger"]: a for a in d.actions(d.instance(started.instance), "dic.focal_point")}
+        assert actions["send"]["allowed"] and actions["send"]["reason"] is None
+        assert not actions["report_incident"]["allowed"]
+        assert actions["report_incident"]["reason"] == "guard not met: fields.kind == 'urgent'"
+
         from datetime import timedelta
 
         from engine.auth import accounts, tokens
