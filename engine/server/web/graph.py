@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from loguru import logger
 
-from engine.rules.actors import SYSTEM
+from engine.rules.duties import system_only
 
 DOT = shutil.which("dot")
 _PROLOG = re.compile(r"^.*?(?=<svg)", re.S)  # the XML declaration, DOCTYPE and comments before <svg>
@@ -36,7 +36,7 @@ def dot_source(spec, current: str) -> str:
         extra = ", peripheries=2" if st.final else ""
         out.append(f"  {_quoted(sid)} [label={_quoted(st.title or sid)}, id={_quoted('node-' + sid)}{style}{extra}];")
     for t in spec.transitions:
-        dashed = ', style=dashed' if set(t.by) == {SYSTEM} else ""
+        dashed = ', style=dashed' if system_only(t) else ""
         for source in spec.sources_of(t):
             out.append(f"  {_quoted(source)} -> {_quoted(t.dest)} [label={_quoted(t.title or t.trigger)}{dashed}];")
     out.append("}")
