@@ -110,6 +110,11 @@ def test_meeting_without_time_uses_its_deadline(coopflow_cli, config, stepped_cl
         assert code == 0, out + err
     items = upcoming(coopflow_cli, config, "--days", "5")
     assert [(i["kind"], i["at"], i["meeting_at_set"]) for i in items] == [("meeting", "2027-05-23T09:00:00+07:00", False)]
+    # The fallback is described from the policy (the deadline of `meeting.state`), not written into the engine.
+    assert items[0]["time_rule"] == "72 hours after reaching convened"
+    code, out, err = coopflow_cli("upcoming", "--days", "5", "-c", config)
+    assert code == 0, err
+    assert "(no time set: 72 hours after reaching convened)" in out
 
 
 def test_table_shows_local_times_and_changes_nothing(coopflow_cli, config, built):
@@ -129,5 +134,7 @@ def test_table_shows_local_times_and_changes_nothing(coopflow_cli, config, built
     finally:
         store.dispose()
     assert "3 item(s) in the next 30 day(s) (Asia/Ho_Chi_Minh)" in out
-    assert "2027-05-27 14:00" in out and "emergency meeting" in out and "host dic" in out
+    # A meeting is named by its workflow's title (the policy's `meeting:`), not by words in the engine.
+    assert "2027-05-27 14:00" in out and "meeting" in out and "Họp giao ban đột xuất: Sự cố an ninh mạng" in out
+    assert "host dic" in out
     assert built["request"] in out and "deemed_received" in out

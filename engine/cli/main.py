@@ -224,12 +224,16 @@ def fire(instance: str, trigger: str, actor: str, pairs: tuple[str, ...], key: s
 @click.argument("instance", required=False)
 @click.option("--workflow", "-w", default=None, help="Only instances of this workflow.")
 @click.option("--state", "-s", default=None, help="Only instances in this state.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), metavar="N",
+              help="At most N rows per list (the counts always cover everything).")
+@click.option("--page", default=1, show_default=True, type=click.IntRange(min=1), metavar="P", help="Show page P of the lists.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @CONFIG_OPTION
-def status(instance: str | None, workflow: str | None, state: str | None, as_json: bool, config_path: str | None) -> None:
+def status(instance: str | None, workflow: str | None, state: str | None, limit: int, page: int, as_json: bool,
+           config_path: str | None) -> None:
     """Show one instance, or the instances (filtered), or the overview per clause and party."""
     runtime = _runtime(config_path)
-    views.status(runtime, instance, workflow, state, as_json)
+    views.status(runtime, instance, workflow, state, as_json, limit, page)
 
 
 @cli.command("history")
@@ -602,13 +606,13 @@ MAX_UPCOMING_DAYS = 3660  # ten years
 @cli.command()
 @click.option("--days", default=30, show_default=True, type=click.IntRange(min=0, max=MAX_UPCOMING_DAYS), metavar="N",
               help="How far ahead to look, in calendar days.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1000), metavar="N", help="At most N rows.")
+@click.option("--page", default=1, show_default=True, type=click.IntRange(min=1), metavar="P", help="Show page P.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @CONFIG_OPTION
-def upcoming(days: int, as_json: bool, config_path: str | None) -> None:
-    """Show what falls due in the next N days: schedule occurrences, deadlines, emergency meetings."""
-    from engine.views import overview
-
-    overview.show_upcoming(_runtime(config_path), days, as_json)
+def upcoming(days: int, limit: int, page: int, as_json: bool, config_path: str | None) -> None:
+    """Show what falls due in the next N days: schedule occurrences, deadlines, meetings."""
+    views.show_upcoming(_runtime(config_path), days, as_json, limit, page)
 
 
 @cli.command()

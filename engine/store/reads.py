@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.engine import Connection
 
-from engine.store.database import consents, history, inbox, instances, timers
+from engine.store.database import consents, history, inbox, instances, timers, workflow_versions
 
 
 def instance(conn: Connection, instance_id: str) -> dict[str, Any] | None:
@@ -53,9 +53,24 @@ def _instance_row(r) -> dict[str, Any]:
     return row
 
 
-def instance_list(conn: Connection, workflow: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
-    """Instances (filtered by workflow and state) with their armed deadline, newest first."""
-    return [_instance_row(r) for r in conn.execute(_instances_query(workflow, state)).mappings()]
+def instance_list(conn: Connection, workflow: str | None = None, state: str | None = None, limit: int | None = None,
+                  offset: int = 0) -> list[dict[str, Any]]:
+    """Instances (filtered by workflow and state) with their armed deadline, newest first
+    (`limit` of them after `offset` when given)."""
+    query = _instances_query(workflow, state).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_instance_row(r) for r in conn.execute(query).mappings()]
+
+
+def instance_count(conn: Connection, workflow: str | None = None, state: str | None = None) -> int:
+    """How many instances `instance_list` would give without a limit."""
+    query = select(func.count()).select_from(instances)
+    if workflow:
+        query = query.where(instances.c.workflow == workflow)
+    if state:
+        query = query.where(instances.c.state == state)
+    return conn.execute(query).scalar_one()
 
 
 def instance_history(conn: Connection, instance_id: str) -> list[dict[str, Any]]:
@@ -141,3 +156,176 @@ def inbox_counts(conn: Connection) -> list[tuple[str, str, int]]:
 def oldest_due_timer(conn: Connection) -> datetime | None:
     """The due time of the earliest armed timer (lag = now - this, when it is past)."""
     return conn.execute(select(func.min(timers.c.due_at)).where(timers.c.status == "armed")).scalar()
+
+
+def stored_spec(conn: Connection, version: str) -> dict[str, Any] | None:
+    """The canonical JSON of one pinned workflow version (None when the store has no such version)."""
+    return conn.execute(select(workflow_versions.c.spec).where(workflow_versions.c.version == version)).scalar()
+
+
+# ---- the status overview, aggregated in SQL (engine/views/overview.py reads these)
+#
+# `refs` are the party fields that role patterns (`$field.role`) name: an open instance's
+# workflow, version, state and those fields' values are all that decide who owes its next step,
+# so instances are counted per such group instead of being read one by one.
+#
+# `lateness` lists the (version, trigger, from state) of the system-only deadline transitions:
+# a history row matching one, fired by a timer, made its instance overdue for good.
+
+
+def _open():
+    return instances.c.final == 0
+
+
+def open_versions(conn: Connection) -> list[tuple[str, str]]:
+    """(workflow, version) of every open instance, each pair once."""
+    query = select(instances.c.workflow, instances.c.version).where(_open()).group_by(instances.c.workflow, instances.c.version)
+    return [(w, v) for w, v in conn.execute(query)]
+
+
+def _ref_columns(refs: Sequence[str]) -> list:
+    return [instances.c.fields[name].as_string().label(f"ref{i}") for i, name in enumerate(refs)]
+
+
+def open_groups(conn: Connection, refs: Sequence[str]) -> list[dict[str, Any]]:
+    """Open instances counted per (workflow, version, state, values of `refs`): dicts with
+    workflow, version, state, `refs` (name -> value) and count."""
+    inner = select(instances.c.workflow, instances.c.version, instances.c.state, *_ref_columns(refs)).where(_open()).subquery()
+    keys = [inner.c.workflow, inner.c.version, inner.c.state, *(inner.c[f"ref{i}"] for i in range(len(refs)))]
+    out = []
+    for row in conn.execute(select(*keys, func.count()).group_by(*keys)):
+        out.append({"workflow": row[0], "version": row[1], "state": row[2],
+                    "refs": dict(zip(refs, row[3:3 + len(refs)])), "count": row[-1]})
+    return out
+
+
+def _passed_deadline(now: datetime):
+    return (select(timers.c.id).where(timers.c.instance == instances.c.id, timers.c.status == "armed", timers.c.due_at < now)
+            .exists())
+
+
+def _lateness_fired(lateness: Sequence[tuple[str, str, str]]):
+    if not lateness:
+        return None
+    return (select(history.c.seq).where(
+        history.c.instance == instances.c.id, history.c.kind == "fire", history.c.outcome == "applied",
+        history.c.actor == "system", history.c.data["timer"].as_string().is_not(None),
+        tuple_(instances.c.version, history.c.trigger, history.c.from_state).in_(list(lateness))).exists())
+
+
+def _overdue(now: datetime, lateness: Sequence[tuple[str, str, str]]):
+    late = _lateness_fired(lateness)
+    return _passed_deadline(now) if late is None else or_(_passed_deadline(now), late)
+
+
+def overdue_counts(conn: Connection, now: datetime, lateness: Sequence[tuple[str, str, str]]) -> list[tuple[str, str, int]]:
+    """(workflow, state, count) of open instances that are overdue at `now`."""
+    query = (select(instances.c.workflow, instances.c.state, func.count()).where(_open(), _overdue(now, lateness))
+             .group_by(instances.c.workflow, instances.c.state))
+    return [(w, s, n) for w, s, n in conn.execute(query)]
+
+
+def overdue_page(conn: Connection, now: datetime, lateness: Sequence[tuple[str, str, str]], limit: int,
+                 offset: int = 0) -> list[dict[str, Any]]:
+    """Overdue open instances (id, workflow, version, state), oldest first: `limit` of them after `offset`."""
+    query = (select(instances.c.id, instances.c.workflow, instances.c.version, instances.c.state)
+             .where(_open(), _overdue(now, lateness)).order_by(instances.c.created_at, instances.c.id).limit(limit).offset(offset))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def overdue_reasons(conn: Connection, ids: Sequence[str], now: datetime, lateness: Sequence[tuple[str, str, str]]) -> dict[str, list[dict]]:
+    """Why each of `ids` (one page, bounded) is overdue: its passed armed deadline ("deadline_passed":
+    trigger, at) first, then each lateness transition fired ("deadline_fired": trigger, at, from, to)."""
+    out: dict[str, list[dict]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    passed = select(timers.c.instance, timers.c.trigger, timers.c.due_at).where(
+        timers.c.instance.in_(list(ids)), timers.c.status == "armed", timers.c.due_at < now).order_by(timers.c.due_at)
+    for r in conn.execute(passed):
+        out[r.instance].append({"why": "deadline_passed", "trigger": r.trigger, "at": r.due_at})
+    late = _lateness_fired(lateness)
+    if late is not None:
+        fired = (select(history.c.instance, history.c.trigger, history.c.at, history.c.from_state, history.c.to_state)
+                 .select_from(history.join(instances, instances.c.id == history.c.instance))
+                 .where(history.c.instance.in_(list(ids)), history.c.kind == "fire", history.c.outcome == "applied",
+                        history.c.actor == "system", history.c.data["timer"].as_string().is_not(None),
+                        tuple_(instances.c.version, history.c.trigger, history.c.from_state).in_(list(lateness)))
+                 .order_by(history.c.seq))
+        for r in conn.execute(fired):
+            out[r.instance].append({"why": "deadline_fired", "trigger": r.trigger, "at": r.at,
+                                    "from": r.from_state, "to": r.to_state})
+    return out
+
+
+def open_in_state_order(conn: Connection, refs: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """Open instances (id, workflow, version, state, state_entered_at, `refs`), longest in their
+    state first, streamed: the caller stops reading when its pages are full."""
+    query = (select(instances.c.id, instances.c.workflow, instances.c.version, instances.c.state,
+                    instances.c.state_entered_at, *_ref_columns(refs))
+             .where(_open()).order_by(instances.c.state_entered_at, instances.c.id))
+    for r in conn.execute(query.execution_options(yield_per=1000)):
+        yield {"id": r.id, "workflow": r.workflow, "version": r.version, "state": r.state,
+               "since": r.state_entered_at, "refs": dict(zip(refs, r[5:]))}
+
+
+def live_consents(conn: Connection, now: datetime, refs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Open instances holding consents not yet expired: id -> {workflow, version, state, refs,
+    given: trigger -> parties} (only these instances need their next steps decided one by one)."""
+    query = (select(consents.c.instance, consents.c.trigger, consents.c.party, instances.c.workflow, instances.c.version,
+                    instances.c.state, *_ref_columns(refs))
+             .select_from(consents.join(instances, instances.c.id == consents.c.instance))
+             .where(_open(), or_(consents.c.expires_at.is_(None), consents.c.expires_at > now)))
+    out: dict[str, dict[str, Any]] = {}
+    for r in conn.execute(query):
+        entry = out.setdefault(r.instance, {"workflow": r.workflow, "version": r.version, "state": r.state,
+                                            "refs": dict(zip(refs, r[6:])), "given": {}})
+        entry["given"].setdefault(r.trigger, set()).add(r.party)
+    return out
+
+
+def armed_deadlines_of(conn: Connection, ids: Sequence[str]) -> dict[str, datetime]:
+    """The armed deadline (due time) of each of `ids` (one page, bounded) that has one."""
+    if not ids:
+        return {}
+    query = select(timers.c.instance, func.min(timers.c.due_at)).where(
+        timers.c.instance.in_(list(ids)), timers.c.status == "armed").group_by(timers.c.instance)
+    return dict(conn.execute(query).all())
+
+
+# ---- what falls due (coopflow upcoming, the calendar): filtered by due time in SQL
+
+
+def _deadlines_where(horizon: datetime, skip: Sequence[tuple[str, str]]):
+    """Armed timers due by `horizon`, except those armed in the (workflow, state) pairs `skip`."""
+    where = [timers.c.status == "armed", timers.c.due_at <= horizon]
+    if skip:
+        where.append(tuple_(timers.c.workflow, timers.c.state).not_in(list(skip)))
+    return where
+
+
+def deadline_count(conn: Connection, horizon: datetime, skip: Sequence[tuple[str, str]] = ()) -> int:
+    return conn.execute(select(func.count()).select_from(timers).where(*_deadlines_where(horizon, skip))).scalar_one()
+
+
+def deadlines_due(conn: Connection, horizon: datetime, skip: Sequence[tuple[str, str]] = (), limit: int | None = None,
+                  offset: int = 0) -> list[dict[str, Any]]:
+    """Armed timers due by `horizon` (passed ones included), soonest first, with their instance's
+    version and fields: `limit` of them after `offset`."""
+    query = (select(timers.c.instance, timers.c.workflow, timers.c.state, timers.c.trigger, timers.c.due_at,
+                    instances.c.version, instances.c.fields)
+             .select_from(timers.join(instances, instances.c.id == timers.c.instance))
+             .where(*_deadlines_where(horizon, skip)).order_by(timers.c.due_at, timers.c.instance).offset(offset))
+    if limit is not None:
+        query = query.limit(limit)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def awaited_meetings(conn: Connection, workflow: str, state: str) -> Iterator[dict[str, Any]]:
+    """Open instances of `workflow` in `state` (meetings awaited) with their fields and armed deadline, streamed."""
+    query = (select(instances.c.id, instances.c.version, instances.c.state, instances.c.fields,
+                    timers.c.due_at, timers.c.trigger)
+             .outerjoin(timers, (timers.c.instance == instances.c.id) & (timers.c.status == "armed") & (timers.c.state == state))
+             .where(instances.c.workflow == workflow, instances.c.state == state, _open())
+             .order_by(instances.c.id))
+    for r in conn.execute(query.execution_options(yield_per=1000)).mappings():
+        yield dict(r)

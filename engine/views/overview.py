@@ -1,9 +1,10 @@
-"""What is open, what is late, who owes the next step, and what comes next: read from the store.
+"""What is open, what is late, who owes the next step, and what comes next: built from the read model.
 
-Two operator views live here, both read only:
+Two operator views are built here as plain data (engine/views/render.py prints them), both
+read only and both bounded: counts come from SQL aggregates, lists are one page long.
 
-* `coopflow status` with no filter: the overview per clause (workflow) and per party;
-* `coopflow upcoming`: schedule occurrences, armed deadlines and emergency meetings ahead.
+* `coopflow status` with no filter: the overview per clause (workflow) and state, and per party;
+* `coopflow upcoming`: schedule occurrences, armed deadlines and meetings ahead.
 
 Definitions (also in docs/operators.md):
 
@@ -19,35 +20,29 @@ Definitions (also in docs/operators.md):
   with the instance's current fields, ``party.role`` names the party, a bare ``role`` means
   every party having that role. Guards (``when``) are not evaluated. For a transition that
   needs several parties' consent, a party that has already consented no longer owes it.
+* **meetings**: the instances of every workflow that declares ``meeting:`` (docs/policy.md), in
+  its ``meeting.state``, at the time in its ``meeting.at`` field, else at that state's deadline.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from contextlib import closing
 from datetime import datetime, timedelta
 from typing import Any
 
-import click
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from engine import clock
 from engine.notify import deliveries as notify_deliveries
-from engine.scheduling import schedules
+from engine.policy.spec import SYSTEM, ConfigSpec, MeetingSpec, WorkflowSpec
 from engine.rules.actors import pattern_parties
-from engine.policy.spec import SYSTEM, ConfigSpec, WorkflowSpec
-from engine.store.database import consents, history, instances, timers, workflow_versions
-from engine.views.text import cell
+from engine.scheduling import schedules
+from engine.store import reads
 
-# The emergency meeting workflow of the shipped policy, and the state in which a meeting is set.
-MEETING_WORKFLOW = "emergency_review"
-MEETING_STATE = "convened"
-MEETING_FIELD = "meeting_at"
+DEFAULT_LIMIT = 20      # rows per list on one page of `coopflow status`
+UPCOMING_LIMIT = 100    # rows on one page of `coopflow upcoming`
+MAX_LIMIT = 1000        # a page is never longer (the per-page reads use bounded IN lists)
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -62,7 +57,7 @@ class Specs:
 
     def get(self, workflow: str, version: str | None) -> WorkflowSpec | None:
         if version is not None and version not in self._cache:
-            stored = self.conn.execute(select(workflow_versions.c.spec).where(workflow_versions.c.version == version)).scalar()
+            stored = reads.stored_spec(self.conn, version)
             self._cache[version] = WorkflowSpec.from_stored(stored) if stored is not None else None
         return (self._cache.get(version) if version else None) or self.policy.workflows.get(workflow)
 
@@ -75,6 +70,12 @@ def next_steps(spec: WorkflowSpec, state: str, fields: Mapping[str, Any], config
     return duties.owed(spec, state, fields, config, consented)
 
 
+def party_refs(specs: Iterable[WorkflowSpec]) -> list[str]:
+    """The fields that role patterns name (`$field.role`): with the state, they decide who owes what."""
+    return sorted({head[1:] for spec in specs for t in spec.transitions for pattern in t.by
+                   for head in [pattern.rpartition(".")[0]] if head.startswith("$")})
+
+
 def is_lateness(spec: WorkflowSpec | None, row: Mapping[str, Any]) -> bool:
     """Is this history row a lateness transition fired by its deadline (engine.rules.duties.is_late)?"""
     data = row.get("data") or {}
@@ -85,94 +86,22 @@ def is_lateness(spec: WorkflowSpec | None, row: Mapping[str, Any]) -> bool:
     return duties.late_transition(spec, data.get("transition"), row.get("trigger"), row.get("from_state"))
 
 
-def local_iso(moment: datetime, tz) -> str:
-    return moment.astimezone(tz).isoformat()
+def lateness_transitions(spec_of_version: Mapping[str, WorkflowSpec | None]) -> list[tuple[str, str, str]]:
+    """(version, trigger, from state) of each system-only transition: fired by a deadline, it makes its instance late."""
+    return sorted({(version, t.trigger, source) for version, spec in spec_of_version.items() if spec is not None
+                   for t in spec.transitions if set(t.by) == {SYSTEM} for source in spec.sources_of(t)})
 
 
-def local_text(moment: datetime | None, tz) -> str:
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
+def meeting_workflows(policy) -> dict[str, MeetingSpec]:
+    """Workflow id -> its `meeting:` declaration, for every workflow whose instances are meetings.
+
+    The one place views (upcoming, the calendar) and the report learn which workflows are meetings."""
+    return {wid: spec.meeting for wid, spec in policy.workflows.items() if spec.meeting is not None}
 
 
-def _console() -> Console:
-    return Console(file=sys.stdout, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-
-
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
-
-
-def _state_title(spec: WorkflowSpec | None, state: str) -> str:
-    st = spec.states.get(state) if spec else None
-    return st.title if st else state
-
-
-# --------------------------------------------------------------------------- status overview
-
-
-def build_overview(store, policy, now: datetime | None = None) -> dict[str, Any]:
-    """The overview as plain data: per clause (open, overdue), the overdue list, and per party."""
-    now = now or clock.now()
-    tz, config = policy.tz, policy.config
-    with store.reading() as conn:
-        specs = Specs(conn, policy)
-        rows = [dict(r) for r in conn.execute(select(instances).where(instances.c.final == 0)
-                                               .order_by(instances.c.created_at, instances.c.id)).mappings()]
-        ids = {r["id"] for r in rows}
-        armed = {t["instance"]: t for t in conn.execute(select(timers).where(timers.c.status == "armed")).mappings()
-                 if t["instance"] in ids}
-        late: dict[str, list[dict]] = defaultdict(list)
-        given: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-        for c in conn.execute(select(consents)).mappings():
-            if c["expires_at"] is None or c["expires_at"] > now:
-                given[c["instance"]][c["trigger"]].add(c["party"])
-        by_id = {r["id"]: r for r in rows}
-        query = select(history).where(history.c.kind == "fire", history.c.outcome == "applied", history.c.actor == SYSTEM)
-        for h in conn.execute(query.order_by(history.c.seq)).mappings():
-            row = by_id.get(h["instance"])
-            if row is not None and is_lateness(specs.get(row["workflow"], row["version"]), h):
-                late[h["instance"]].append(dict(h))
-        spec_of = {r["id"]: specs.get(r["workflow"], r["version"]) for r in rows}
-        dead_letters = notify_deliveries.dead_count(conn)
-
-    clauses: dict[str, dict[str, Any]] = {}
-    for wid, spec in policy.workflows.items():
-        clauses[wid] = {"workflow": wid, "title": spec.title, "clause": spec.clause, "open": 0, "overdue": 0}
-    overdue, parties = [], {p: [] for p in config.parties}
-    for row in rows:
-        spec = spec_of[row["id"]]
-        entry = clauses.setdefault(row["workflow"], {"workflow": row["workflow"], "title": spec.title if spec else row["workflow"],
-                                                     "clause": spec.clause if spec else "", "open": 0, "overdue": 0})
-        entry["open"] += 1
-        reasons = []
-        timer = armed.get(row["id"])
-        if timer is not None and timer["due_at"] < now:
-            reasons.append({"why": "deadline_passed", "trigger": timer["trigger"], "at": local_iso(timer["due_at"], tz),
-                            "text": f"deadline {local_text(timer['due_at'], tz)} passed ({timer['trigger']} not yet fired)"})
-        for h in late.get(row["id"], []):
-            reasons.append({"why": "deadline_fired", "trigger": h["trigger"], "at": local_iso(h["at"], tz),
-                            "text": f"{h['trigger']} fired by its deadline at {local_text(h['at'], tz)} ({h['from_state']} → {h['to_state']})"})
-        if reasons:
-            entry["overdue"] += 1
-            overdue.append({"instance": row["id"], "workflow": row["workflow"], "state": row["state"],
-                            "state_title": _state_title(spec, row["state"]), "reasons": reasons})
-        if spec is None:
-            continue
-        for party, triggers in next_steps(spec, row["state"], row["fields"], config, given.get(row["id"], {})).items():
-            parties.setdefault(party, []).append({
-                "instance": row["id"], "workflow": row["workflow"], "state": row["state"],
-                "state_title": _state_title(spec, row["state"]), "since": local_iso(row["state_entered_at"], tz),
-                "triggers": triggers, "overdue": bool(reasons),
-                "deadline": local_iso(timer["due_at"], tz) if timer is not None else None,
-            })
-    return {
-        "now": local_iso(now, tz),
-        "dead_letters": dead_letters,  # notification deliveries given up on (coopflow deliveries --status dead)
-        "workflows": sorted(clauses.values(), key=lambda c: (clause_key(c["clause"]), c["workflow"])),
-        "overdue": overdue,
-        "parties": [{"party": p, "title": config.parties[p].title if p in config.parties else p,
-                     "open": len(items), "next_steps": sorted(items, key=lambda i: i["since"])}
-                    for p, items in parties.items()],
-    }
+def subject_of(spec: WorkflowSpec | None, fields: Mapping[str, Any] | None) -> Any:
+    """The value of the field the workflow declares as `subject:` (None when it declares none)."""
+    return (fields or {}).get(spec.subject) if spec is not None and spec.subject else None
 
 
 def clause_key(clause: str) -> tuple:
@@ -181,91 +110,236 @@ def clause_key(clause: str) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
 
 
-def show_overview(runtime, as_json: bool) -> None:
-    """`coopflow status` without filters: tables per clause, overdue instances and per party."""
-    data = build_overview(runtime.store, runtime.policy)
-    if as_json:
-        return _echo_json(data)
-    out = _console()
-    table = Table(title=f"open instances per clause (at {data['now'][:16].replace('T', ' ')})")
-    for column in ("clause", "workflow", "open", "overdue"):
-        table.add_column(column, justify="right" if column in ("open", "overdue") else "left")
-    for c in data["workflows"]:
-        table.add_row(*map(cell, (c["clause"], f"{c['workflow']} — {c['title']}", c["open"], c["overdue"])))
-    out.print(table)
-    if data["overdue"]:
-        late = Table(title=f"{len(data['overdue'])} overdue instance(s)")
-        for column in ("instance", "workflow", "state", "why"):
-            late.add_column(column)
-        for o in data["overdue"]:
-            late.add_row(*map(cell, (o["instance"], o["workflow"], f"{o['state']} — {o['state_title']}",
-                                     "; ".join(r["text"] for r in o["reasons"]))))
-        out.print(late)
-    owes = Table(title="who owes the next step")
-    for column in ("party", "instance", "workflow", "state", "since", "may fire"):
-        owes.add_column(column)
-    for p in data["parties"]:
-        if not p["next_steps"]:
-            owes.add_row(cell(p["party"]), "—", "", "", "", "")
-        for i, step in enumerate(p["next_steps"]):
-            owes.add_row(*map(cell, (p["party"] if i == 0 else "", step["instance"] + (" (overdue)" if step["overdue"] else ""),
-                                     step["workflow"], f"{step['state']} — {step['state_title']}",
-                                     step["since"][:16].replace("T", " "), ", ".join(step["triggers"]))))
-    out.print(owes)
-    if data["dead_letters"]:
-        out.print(f"{data['dead_letters']} notification(s) could not be delivered: coopflow deliveries --status dead")
+def local_iso(moment: datetime, tz) -> str:
+    return moment.astimezone(tz).isoformat()
+
+
+def local_text(moment: datetime | None, tz) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+def state_title(spec: WorkflowSpec | None, state: str) -> str:
+    st = spec.states.get(state) if spec else None
+    return st.title if st else state
+
+
+def page_bounds(limit: int, page: int) -> tuple[int, int]:
+    """(limit, offset) of page `page` (1-based), the limit kept within 1..MAX_LIMIT."""
+    limit = max(1, min(int(limit), MAX_LIMIT))
+    return limit, (max(1, int(page)) - 1) * limit
+
+
+# --------------------------------------------------------------------------- status overview
+
+
+def build_overview(store, policy, now: datetime | None = None, limit: int = DEFAULT_LIMIT, page: int = 1) -> dict[str, Any]:
+    """The overview as plain data: per clause and state (open, overdue), one page of the overdue
+    instances, and per party how many instances it owes a step on with one page of them."""
+    now = now or clock.now()
+    tz, config = policy.tz, policy.config
+    limit, offset = page_bounds(limit, page)
+    with store.reading() as conn:
+        specs = Specs(conn, policy)
+        spec_of = {version: specs.get(workflow, version) for workflow, version in reads.open_versions(conn)}
+        lateness = lateness_transitions(spec_of)
+        refs = party_refs(s for s in [*spec_of.values(), *policy.workflows.values()] if s is not None)
+        groups = reads.open_groups(conn, refs)
+        late = reads.overdue_counts(conn, now, lateness)
+        overdue_rows = reads.overdue_page(conn, now, lateness, limit, offset)
+        given = reads.live_consents(conn, now, refs)
+        owed = _Owed(policy, spec_of, given)
+        totals = owed.count(groups)
+        steps = owed.page(conn, refs, totals, limit, offset)
+        shown = [r["id"] for r in overdue_rows] + [s["instance"] for items in steps.values() for s in items]
+        reasons = reads.overdue_reasons(conn, list(dict.fromkeys(shown)), now, lateness)
+        deadlines = reads.armed_deadlines_of(conn, [s["instance"] for items in steps.values() for s in items])
+        dead_letters = notify_deliveries.dead_count(conn)
+
+    clauses = _clauses(policy, spec_of, groups, late)
+    overdue = [{"instance": r["id"], "workflow": r["workflow"], "state": r["state"],
+                "state_title": state_title(spec_of.get(r["version"]) or policy.workflows.get(r["workflow"]), r["state"]),
+                "reasons": [_reason(x, tz) for x in reasons.get(r["id"], [])]} for r in overdue_rows]
+    parties = []
+    for party in dict.fromkeys([*config.parties, *totals]):
+        items = [{**s, "since": local_iso(s["since"], tz), "overdue": bool(reasons.get(s["instance"])),
+                  "deadline": local_iso(deadlines[s["instance"]], tz) if s["instance"] in deadlines else None}
+                 for s in steps.get(party, [])]
+        parties.append({"party": party, "title": config.parties[party].title if party in config.parties else party,
+                        "open": totals.get(party, 0), "next_steps": items})
+    overdue_total = sum(n for _, _, n in late)
+    longest = max([overdue_total, *totals.values()], default=0)
+    return {
+        "now": local_iso(now, tz),
+        "dead_letters": dead_letters,  # notification deliveries given up on (coopflow deliveries --status dead)
+        "open_total": sum(g["count"] for g in groups),
+        "overdue_total": overdue_total,
+        "workflows": clauses,
+        "overdue": overdue,
+        "parties": parties,
+        "page": {"page": offset // limit + 1, "limit": limit, "pages": max(1, -(-longest // limit)),
+                 "more": longest > offset + limit},
+    }
+
+
+def _clauses(policy, spec_of, groups, late) -> list[dict[str, Any]]:
+    """Per workflow: open and overdue counts, and the same per state (states in the policy's order)."""
+    clauses: dict[str, dict[str, Any]] = {}
+
+    def entry(workflow: str, version: str | None = None) -> dict[str, Any]:
+        if workflow not in clauses:
+            spec = policy.workflows.get(workflow) or spec_of.get(version)
+            clauses[workflow] = {"workflow": workflow, "title": spec.title if spec else workflow,
+                                 "clause": spec.clause if spec else "", "open": 0, "overdue": 0, "states": {},
+                                 "_order": list(spec.states) if spec else []}
+        return clauses[workflow]
+
+    for wid in policy.workflows:
+        entry(wid)
+    for g in groups:
+        c = entry(g["workflow"], g["version"])
+        c["open"] += g["count"]
+        c["states"].setdefault(g["state"], {"open": 0, "overdue": 0})["open"] += g["count"]
+    for workflow, state, n in late:
+        c = entry(workflow)
+        c["overdue"] += n
+        c["states"].setdefault(state, {"open": 0, "overdue": 0})["overdue"] += n
+    for c in clauses.values():
+        order = c.pop("_order")
+        spec = policy.workflows.get(c["workflow"])
+        c["states"] = [{"state": s, "title": state_title(spec, s), **n}
+                       for s, n in sorted(c["states"].items(), key=lambda i: (order.index(i[0]) if i[0] in order else len(order), i[0]))]
+    return sorted(clauses.values(), key=lambda c: (clause_key(c["clause"]), c["workflow"]))
+
+
+def _reason(r: Mapping[str, Any], tz) -> dict[str, Any]:
+    if r["why"] == "deadline_passed":
+        text = f"deadline {local_text(r['at'], tz)} passed ({r['trigger']} not yet fired)"
+    else:
+        text = f"{r['trigger']} fired by its deadline at {local_text(r['at'], tz)} ({r['from']} → {r['to']})"
+    return {"why": r["why"], "trigger": r["trigger"], "at": local_iso(r["at"], tz), "text": text}
+
+
+class _Owed:
+    """Who owes the next step, decided once per group of alike instances (same workflow version,
+    state and party fields) and once per instance only where consents were given."""
+
+    def __init__(self, policy, spec_of, given: Mapping[str, Mapping[str, Any]]):
+        self.policy, self.spec_of, self.given = policy, spec_of, given
+        self._cache: dict[tuple, dict[str, list[str]]] = {}
+
+    def of(self, row: Mapping[str, Any], consented: Mapping[str, Iterable[str]] | None = None) -> dict[str, list[str]]:
+        key = (row["workflow"], row["version"], row["state"], tuple(sorted(row["refs"].items())))
+        if consented is None and key in self._cache:
+            return self._cache[key]
+        spec = self.spec_of.get(row["version"]) or self.policy.workflows.get(row["workflow"])
+        owed = next_steps(spec, row["state"], row["refs"], self.policy.config, consented or {}) if spec else {}
+        if consented is None:
+            self._cache[key] = owed
+        return owed
+
+    def count(self, groups: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+        """Party -> how many open instances it owes a step on."""
+        totals: dict[str, int] = {}
+        for g in groups:
+            for party in self.of(g):
+                totals[party] = totals.get(party, 0) + g["count"]
+        for entry in self.given.values():
+            done = self.of(entry, entry["given"])
+            for party in self.of(entry):
+                if party not in done:
+                    totals[party] -= 1
+        return totals
+
+    def page(self, conn, refs, totals: Mapping[str, int], limit: int, offset: int) -> dict[str, list[dict[str, Any]]]:
+        """Party -> its `limit` owed instances after `offset`, longest in their state first; reading
+        stops as soon as every party's page is full (or holds all it owes)."""
+        want = {p: min(n, offset + limit) for p, n in totals.items() if min(n, offset + limit) > 0}
+        seen = dict.fromkeys(want, 0)
+        pages: dict[str, list[dict[str, Any]]] = {p: [] for p in want}
+        if not want:
+            return pages
+        with closing(reads.open_in_state_order(conn, refs)) as rows:
+            for row in rows:
+                entry = self.given.get(row["id"])
+                for party, triggers in self.of(row, entry["given"] if entry else None).items():
+                    if party not in want or seen[party] >= want[party]:
+                        continue
+                    if seen[party] >= offset:
+                        spec = self.spec_of.get(row["version"]) or self.policy.workflows.get(row["workflow"])
+                        pages[party].append({"instance": row["id"], "workflow": row["workflow"], "state": row["state"],
+                                             "state_title": state_title(spec, row["state"]), "since": row["since"],
+                                             "triggers": triggers})
+                    seen[party] += 1
+                if all(seen[p] >= want[p] for p in want):
+                    break
+        return pages
 
 
 # --------------------------------------------------------------------------- upcoming
 
 
-def build_upcoming(store, policy, days: int, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Schedule occurrences, armed deadlines and emergency meetings due within `days` days, by time.
+def build_upcoming(store, policy, days: int, now: datetime | None = None, limit: int | None = None,
+                   offset: int = 0) -> list[dict[str, Any]]:
+    """Schedule occurrences, armed deadlines and meetings due within `days` days, by time (one page)."""
+    return upcoming_page(store, policy, days, now, limit, offset)["items"]
 
-    Deadlines already past but still armed (the daemon has not fired them) are listed too,
-    marked overdue. A meeting's own deadline (`meeting_time`) is shown once, as the meeting.
+
+def upcoming_page(store, policy, days: int, now: datetime | None = None, limit: int | None = None,
+                  offset: int = 0) -> dict[str, Any]:
+    """`items`: what falls due within `days` days, by time, `limit` of them after `offset`; `total`: how many in all.
+
+    Deadlines already past but still armed (the daemon has not fired them) are listed too, marked
+    overdue. A meeting's own deadline (the one armed in its `meeting.state`) is shown once, as the meeting.
     """
     now = now or clock.now()
     horizon = now + timedelta(days=days)
     tz = policy.tz
+    want = None if limit is None else offset + limit
     items: list[tuple[datetime, dict[str, Any]]] = []
     # At most one occurrence per listed month, and listed months are >= 28 days apart.
-    count = days // 28 + 2
-    for schedule, at, host in schedules.upcoming(store, policy, now, count=count):
+    for schedule, at, host in schedules.upcoming(store, policy, now, count=days // 28 + 2):
         if at <= horizon:
             items.append((at, {"kind": "schedule", "schedule": schedule.id, "workflow": schedule.start,
                                "title": schedule.title or schedule.id, "clause": schedule.clause, "host": host}))
+    meetings = meeting_workflows(policy)
+    skip = [(wid, m.state) for wid, m in meetings.items()]
     with store.reading() as conn:
         specs = Specs(conn, policy)
-        meetings = {r["id"]: dict(r) for r in conn.execute(select(instances).where(
-            instances.c.workflow == MEETING_WORKFLOW, instances.c.state == MEETING_STATE, instances.c.final == 0)).mappings()}
-        armed = [dict(r) for r in conn.execute(select(timers).where(timers.c.status == "armed").order_by(timers.c.due_at)).mappings()]
-        versions = dict(conn.execute(select(instances.c.id, instances.c.version).where(
-            instances.c.id.in_([t["instance"] for t in armed]))).all()) if armed else {}
-        meeting_timers: dict[str, dict] = {}
-        for t in armed:
-            if t["instance"] in meetings and t["state"] == MEETING_STATE:
-                meeting_timers[t["instance"]] = t
-                continue
-            if t["due_at"] > horizon:
-                continue
-            spec = specs.get(t["workflow"], versions.get(t["instance"]))
+        deadlines = reads.deadline_count(conn, horizon, skip)
+        for t in reads.deadlines_due(conn, horizon, skip, limit=want):
+            spec = specs.get(t["workflow"], t["version"])
             deadline = spec.states[t["state"]].deadline if spec and t["state"] in spec.states else None
             items.append((t["due_at"], {"kind": "deadline", "workflow": t["workflow"], "instance": t["instance"],
-                                        "state": t["state"], "state_title": _state_title(spec, t["state"]),
-                                        "trigger": t["trigger"], "clause": deadline.clause if deadline else None,
-                                        "overdue": t["due_at"] < now}))
-        for iid, row in meetings.items():
-            timer = meeting_timers.get(iid)
-            at = _meeting_time(row["fields"].get(MEETING_FIELD)) or (timer["due_at"] if timer else None)
-            if at is None or at > horizon:
-                continue
-            items.append((at, {"kind": "meeting", "workflow": MEETING_WORKFLOW, "instance": iid, "state": row["state"],
-                               "issue": row["fields"].get("issue"), "venue": row["fields"].get("venue"),
-                               "meeting_at_set": bool(row["fields"].get(MEETING_FIELD)),
-                               "trigger": timer["trigger"] if timer else None}))
+                                        "state": t["state"], "state_title": state_title(spec, t["state"]),
+                                        "subject": subject_of(spec, t["fields"]), "trigger": t["trigger"],
+                                        "clause": deadline.clause if deadline else None, "overdue": t["due_at"] < now}))
+        for wid, meeting in meetings.items():
+            spec = policy.workflows[wid]
+            with closing(reads.awaited_meetings(conn, wid, meeting.state)) as rows:
+                for row in rows:
+                    item = _meeting(spec, meeting, row, horizon)
+                    if item is not None:
+                        items.append(item)
     items.sort(key=lambda item: (item[0], item[1]["kind"], item[1].get("instance", "")))
-    return [{"at": local_iso(at, tz), **data} for at, data in items]
+    total = len(items) - sum(1 for _, i in items if i["kind"] == "deadline") + deadlines
+    page = items[offset:] if want is None else items[offset:want]
+    return {"items": [{"at": local_iso(at, tz), **data} for at, data in page], "total": total,
+            "offset": offset, "limit": limit, "days": days}
+
+
+def _meeting(spec: WorkflowSpec, meeting: MeetingSpec, row: Mapping[str, Any], horizon: datetime):
+    """(time, item) of one awaited meeting, or None when it falls after `horizon` or has no time at all."""
+    fields = row["fields"] or {}
+    set_at = _meeting_time(fields.get(meeting.at)) if meeting.at else None
+    at = set_at or row["due_at"]
+    if at is None or at > horizon:
+        return None
+    deadline = spec.states[meeting.state].deadline if meeting.state in spec.states else None
+    rule = f"{deadline.describe()} after reaching {meeting.state}" if deadline else f"no deadline in {meeting.state}"
+    subject = subject_of(spec, fields)
+    return at, {"kind": "meeting", "workflow": spec.id, "title": spec.title, "instance": row["id"], "state": row["state"],
+                "subject": subject, "issue": subject,  # `issue`: the subject under its former name (calendar, API)
+                "meeting_at_set": set_at is not None, "time_rule": None if set_at else rule, "trigger": row["trigger"]}
 
 
 def _meeting_time(value: Any) -> datetime | None:
@@ -276,26 +350,3 @@ def _meeting_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else None
-
-
-def show_upcoming(runtime, days: int, as_json: bool) -> None:
-    """`coopflow upcoming`: one table sorted by time, in the policy's time zone."""
-    items = build_upcoming(runtime.store, runtime.policy, days)
-    if as_json:
-        return _echo_json(items)
-    table = Table(title=f"{len(items)} item(s) in the next {days} day(s) ({runtime.policy.tz.key})")
-    for column in ("at", "what", "workflow", "instance", "details"):
-        table.add_column(column)
-    for item in items:
-        at = item["at"][:16].replace("T", " ")
-        if item["kind"] == "schedule":
-            table.add_row(*map(cell, (at, "schedule", item["workflow"], "",
-                                      f"{item['title']}" + (f" — host {item['host']}" if item["host"] else ""))))
-        elif item["kind"] == "deadline":
-            late = "OVERDUE " if item["overdue"] else ""
-            table.add_row(*map(cell, (at, f"{late}deadline", item["workflow"], item["instance"],
-                                      f"{item['state']} — {item['state_title']}: fires {item['trigger']}")))
-        else:
-            when = "" if item["meeting_at_set"] else " (no time set: 72 h after consent)"
-            table.add_row(*map(cell, (at, "emergency meeting", item["workflow"], item["instance"], f"{item['issue'] or ''}{when}")))
-    _console().print(table)

@@ -1,4 +1,4 @@
-"""What operators read: instances, history and timers rendered as rich tables or JSON."""
+"""What operators read: instances, history, the overview and what is upcoming, rendered as rich tables or JSON."""
 
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
-
 from engine.exceptions import CoopflowError
 from engine.execution.runtime import Runtime
-from engine.store.database import consents, instances, timers
-from engine.store.database import history as history_table
+from engine.store import reads
+from engine.views import overview
 from engine.views.text import cell, join, line
 
 
@@ -38,33 +36,35 @@ def state_title(runtime: Runtime, workflow: str, state: str) -> str:
     return st.title if st else state
 
 
-def instance_rows(runtime: Runtime, workflow: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
-    """Instances with their next armed deadline, newest first."""
-    with runtime.store.reading() as conn:
-        query = select(instances).order_by(instances.c.created_at.desc(), instances.c.id)
-        if workflow:
-            query = query.where(instances.c.workflow == workflow)
-        if state:
-            query = query.where(instances.c.state == state)
-        rows = [dict(r) for r in conn.execute(query).mappings()]
-        due = {r.instance: r for r in conn.execute(select(timers).where(timers.c.status == "armed"))}
-    for row in rows:
-        timer = due.get(row["id"])
-        row["deadline"] = {"due_at": timer.due_at, "fires": timer.trigger} if timer else None
-    return rows
+def _more(shown_from: int, shown: int, total: int, command: str, page: int, limit: int) -> str | None:
+    """The line under a page that says what the page holds and how to see the rest (None when all is shown)."""
+    if total <= shown and shown_from == 0:
+        return None
+    if shown == 0:
+        return f"page {page} is past the end ({total:,} in all): coopflow {command} --page 1"
+    text = f"showing {shown_from + 1:,}–{shown_from + shown:,} of {total:,}"
+    if shown_from + shown < total:
+        text += f"; next: coopflow {command} --page {page + 1} (or --limit N, at most {overview.MAX_LIMIT})"
+    return text
 
 
-def status(runtime: Runtime, instance: str | None, workflow: str | None, state: str | None, as_json: bool) -> None:
+def status(runtime: Runtime, instance: str | None, workflow: str | None, state: str | None, as_json: bool,
+           limit: int = overview.DEFAULT_LIMIT, page: int = 1) -> None:
     if instance:
         return _instance(runtime, instance, as_json)
     if not workflow and not state:
-        from engine.views import overview
-
-        return overview.show_overview(runtime, as_json)
-    rows = instance_rows(runtime, workflow, state)
+        return show_overview(runtime, as_json, limit, page)
+    limit, offset = overview.page_bounds(limit, page)
+    with runtime.store.reading() as conn:
+        total = reads.instance_count(conn, workflow, state)
+        rows = reads.instance_list(conn, workflow, state, limit, offset)
+    filters = " ".join([*(["--workflow", workflow] if workflow else []), *(["--state", state] if state else [])])
+    more = _more(offset, len(rows), total, f"status {filters}", page, limit)
     if as_json:
+        if more:
+            click.echo(line(more), err=True)
         return _json([_public(runtime, r) for r in rows])
-    table = Table(title=f"{len(rows)} instance(s)")
+    table = Table(title=f"{total:,} instance(s)")
     for column in ("instance", "workflow", "state", "updated", "next deadline"):
         table.add_column(column)
     for r in rows:
@@ -72,7 +72,10 @@ def status(runtime: Runtime, instance: str | None, workflow: str | None, state: 
         table.add_row(cell(r["id"]), cell(r["workflow"]), cell(f"{r['state']} — {state_title(runtime, r['workflow'], r['state'])}"),
                       local(runtime, r["updated_at"]),
                       cell(f"{local(runtime, deadline['due_at'])} → {deadline['fires']}" if deadline else ""))
-    _console().print(table)
+    out = _console()
+    out.print(table)
+    if more:
+        out.print(cell(more))
 
 
 def _public(runtime: Runtime, row: dict[str, Any]) -> dict[str, Any]:
@@ -87,12 +90,11 @@ def _public(runtime: Runtime, row: dict[str, Any]) -> dict[str, Any]:
 
 def _instance(runtime: Runtime, instance_id: str, as_json: bool) -> None:
     with runtime.store.reading() as conn:
-        row = conn.execute(select(instances).where(instances.c.id == instance_id)).mappings().first()
-        if row is None:
-            raise CoopflowError(f"unknown instance '{instance_id}'")
-        armed = conn.execute(select(timers).where(timers.c.instance == instance_id, timers.c.status == "armed")).mappings().first()
-        agreed = [dict(r) for r in conn.execute(select(consents).where(consents.c.instance == instance_id)).mappings()]
-    data = _public(runtime, {**row, "deadline": {"due_at": armed["due_at"], "fires": armed["trigger"]} if armed else None})
+        row = reads.instance(conn, instance_id)
+    if row is None:
+        raise CoopflowError(f"unknown instance '{instance_id}'")
+    agreed = row["consents"]
+    data = _public(runtime, row)
     data["consents"] = [{"trigger": c["trigger"], "party": c["party"], "actor": c["actor"], "at": c["at"].isoformat(),
                          "expires_at": c["expires_at"].isoformat() if c["expires_at"] else None} for c in agreed]
     if as_json:
@@ -102,8 +104,8 @@ def _instance(runtime: Runtime, instance_id: str, as_json: bool) -> None:
     head.stylize("bold")
     out.print(join(head, f"  {line(data['workflow'])} (version {line(data['version'])})"))
     out.print(cell(f"state: {data['state']} — {data['state_title']}{' (final)' if data['final'] else ''}", single_line=True))
-    if armed:
-        out.print(cell(f"deadline: {local(runtime, armed['due_at'])} → fires {armed['trigger']}", single_line=True))
+    if row["deadline"]:
+        out.print(cell(f"deadline: {local(runtime, row['deadline']['due_at'])} → fires {row['deadline']['fires']}", single_line=True))
     for c in agreed:
         out.print(cell(f"consent to {c['trigger']}: {c['party']} ({c['actor']}, {local(runtime, c['at'])})", single_line=True))
     for name, value in data["fields"].items():
@@ -113,7 +115,7 @@ def _instance(runtime: Runtime, instance_id: str, as_json: bool) -> None:
 
 def history_rows(runtime: Runtime, instance_id: str) -> list[dict[str, Any]]:
     with runtime.store.reading() as conn:
-        return [dict(r) for r in conn.execute(select(history_table).where(history_table.c.instance == instance_id).order_by(history_table.c.seq)).mappings()]
+        return reads.instance_history(conn, instance_id)
 
 
 def history(runtime: Runtime, instance_id: str, as_json: bool) -> None:
@@ -144,3 +146,85 @@ def timeline(policy, entries) -> None:
         table.add_row(cell(e.at[:16].replace("T", " ")), cell(e.kind), cell(e.workflow), cell(e.instance), cell(e.trigger or "start"),
                       cell(f"{e.outcome}: {e.detail}{host}"))
     _console().print(table)
+
+
+# --------------------------------------------------------------------------- overview and upcoming
+
+
+def show_overview(runtime: Runtime, as_json: bool, limit: int = overview.DEFAULT_LIMIT, page: int = 1) -> None:
+    """`coopflow status` without filters: counts per clause and state, then one page of the overdue
+    instances and of each party's next steps, with a line saying how to see the next page."""
+    data = overview.build_overview(runtime.store, runtime.policy, limit=limit, page=page)
+    if as_json:
+        return _json(data)
+    out = _console()
+    table = Table(title=f"open instances per clause: {data['open_total']:,} (at {data['now'][:16].replace('T', ' ')})")
+    for column in ("clause", "workflow", "state", "open", "overdue"):
+        table.add_column(column, justify="right" if column in ("open", "overdue") else "left")
+    for c in data["workflows"]:
+        table.add_row(*map(cell, (c["clause"], f"{c['workflow']} — {c['title']}", "", f"{c['open']:,}", f"{c['overdue']:,}")))
+        for s in c["states"]:
+            table.add_row(*map(cell, ("", "", f"{s['state']} — {s['title']}", f"{s['open']:,}", f"{s['overdue']:,}")))
+    out.print(table)
+    paging = data["page"]
+    offset = (paging["page"] - 1) * paging["limit"]
+    if data["overdue_total"]:
+        late = Table(title=f"{data['overdue_total']:,} overdue instance(s)")
+        for column in ("instance", "workflow", "state", "why"):
+            late.add_column(column)
+        for o in data["overdue"]:
+            late.add_row(*map(cell, (o["instance"], o["workflow"], f"{o['state']} — {o['state_title']}",
+                                     "; ".join(r["text"] for r in o["reasons"]))))
+        out.print(late)
+    owes = Table(title="who owes the next step")
+    for column in ("party", "instance", "workflow", "state", "since", "may fire"):
+        owes.add_column(column)
+    for p in data["parties"]:
+        if not p["next_steps"]:
+            owes.add_row(cell(p["party"]), "—" if not p["open"] else f"({p['open']:,} in all)", "", "", "", "")
+        for i, step in enumerate(p["next_steps"]):
+            party = (f"{p['party']} ({p['open']:,})" if p["open"] > len(p["next_steps"]) else p["party"]) if i == 0 else ""
+            owes.add_row(*map(cell, (party, step["instance"] + (" (overdue)" if step["overdue"] else ""),
+                                     step["workflow"], f"{step['state']} — {step['state_title']}",
+                                     step["since"][:16].replace("T", " "), ", ".join(step["triggers"]))))
+    out.print(owes)
+    longest = max([data["overdue_total"], *(p["open"] for p in data["parties"])])
+    shown = max([len(data["overdue"]), *(len(p["next_steps"]) for p in data["parties"])])
+    more = _more(offset, shown, longest, "status", paging["page"], paging["limit"])
+    if more:
+        out.print(cell(f"lists per page: {more}"))
+    if data["dead_letters"]:
+        out.print(f"{data['dead_letters']} notification(s) could not be delivered: coopflow deliveries --status dead")
+
+
+def show_upcoming(runtime: Runtime, days: int, as_json: bool, limit: int = overview.UPCOMING_LIMIT, page: int = 1) -> None:
+    """`coopflow upcoming`: one page of a table sorted by time, in the policy's time zone."""
+    limit, offset = overview.page_bounds(limit, page)
+    data = overview.upcoming_page(runtime.store, runtime.policy, days, limit=limit, offset=offset)
+    items = data["items"]
+    more = _more(offset, len(items), data["total"], f"upcoming --days {days}", page, limit)
+    if as_json:
+        if more:
+            click.echo(line(more), err=True)
+        return _json(items)
+    table = Table(title=f"{data['total']:,} item(s) in the next {days} day(s) ({runtime.policy.tz.key})")
+    for column in ("at", "what", "workflow", "instance", "details"):
+        table.add_column(column)
+    for item in items:
+        at = item["at"][:16].replace("T", " ")
+        subject = f"{item['subject']} — " if item.get("subject") else ""
+        if item["kind"] == "schedule":
+            table.add_row(*map(cell, (at, "schedule", item["workflow"], "",
+                                      f"{item['title']}" + (f" — host {item['host']}" if item["host"] else ""))))
+        elif item["kind"] == "deadline":
+            late = "OVERDUE " if item["overdue"] else ""
+            table.add_row(*map(cell, (at, f"{late}deadline", item["workflow"], item["instance"],
+                                      f"{subject}{item['state']} — {item['state_title']}: fires {item['trigger']}")))
+        else:
+            when = "" if item["meeting_at_set"] else f" (no time set: {item['time_rule']})"
+            table.add_row(*map(cell, (at, "meeting", item["workflow"], item["instance"],
+                                      f"{item['title']}: {item['subject'] or ''}{when}")))
+    out = _console()
+    out.print(table)
+    if more:
+        out.print(cell(more))

@@ -38,7 +38,7 @@ from sqlalchemy import select
 
 from engine import clock
 from engine.exceptions import CoopflowError
-from engine.views.overview import MEETING_WORKFLOW, Specs, clause_key, is_lateness, next_steps
+from engine.views.overview import Specs, clause_key, is_lateness, meeting_workflows, next_steps
 from engine.policy.spec import SYSTEM
 from engine.store.database import history, instances
 from engine.views.text import clean
@@ -243,7 +243,7 @@ def build(store, policy, period: Period, now: datetime | None = None) -> dict[st
 
     meetings = []
     for iid, record in sorted(inst.items(), key=lambda item: (item[1]["created_at"], item[0])):
-        if record["workflow"] != MEETING_WORKFLOW or iid not in state_at_end:
+        if record["workflow"] not in meeting_workflows(policy) or iid not in state_at_end:
             continue
         opened_in = record["created_at"] in period
         ended_in = iid in ended_at and ended_at[iid] in period
