@@ -171,15 +171,15 @@ class Deployment:
             raise NotFound(f"no history for instance '{instance_id}'")
         return rows
 
-    def overview(self) -> dict[str, Any]:
+    def overview(self, limit: int = 20, page: int = 1) -> dict[str, Any]:
         from engine.views import overview
 
-        return overview.build_overview(self.runtime.store, self.policy)
+        return overview.build_overview(self.runtime.store, self.policy, limit=limit, page=page)
 
-    def upcoming(self, days: int) -> list[dict[str, Any]]:
+    def upcoming(self, days: int, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
         from engine.views import overview
 
-        return overview.build_upcoming(self.runtime.store, self.policy, days)
+        return overview.build_upcoming(self.runtime.store, self.policy, days, limit=limit, offset=offset)
 
     def report(self, period: str) -> dict[str, Any]:
         """The figures of the review report for `period` (e.g. 2027H1)."""

@@ -408,10 +408,12 @@ def instance_history(instance: str, request: Request, limit: int = Query(100, ge
 
 @router.get("/upcoming", tags=["reads"], response_model=list[dict[str, Any]])
 def upcoming(request: Request, days: int = Query(30, ge=1, le=3660),
-             p: Principal = Depends(auth.current_principal)) -> list[dict]:
-    """Schedule occurrences, deadlines and meetings due within `days` days (deadlines of visible instances only)."""
+             p: Principal = Depends(auth.current_principal), limit: int = Query(200, ge=1, le=1000),
+             page: int = Query(1, ge=1)) -> list[dict]:
+    """Schedule occurrences, deadlines and meetings due within `days` days, by time, `limit` per page
+    (deadlines and meetings of visible instances only)."""
     d = deployment(request)
-    items = d.upcoming(days)
+    items = d.upcoming(days, limit, (page - 1) * limit)
     if p.is_admin:
         return items
     out = []
@@ -427,9 +429,11 @@ def upcoming(request: Request, days: int = Query(30, ge=1, le=3660),
 
 
 @router.get("/overview", tags=["reads"], response_model=dict[str, Any])
-def overview(request: Request, _p: Principal = Depends(auth.current_principal)) -> dict:
-    """Per clause (open, overdue), the overdue list and per party, as `coopflow status` shows it."""
-    return deployment(request).overview()
+def overview(request: Request, _p: Principal = Depends(auth.current_principal), limit: int = Query(20, ge=1, le=1000),
+             page: int = Query(1, ge=1)) -> dict:
+    """Per clause and state (open, overdue), one page of the overdue list and of each party's next steps,
+    as `coopflow status` shows it (`page`: which page, how many pages)."""
+    return deployment(request).overview(limit, page)
 
 
 @router.get("/reports/{period}", tags=["reads"], response_model=dict[str, Any],

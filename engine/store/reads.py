@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import and_, case, func, or_, select, tuple_
 from sqlalchemy.engine import Connection
 
 from engine.store.database import consents, history, inbox, instances, timers, workflow_versions
@@ -183,11 +183,18 @@ def open_versions(conn: Connection) -> list[tuple[str, str]]:
     return [(w, v) for w, v in conn.execute(query)]
 
 
-def _ref_columns(refs: Sequence[str]) -> list:
-    return [instances.c.fields[name].as_string().label(f"ref{i}") for i, name in enumerate(refs)]
+def _ref_columns(refs: Mapping[str, Sequence[str]]) -> list:
+    """One column per party field in `refs` (name -> the workflows whose patterns name it), read
+    from the JSON only for instances of those workflows (NULL for the others)."""
+    return [case((instances.c.workflow.in_(list(workflows)), instances.c.fields[name].as_string()), else_=None).label(f"ref{i}")
+            for i, (name, workflows) in enumerate(refs.items())]
 
 
-def open_groups(conn: Connection, refs: Sequence[str]) -> list[dict[str, Any]]:
+def _refs(refs: Mapping[str, Sequence[str]], values) -> dict[str, Any]:
+    return {name: value for name, value in zip(refs, values) if value is not None}
+
+
+def open_groups(conn: Connection, refs: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
     """Open instances counted per (workflow, version, state, values of `refs`): dicts with
     workflow, version, state, `refs` (name -> value) and count."""
     inner = select(instances.c.workflow, instances.c.version, instances.c.state, *_ref_columns(refs)).where(_open()).subquery()
@@ -195,27 +202,31 @@ def open_groups(conn: Connection, refs: Sequence[str]) -> list[dict[str, Any]]:
     out = []
     for row in conn.execute(select(*keys, func.count()).group_by(*keys)):
         out.append({"workflow": row[0], "version": row[1], "state": row[2],
-                    "refs": dict(zip(refs, row[3:3 + len(refs)])), "count": row[-1]})
+                    "refs": _refs(refs, row[3:3 + len(refs)]), "count": row[-1]})
     return out
 
 
-def _passed_deadline(now: datetime):
-    return (select(timers.c.id).where(timers.c.instance == instances.c.id, timers.c.status == "armed", timers.c.due_at < now)
-            .exists())
-
-
-def _lateness_fired(lateness: Sequence[tuple[str, str, str]]):
+def _overdue_ids(now: datetime, lateness: Sequence[tuple[str, str, str]]):
+    """The ids of instances with an armed deadline passed at `now` or a lateness transition fired
+    (a subquery SQL evaluates once, never a list of ids)."""
+    passed = select(timers.c.instance.label("id")).where(timers.c.status == "armed", timers.c.due_at < now)
     if not lateness:
-        return None
-    return (select(history.c.seq).where(
-        history.c.instance == instances.c.id, history.c.kind == "fire", history.c.outcome == "applied",
-        history.c.actor == "system", history.c.data["timer"].as_string().is_not(None),
-        tuple_(instances.c.version, history.c.trigger, history.c.from_state).in_(list(lateness))).exists())
+        return passed
+    fired = (select(history.c.instance.label("id"))
+             .select_from(history.join(instances, instances.c.id == history.c.instance))
+             .where(_lateness_row(lateness)))
+    return passed.union(fired)
+
+
+def _lateness_row(lateness: Sequence[tuple[str, str, str]]):
+    """A history row (joined to its instance) that is a lateness transition fired by a deadline."""
+    return and_(history.c.kind == "fire", history.c.outcome == "applied", history.c.actor == "system",
+                tuple_(instances.c.version, history.c.trigger, history.c.from_state).in_(list(lateness)),
+                history.c.data["timer"].as_string().is_not(None))
 
 
 def _overdue(now: datetime, lateness: Sequence[tuple[str, str, str]]):
-    late = _lateness_fired(lateness)
-    return _passed_deadline(now) if late is None else or_(_passed_deadline(now), late)
+    return instances.c.id.in_(_overdue_ids(now, lateness))
 
 
 def overdue_counts(conn: Connection, now: datetime, lateness: Sequence[tuple[str, str, str]]) -> list[tuple[str, str, int]]:
@@ -243,32 +254,37 @@ def overdue_reasons(conn: Connection, ids: Sequence[str], now: datetime, latenes
         timers.c.instance.in_(list(ids)), timers.c.status == "armed", timers.c.due_at < now).order_by(timers.c.due_at)
     for r in conn.execute(passed):
         out[r.instance].append({"why": "deadline_passed", "trigger": r.trigger, "at": r.due_at})
-    late = _lateness_fired(lateness)
-    if late is not None:
+    if lateness:
         fired = (select(history.c.instance, history.c.trigger, history.c.at, history.c.from_state, history.c.to_state)
                  .select_from(history.join(instances, instances.c.id == history.c.instance))
-                 .where(history.c.instance.in_(list(ids)), history.c.kind == "fire", history.c.outcome == "applied",
-                        history.c.actor == "system", history.c.data["timer"].as_string().is_not(None),
-                        tuple_(instances.c.version, history.c.trigger, history.c.from_state).in_(list(lateness)))
-                 .order_by(history.c.seq))
+                 .where(history.c.instance.in_(list(ids)), _lateness_row(lateness)).order_by(history.c.seq))
         for r in conn.execute(fired):
             out[r.instance].append({"why": "deadline_fired", "trigger": r.trigger, "at": r.at,
                                     "from": r.from_state, "to": r.to_state})
     return out
 
 
-def open_in_state_order(conn: Connection, refs: Sequence[str]) -> Iterator[dict[str, Any]]:
-    """Open instances (id, workflow, version, state, state_entered_at, `refs`), longest in their
-    state first, streamed: the caller stops reading when its pages are full."""
-    query = (select(instances.c.id, instances.c.workflow, instances.c.version, instances.c.state,
-                    instances.c.state_entered_at, *_ref_columns(refs))
-             .where(_open()).order_by(instances.c.state_entered_at, instances.c.id))
-    for r in conn.execute(query.execution_options(yield_per=1000)):
-        yield {"id": r.id, "workflow": r.workflow, "version": r.version, "state": r.state,
-               "since": r.state_entered_at, "refs": dict(zip(refs, r[5:]))}
+def open_in_state_order(conn: Connection, refs: Mapping[str, Sequence[str]], first: int = 200) -> Iterator[dict[str, Any]]:
+    """Open instances (id, workflow, version, state, since, `refs`), longest in their state first,
+    read in chunks (keyset on state_entered_at, id) growing from `first` rows fourfold: a caller
+    that stops early has made the database sort and hand over only about what it read."""
+    base = (select(instances.c.id, instances.c.workflow, instances.c.version, instances.c.state,
+                   instances.c.state_entered_at, *_ref_columns(refs))
+            .where(_open()).order_by(instances.c.state_entered_at, instances.c.id))
+    size, after = first, None
+    while True:
+        query = base if after is None else base.where(or_(instances.c.state_entered_at > after[0], and_(
+            instances.c.state_entered_at == after[0], instances.c.id > after[1])))
+        rows = conn.execute(query.limit(size)).all()
+        for r in rows:
+            yield {"id": r.id, "workflow": r.workflow, "version": r.version, "state": r.state,
+                   "since": r.state_entered_at, "refs": _refs(refs, r[5:])}
+        if len(rows) < size:
+            return
+        after, size = (rows[-1].state_entered_at, rows[-1].id), size * 4
 
 
-def live_consents(conn: Connection, now: datetime, refs: Sequence[str]) -> dict[str, dict[str, Any]]:
+def live_consents(conn: Connection, now: datetime, refs: Mapping[str, Sequence[str]]) -> dict[str, dict[str, Any]]:
     """Open instances holding consents not yet expired: id -> {workflow, version, state, refs,
     given: trigger -> parties} (only these instances need their next steps decided one by one)."""
     query = (select(consents.c.instance, consents.c.trigger, consents.c.party, instances.c.workflow, instances.c.version,
@@ -278,7 +294,7 @@ def live_consents(conn: Connection, now: datetime, refs: Sequence[str]) -> dict[
     out: dict[str, dict[str, Any]] = {}
     for r in conn.execute(query):
         entry = out.setdefault(r.instance, {"workflow": r.workflow, "version": r.version, "state": r.state,
-                                            "refs": dict(zip(refs, r[6:])), "given": {}})
+                                            "refs": _refs(refs, r[6:]), "given": {}})
         entry["given"].setdefault(r.trigger, set()).add(r.party)
     return out
 

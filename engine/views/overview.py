@@ -70,10 +70,16 @@ def next_steps(spec: WorkflowSpec, state: str, fields: Mapping[str, Any], config
     return duties.owed(spec, state, fields, config, consented)
 
 
-def party_refs(specs: Iterable[WorkflowSpec]) -> list[str]:
-    """The fields that role patterns name (`$field.role`): with the state, they decide who owes what."""
-    return sorted({head[1:] for spec in specs for t in spec.transitions for pattern in t.by
-                   for head in [pattern.rpartition(".")[0]] if head.startswith("$")})
+def party_refs(specs: Iterable[WorkflowSpec]) -> dict[str, list[str]]:
+    """Field -> the workflows whose role patterns name it (`$field.role`): with the state, those
+    fields' values decide who owes what."""
+    refs: dict[str, set[str]] = {}
+    for spec in specs:
+        for t in spec.transitions:
+            for head in (pattern.rpartition(".")[0] for pattern in t.by):
+                if head.startswith("$"):
+                    refs.setdefault(head[1:], set()).add(spec.id)
+    return {name: sorted(refs[name]) for name in sorted(refs)}
 
 
 def is_lateness(spec: WorkflowSpec | None, row: Mapping[str, Any]) -> bool:
@@ -140,10 +146,14 @@ def build_overview(store, policy, now: datetime | None = None, limit: int = DEFA
     limit, offset = page_bounds(limit, page)
     with store.reading() as conn:
         specs = Specs(conn, policy)
-        spec_of = {version: specs.get(workflow, version) for workflow, version in reads.open_versions(conn)}
-        lateness = lateness_transitions(spec_of)
-        refs = party_refs(s for s in [*spec_of.values(), *policy.workflows.values()] if s is not None)
+        refs = party_refs(policy.workflows.values())
         groups = reads.open_groups(conn, refs)
+        spec_of = {g["version"]: specs.get(g["workflow"], g["version"]) for g in groups}
+        pinned = party_refs(s for s in spec_of.values() if s is not None)
+        if any(not set(ws) <= set(refs.get(name, ())) for name, ws in pinned.items()):  # an older version names other fields
+            refs = {name: sorted({*refs.get(name, ()), *pinned.get(name, ())}) for name in sorted({*refs, *pinned})}
+            groups = reads.open_groups(conn, refs)
+        lateness = lateness_transitions(spec_of)
         late = reads.overdue_counts(conn, now, lateness)
         overdue_rows = reads.overdue_page(conn, now, lateness, limit, offset)
         given = reads.live_consents(conn, now, refs)

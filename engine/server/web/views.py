@@ -542,7 +542,7 @@ def calendar(request: Request, days: int = 90) -> Response:
     from engine.server import api
 
     days = max(1, min(days, 3660))
-    return render(request, "calendar.html", items=api.upcoming(request, days, p), days=days)
+    return render(request, "calendar.html", items=api.upcoming(request, days, p, limit=500, page=1), days=days)
 
 
 def _current_period(d: Deployment) -> str:
