@@ -121,7 +121,7 @@ def profile(fn, *args, top: int = 25, sorts: tuple[str, ...] = ("cumulative", "t
 
 
 def copy_shipped_policy(dest: Path, store_url: str | None = None, shipped_logging: bool = False) -> Path:
-    """Copy config.yaml, workflows/ and rules/ into dest; returns the config path.
+    """Copy config.yaml, workflows/, rules/ and templates/ into dest; returns the config path.
 
     The copy's store is `store_url` (default: a SQLite file inside dest). Its logs go to the
     console only (WARNING), unless `shipped_logging`: then the shipped sinks (console INFO, text
@@ -132,6 +132,7 @@ def copy_shipped_policy(dest: Path, store_url: str | None = None, shipped_loggin
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO / "workflows", dest / "workflows")
     shutil.copytree(REPO / "rules", dest / "rules")
+    shutil.copytree(REPO / "templates", dest / "templates")  # message templates, checked by `coopflow check`
     # edited as text: a YAML 1.1 round trip would turn the calendar's `off:` key into false
     text = (REPO / "config.yaml").read_text(encoding="utf-8")
     store = store_url or f"sqlite:///{dest / 'coopflow.db'}"

@@ -26,6 +26,7 @@ Definitions (also in docs/operators.md):
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from contextlib import closing
 from datetime import datetime, timedelta
@@ -154,8 +155,9 @@ def build_overview(store, policy, now: datetime | None = None, limit: int = DEFA
             refs = {name: sorted({*refs.get(name, ()), *pinned.get(name, ())}) for name in sorted({*refs, *pinned})}
             groups = reads.open_groups(conn, refs)
         lateness = lateness_transitions(spec_of)
-        late = reads.overdue_counts(conn, now, lateness)
-        overdue_rows = reads.overdue_page(conn, now, lateness, limit, offset)
+        overdue_all = reads.overdue_instances(conn, now, lateness)
+        late = Counter((workflow, state) for _, workflow, _, state in overdue_all)
+        overdue_rows = [dict(zip(("id", "workflow", "version", "state"), r)) for r in overdue_all[offset:offset + limit]]
         given = reads.live_consents(conn, now, refs)
         owed = _Owed(policy, spec_of, given)
         totals = owed.count(groups)
@@ -176,7 +178,7 @@ def build_overview(store, policy, now: datetime | None = None, limit: int = DEFA
                  for s in steps.get(party, [])]
         parties.append({"party": party, "title": config.parties[party].title if party in config.parties else party,
                         "open": totals.get(party, 0), "next_steps": items})
-    overdue_total = sum(n for _, _, n in late)
+    overdue_total = len(overdue_all)
     longest = max([overdue_total, *totals.values()], default=0)
     return {
         "now": local_iso(now, tz),
@@ -209,7 +211,7 @@ def _clauses(policy, spec_of, groups, late) -> list[dict[str, Any]]:
         c = entry(g["workflow"], g["version"])
         c["open"] += g["count"]
         c["states"].setdefault(g["state"], {"open": 0, "overdue": 0})["open"] += g["count"]
-    for workflow, state, n in late:
+    for (workflow, state), n in late.items():
         c = entry(workflow)
         c["overdue"] += n
         c["states"].setdefault(state, {"open": 0, "overdue": 0})["overdue"] += n
