@@ -57,9 +57,18 @@ def instance_list(conn: Connection, workflow: str | None = None, state: str | No
                   offset: int = 0) -> list[dict[str, Any]]:
     """Instances (filtered by workflow and state) with their armed deadline, newest first
     (`limit` of them after `offset` when given)."""
-    query = _instances_query(workflow, state).offset(offset)
-    if limit is not None:
-        query = query.limit(limit)
+    if limit is None:
+        return [_instance_row(r) for r in conn.execute(_instances_query(workflow, state).offset(offset)).mappings()]
+    # The page is chosen first, then joined to its deadlines: the join costs `limit` rows, not all of them.
+    page = select(instances).order_by(instances.c.created_at.desc(), instances.c.id).limit(limit).offset(offset)
+    if workflow:
+        page = page.where(instances.c.workflow == workflow)
+    if state:
+        page = page.where(instances.c.state == state)
+    page = page.subquery()
+    query = (select(page, timers.c.due_at, timers.c.trigger.label("fires"))
+             .outerjoin(timers, (timers.c.instance == page.c.id) & (timers.c.status == "armed"))
+             .order_by(page.c.created_at.desc(), page.c.id))
     return [_instance_row(r) for r in conn.execute(query).mappings()]
 
 
