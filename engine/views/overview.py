@@ -36,8 +36,7 @@ from sqlalchemy.engine import Connection
 
 from engine import clock
 from engine.notify import deliveries as notify_deliveries
-from engine.policy.spec import SYSTEM, ConfigSpec, MeetingSpec, WorkflowSpec
-from engine.rules.actors import pattern_parties
+from engine.policy.spec import ConfigSpec, MeetingSpec, WorkflowSpec
 from engine.scheduling import schedules
 from engine.store import reads
 
@@ -94,9 +93,12 @@ def is_lateness(spec: WorkflowSpec | None, row: Mapping[str, Any]) -> bool:
 
 
 def lateness_transitions(spec_of_version: Mapping[str, WorkflowSpec | None]) -> list[tuple[str, str, str]]:
-    """(version, trigger, from state) of each system-only transition: fired by a deadline, it makes its instance late."""
+    """(version, trigger, from state) of each lateness transition (engine.rules.duties.is_late):
+    fired by a deadline, it makes its instance late. The read model matches history rows to these."""
+    from engine.rules import duties
+
     return sorted({(version, t.trigger, source) for version, spec in spec_of_version.items() if spec is not None
-                   for t in spec.transitions if set(t.by) == {SYSTEM} for source in spec.sources_of(t)})
+                   for t in spec.transitions for source in spec.sources_of(t) if duties.is_late(spec, t, source)})
 
 
 def meeting_workflows(policy) -> dict[str, MeetingSpec]:
