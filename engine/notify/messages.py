@@ -8,7 +8,7 @@ clause, and what happens next (the next deadline and who owes the next step).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -30,8 +30,13 @@ def vi_duration(span: Duration) -> str:
 
 
 def vi_time(moment: datetime | None, tz) -> str | None:
-    """'08:00 ngày 03/06/2025' in the policy's time zone."""
-    return moment.astimezone(tz).strftime("%H:%M ngày %d/%m/%Y") if moment else None
+    """'08:00 ngày 03/06/2025' in the policy's time zone; a midnight is 'hết ngày' of the day before."""
+    if moment is None:
+        return None
+    local = moment.astimezone(tz)
+    if (local.hour, local.minute, local.second) == (0, 0, 0):
+        return (local - timedelta(days=1)).strftime("hết ngày %d/%m/%Y")
+    return local.strftime("%H:%M ngày %d/%m/%Y")
 
 
 def recipient(config, actor: str) -> dict[str, Any]:
@@ -141,10 +146,10 @@ def sample(config) -> dict[str, Any]:
     party = config.parties[party_id]
     base = f"{config.notifications.public_url.rstrip('/')}"
     due = {"state": "sent", "state_title": "Đã gửi", "duration": "5 ngày làm việc", "at_field": None, "clause": "2",
-           "due_at": "00:00 ngày 10/01/2025", "fire": "overdue", "fire_title": "Quá hạn", "then": "Quá hạn trả lời"}
+           "due_at": "hết ngày 09/01/2025", "fire": "overdue", "fire_title": "Quá hạn", "then": "Quá hạn trả lời"}
     owed_step = {"role": f"{party_id}.focal_point", "title": f"Cán bộ đầu mối — {party.title}", "steps": ["Trả lời"]}
     task = {"instance": "sample-0001", "workflow": "Quy trình mẫu", "clause": "1", "state": "Đã gửi", "subject": "Mẫu",
-            "due_at": "00:00 ngày 10/01/2025", "steps": ["Trả lời"], "link": f"{base}/i/sample-0001"}
+            "due_at": "hết ngày 09/01/2025", "steps": ["Trả lời"], "link": f"{base}/i/sample-0001"}
     return {
         "agreement": {"id": config.agreement.id, "title": config.agreement.title},
         "workflow": {"id": "sample", "title": "Quy trình mẫu", "clause": "1"},
