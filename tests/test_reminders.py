@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from engine.notify import deliveries, digest, reminders
-from engine.store.database import deliveries as deliveries_table, reminders as reminders_table
+from engine.store.database import SqlStore, deliveries as deliveries_table, reminders as reminders_table
 from engine.execution.executor import Executor
 from engine.policy.loader import load_policy
 from engine.scheduling import timers
@@ -144,6 +144,31 @@ def test_an_overdue_message_names_the_deadline_its_clause_and_what_happens_next(
     assert ('Tiếp theo: nếu trong 2 ngày làm việc (hạn: hết ngày 12/06/2025) chưa xử lý, hồ sơ sẽ chuyển sang '
             '"Đã báo cáo lãnh đạo hai cơ quan, đề xuất họp giao ban đột xuất" (khoản 2.overdue)') in body
     assert "Bước tiếp theo thuộc trách nhiệm của:" in body and "Trả lời yêu cầu" in body
+
+
+def test_a_broken_reminder_template_skips_that_reminder_and_nothing_else(
+        shipped_policy, tmp_path, smtp, stepped_clock, log_records):
+    store_url = f"sqlite:///{tmp_path / 'broken.db'}"
+    configure(shipped_policy, store_url, smtp.port)
+    template = shipped_policy.parent / "templates" / "remind.txt.j2"
+    template.write_text(template.read_text(encoding="utf-8") + "{{ tasks[0].link }}\n", encoding="utf-8")
+    smtp.controller.start()
+    store = SqlStore(store_url)
+    try:
+        rt = runtime(shipped_policy, store)
+        instance = send_request(rt)
+        rt.executor.submit_fire(instance, "acknowledge", "police.focal_point:nguyen_thi_b")
+        rt.settle()
+        tick(rt, stepped_clock, at("2025-06-09T07:30"))  # the reminder's instant: does not raise
+        with store.reading() as conn:
+            status = conn.execute(select(reminders_table.c.status).where(reminders_table.c.instance == instance)).scalar()
+        assert status == "failed"
+        assert any(r["level"] == "ERROR" and r["message"].startswith("reminder ") and "not sent: UndefinedError" in r["message"]
+                   for r in log_records)
+        assert tick(rt, stepped_clock, at("2025-06-10T00:00")) > 0  # the deadline still fires and notifies
+        assert any("QUÁ HẠN" in m["Subject"] for m in smtp.messages)
+    finally:
+        store.dispose()
 
 
 # --------------------------------------------------------------------------- a real daemon, killed

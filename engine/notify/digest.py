@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from engine.notify import deliveries, messages, owed
+from engine.notify.templates import TEMPLATE_ERRORS
 from engine.store import inbox
 from engine.store.database import SqlStore, insert_or_ignore, instances, meta, timers
 
@@ -69,8 +70,13 @@ def send_due(store: SqlStore, policy, now: datetime) -> int | None:
         chosen = [r for r in lists if r.partition(":")[2] not in opted_out and r not in opted_out
                   and (contacts.get(r.partition(":")[2]) or contacts.get(r.partition(":")[0]))]
         if chosen:
-            deliveries.write(conn, policy, inbox.engine_key("schedule", KIND, day.isoformat()), None, KIND, chosen,
-                             lambda r: messages.for_digest(policy, r, lists[r]))
+            try:
+                with conn.begin_nested():
+                    deliveries.write(conn, policy, inbox.engine_key("schedule", KIND, day.isoformat()), None, KIND, chosen,
+                                     lambda r: messages.for_digest(policy, r, lists[r]))
+            except TEMPLATE_ERRORS as exc:  # a broken digest template: that day's digest only
+                logger.bind(outcome="failed").error("daily digest of {} not sent: {}: {}", day, type(exc).__name__, exc)
+                chosen = []
         if insert_or_ignore(conn, meta, ["key"], key=META_KEY, value=day.isoformat()).first() is None:
             conn.execute(update(meta).where(meta.c.key == META_KEY).values(value=day.isoformat()))
     logger.bind(outcome="digest", recipients=chosen).info("daily digest of {}: {} person(s) with open tasks", day, len(chosen))

@@ -87,9 +87,15 @@ def _instance(spec: WorkflowSpec | None, instance_id: str, state: str, fields: d
             "fields": fields, "subject": fields.get(spec.subject) if spec and spec.subject else None}
 
 
+# Every kind's context has every variable (those its kind lacks empty), so that `{% if deadline %}`
+# works in any template; attributes of an empty one still fail when rendered.
+EMPTY = {"workflow": None, "instance": None, "trigger": None, "actor": None, "message": None, "deadline": None,
+         "next": {"deadline": None, "owed": []}, "steps": [], "tasks": [], "count": 0}
+
+
 def _common(policy, actor: str) -> dict[str, Any]:
     config = policy.config
-    return {"agreement": {"id": config.agreement.id, "title": config.agreement.title},
+    return {**EMPTY, "agreement": {"id": config.agreement.id, "title": config.agreement.title},
             "recipient": recipient(config, actor),
             "at": clock.now().astimezone(policy.tz).isoformat(timespec="minutes")}
 

@@ -16,10 +16,11 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from engine.notify import deliveries, messages, owed
+from engine.notify.templates import TEMPLATE_ERRORS
 from engine.store import inbox
 from engine.store.database import SqlStore, instances, reminders
 
-ARMED, DISARMED, SENT = "armed", "disarmed", "sent"
+ARMED, DISARMED, SENT, FAILED = "armed", "disarmed", "sent", "failed"
 KIND = "remind"
 
 
@@ -44,7 +45,15 @@ def fire_due(store: SqlStore, policy, now: datetime) -> list[dict]:
         due = conn.execute(select(reminders).where(reminders.c.status == ARMED, reminders.c.due_at <= now)
                            .order_by(reminders.c.due_at, reminders.c.id)).mappings().all()
         for row in due:
-            if fire(conn, policy, dict(row)) is not None:
+            try:
+                with conn.begin_nested():
+                    done = fire(conn, policy, dict(row))
+            except TEMPLATE_ERRORS as exc:  # a template an administrator broke: this reminder only, never the others
+                logger.bind(instance=row["instance"], outcome="failed").error(
+                    "reminder {} not sent: {}: {}", row["id"], type(exc).__name__, exc)
+                _mark(conn, row["id"], FAILED)
+                continue
+            if done is not None:
                 fired.append(dict(row))
     return fired
 

@@ -15,6 +15,9 @@ import jinja2
 from engine.notify import messages
 
 KINDS = ("notify", "overdue", "remind", "digest")
+# What rendering an administrator's template may raise (a missing file, a variable its kind lacks,
+# a filter on the wrong type): the engine logs it and skips that message instead of stopping.
+TEMPLATE_ERRORS = (jinja2.TemplateError, TypeError, ValueError, AttributeError, KeyError, OSError)
 
 
 def folder(policy_root: Path, notifications) -> Path:
