@@ -60,6 +60,8 @@ def due_day(conn: Connection, policy, now: datetime) -> date | None:
 
 def send_due(store: SqlStore, policy, now: datetime) -> int | None:
     """Write today's digests if they are due; returns how many people get one (None: not due)."""
+    if not enabled(policy):
+        return None
     with store.transaction() as conn:
         day = due_day(conn, policy, now)
         if day is None:

@@ -40,14 +40,17 @@ def armed(conn: Connection, instance: str | None = None) -> list[dict]:
 
 def fire_due(store: SqlStore, policy, now: datetime) -> list[dict]:
     """Send every armed reminder due by `now` (one transaction); returns those fired."""
+    from engine.views.overview import Specs  # views import engine.notify: imported when used
+
     fired = []
     with store.transaction() as conn:
+        specs = Specs(conn, policy)  # each stored version parsed once
         due = conn.execute(select(reminders).where(reminders.c.status == ARMED, reminders.c.due_at <= now)
                            .order_by(reminders.c.due_at, reminders.c.id)).mappings().all()
         for row in due:
             try:
                 with conn.begin_nested():
-                    done = fire(conn, policy, dict(row))
+                    done = fire(conn, policy, dict(row), specs)
             except TEMPLATE_ERRORS as exc:  # a template an administrator broke: this reminder only, never the others
                 logger.bind(instance=row["instance"], outcome="failed").error(
                     "reminder {} not sent: {}: {}", row["id"], type(exc).__name__, exc)
@@ -58,16 +61,15 @@ def fire_due(store: SqlStore, policy, now: datetime) -> list[dict]:
     return fired
 
 
-def fire(conn: Connection, policy, row: dict) -> int | None:
-    """Write the deliveries of one armed reminder and mark it sent; None when it no longer applies."""
-    from engine.views.overview import Specs  # views import engine.notify: imported when used
-
+def fire(conn: Connection, policy, row: dict, specs) -> int | None:
+    """Write the deliveries of one armed reminder and mark it sent; None when it no longer applies.
+    `specs` (engine.views.overview.Specs) gives the workflow version the instance runs."""
     current = conn.execute(select(instances).where(instances.c.id == row["instance"])).mappings().first()
     if current is None or current["state"] != row["state"] or current["final"]:
         _mark(conn, row["id"], DISARMED)  # the state was left without the disarm (never expected)
         return None
     config = policy.config
-    spec = Specs(conn, policy).get(current["workflow"], current["version"])
+    spec = specs.get(current["workflow"], current["version"])
     fields = current["fields"] or {}
     roles = owed.owed_roles(spec, row["state"], fields, config, owed.consented(conn, row["instance"])) if spec else {}
     triggers = {person: steps for role, steps in roles.items() for person in owed.people(role, config)}
@@ -77,9 +79,12 @@ def fire(conn: Connection, policy, row: dict) -> int | None:
         row["deadline_at"].astimezone(tz).isoformat(), ", ".join(triggers) or "nobody")
     created = 0
     if config.notifications is not None and triggers:
+        shared = messages.for_reminder(conn, policy, spec, row, fields, "", [])  # once; the recipient's part per message
+        titles = {t.trigger: t.title or t.trigger for t in spec.transitions}
+
         def context(recipient: str) -> dict:
             steps = triggers.get(recipient) or sorted({t for r, s in roles.items() if r.startswith(recipient + ".") for t in s})
-            return messages.for_reminder(conn, policy, spec, row, fields, recipient, steps)
+            return {**shared, "recipient": messages.recipient(config, recipient), "steps": [titles.get(t, t) for t in steps]}
 
         extra = {"workflow": row["workflow"], "state": row["state"], "deadline_at": row["deadline_at"].isoformat()}
         created = deliveries.write(conn, policy, inbox.engine_key("timer", row["id"]), row["instance"], KIND,

@@ -7,6 +7,7 @@ provide is an error, found by `coopflow check` on a sample context.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ def folder(policy_root: Path, notifications) -> Path:
     return (policy_root / notifications.templates).resolve()
 
 
+@functools.lru_cache(maxsize=16)
 def environment(path: Path) -> jinja2.Environment:
+    """One environment per folder: compiled templates are cached, and reloaded when a file changes."""
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(path), encoding="utf-8"), undefined=jinja2.StrictUndefined,
                               autoescape=False, keep_trailing_newline=False, auto_reload=True)
 
