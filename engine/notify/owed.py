@@ -1,8 +1,8 @@
 """Who owes the next step of an instance, as the roles and people a reminder or digest reaches.
 
-The parties come from `next_steps` (engine.views.overview: the roles that may fire a non-system
-transition from the state, consents counted); this module only narrows each party down to the
-roles of those transitions and their people.
+The parties come from `engine.rules.duties.owed` (the roles that may fire a non-system transition
+from the state, consents counted: what `coopflow status` calls who owes the next step); this
+module only narrows each party down to the roles of those transitions and their people.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from engine.policy.spec import SYSTEM, ConfigSpec, WorkflowSpec
+from engine.rules import duties
 from engine.rules.actors import pattern_parties
 from engine.store.database import consents
 
@@ -29,10 +30,8 @@ def consented(conn: Connection, instance: str) -> dict[str, list[str]]:
 def owed_roles(spec: WorkflowSpec, state: str, fields: Mapping[str, Any], config: ConfigSpec,
                agreed: Mapping[str, Iterable[str]] = {}) -> dict[str, list[str]]:
     """`party.role` -> the triggers that role may fire from `state` (who owes the next step)."""
-    from engine.views.overview import next_steps  # views import engine.notify: imported when used
-
     out: dict[str, list[str]] = {}
-    for party, triggers in next_steps(spec, state, fields, config, agreed).items():
+    for party, triggers in duties.owed(spec, state, fields, config, agreed).items():
         for t in spec.transitions:
             if t.trigger not in triggers or not spec.leaves(t, state):
                 continue
