@@ -3,12 +3,14 @@ server (aiosmtpd) from a real store; and a real `coopflow run` SIGKILLed while i
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from sqlalchemy import select
 
 from engine.notify import deliveries, digest, reminders
@@ -169,6 +171,25 @@ def test_a_broken_reminder_template_skips_that_reminder_and_nothing_else(
         assert any("QUÁ HẠN" in m["Subject"] for m in smtp.messages)
     finally:
         store.dispose()
+
+
+def test_simulate_shows_reminders_and_digests_with_who_when_channel_and_subject(shipped_policy, tmp_path, coopflow_cli):
+    configure(shipped_policy, f"sqlite:///{tmp_path / 'unused.db'}", 25, settings={"digest": {"at": "07:30"}})
+    events = tmp_path / "events.yaml"
+    events.write_text(yaml.safe_dump([
+        {"at": "2025-06-02T09:00:00+07:00", "start": "information_exchange", "as": "dic.focal_point", "ref": "r", "set": REQUEST},
+        {"at": "2025-06-02T10:00:00+07:00", "fire": "send", "instance": "r", "as": "dic.focal_point", "set": {"dispatch_no": "CV-01"}},
+        {"at": "2025-06-02T11:00:00+07:00", "fire": "acknowledge", "instance": "r", "as": "police.focal_point:nguyen_thi_b"},
+    ], allow_unicode=True), encoding="utf-8")
+    code, out, err = coopflow_cli("simulate", "--from", "2025-06-02", "--to", "2025-06-09", "--events", events, "--json", "-c", shipped_policy)
+    assert code == 0, err
+    mine = [e for e in json.loads(out) if e["kind"] == "message" and e["address"] == POLICE_FP]
+    [remind] = [e for e in mine if e["message"] == "remind"]
+    assert remind["at"] == "2025-06-09T07:30:00+07:00" and remind["channel"] == "email" and "NHẮC HẠN" in remind["subject"]
+    assert remind["recipient"] == "police.focal_point:nguyen_thi_b"
+    days = [e["at"][:10] for e in mine if e["message"] == "digest"]
+    assert days == ["2025-06-03", "2025-06-04", "2025-06-05", "2025-06-06", "2025-06-09"]  # working days, after the request
+    assert all(e["at"].endswith("T07:30:00+07:00") for e in mine if e["message"] == "digest")
 
 
 # --------------------------------------------------------------------------- a real daemon, killed
