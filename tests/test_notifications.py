@@ -93,8 +93,10 @@ def webhook_server():
     server.server_close()
 
 
-def configure(config: Path, store_url: str, smtp_port: int, webhook_url: str | None = None, **contacts) -> None:
-    """Point the shipped config at the test store, SMTP server and webhook; the rest stays as shipped."""
+def configure(config: Path, store_url: str, smtp_port: int, webhook_url: str | None = None, settings: dict | None = None,
+              **contacts) -> None:
+    """Point the shipped config at the test store, SMTP server and webhook (`settings` go under
+    notifications, e.g. a digest); the rest stays as shipped."""
     text = config.read_text(encoding="utf-8")
     assert text.count("store: sqlite:///coopflow.db\n") == 1
     text = text.replace("store: sqlite:///coopflow.db\n", f"store: {json.dumps(store_url)}\n")
@@ -103,6 +105,7 @@ def configure(config: Path, store_url: str, smtp_port: int, webhook_url: str | N
     n["smtp"] = {"host": "127.0.0.1", "port": smtp_port, "security": "none", "from": "coopflow@laocai.example.gov.vn"}
     n.update(timeout=2, attempts=3, backoff=0.05)
     n["contacts"].update(contacts)
+    n.update(settings or {})
     if webhook_url:
         n["webhooks"] = {"police": webhook_url}
         n["webhook"] = {"secret": {"env": "COOPFLOW_TEST_WEBHOOK_SECRET"}}
@@ -140,7 +143,7 @@ def test_a_request_sent_by_dic_emails_the_police_focal_point_once_and_signs_the_
     body = mail.get_content()
     assert "Có công văn yêu cầu trao đổi thông tin mới cần tiếp nhận." in body
     assert "Kính gửi Cán bộ đầu mối" in body
-    assert f"{PUBLIC}/instances/{instance}" in body
+    assert f"{PUBLIC}/i/{instance}" in body
     assert mail["Message-ID"].startswith("<coopflow.")
 
     assert len(received) == 1
@@ -149,7 +152,7 @@ def test_a_request_sent_by_dic_emails_the_police_focal_point_once_and_signs_the_
     assert hmac.compare_digest(headers["X-Hub-Signature-256"], expected)
     payload = json.loads(raw)
     assert payload["instance"] == instance and payload["party"] == "police"
-    assert payload["link"] == f"{PUBLIC}/instances/{instance}"
+    assert payload["link"] == f"{PUBLIC}/i/{instance}"
     assert headers["X-Coopflow-Delivery"] == str(payload["delivery"])
     assert {r["status"] for r in deliveries.listing(store)} == {"sent"}
 
@@ -200,7 +203,7 @@ def test_a_refused_address_is_a_dead_letter_and_the_next_delivery_still_goes(shi
     dead, sent = deliveries.listing(store)
     assert dead["status"] == "dead" and dead["attempts"] == 1 and "550" in dead["last_error"]
     assert sent["status"] == "sent" and [m["To"] for m in smtp.messages] == [DIC_FP]
-    assert f"/instances/{other}" in smtp.messages[0].get_content()
+    assert f"/i/{other}" in smtp.messages[0].get_content()
 
 
 def test_operators_see_dead_letters_and_queue_them_again(shipped_policy, tmp_path, smtp, coopflow_cli):
@@ -239,7 +242,9 @@ def test_check_reports_people_who_cannot_be_reached_and_unknown_template_variabl
     template.write_text(template.read_text(encoding="utf-8") + "{{ instance.han_xu_ly }}\n", encoding="utf-8")
     code, _, err = coopflow_cli("check", "-c", shipped_policy)
     assert code == 1
-    assert "workflows/information_exchange.yaml:159:18: '$recipient.focal_point' names police.focal_point:nguyen_thi_b, who cannot be reached" in err
+    lines = (shipped_policy.parent / "workflows" / "information_exchange.yaml").read_text(encoding="utf-8").splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if text.strip() == "- notify: [$recipient.focal_point]")
+    assert f"workflows/information_exchange.yaml:{line}:18: '$recipient.focal_point' names police.focal_point:nguyen_thi_b, who cannot be reached" in err
     assert "template overdue.txt.j2: 'dict object' has no attribute 'han_xu_ly'" in err
 
 

@@ -86,7 +86,8 @@ def test_schema_1_store_is_upgraded_keeping_its_data(store_url, store, log_recor
         upgraded.dispose()
     assert [r["message"] for r in log_records if "upgraded" in r["message"]] == [
         "store schema upgraded to 2: index timers by instance and status",
-        "store schema upgraded to 3: tables of release 0.2"]
+        "store schema upgraded to 3: tables of release 0.2",
+        "store schema upgraded to 4: reminders before deadlines"]
 
 
 def test_store_written_by_newer_coopflow_is_refused(store_url, store):

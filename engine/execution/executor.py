@@ -342,7 +342,7 @@ class Executor:
             if deadline:
                 timer = timers.Timer(f"{instance_id}:{seq}", instance_id, spec.id, to_state, deadline.fire,
                                      timers.deadline_due(deadline, now, change.fields, self.policy.calendar))
-                timers.arm(conn, timer)
+                timers.arm(conn, timer, timers.reminder_times(deadline, now, timer.due_at, self.policy))  # and its reminders
                 outcome.armed.append(timer)
             for kind, payload in change.actions:
                 conn.execute(_INSERT_OUTBOX, {"instance": instance_id, "kind": kind, "payload": {**payload, "source": {

@@ -23,6 +23,11 @@ def config_problems(policy_root, config) -> list[tuple[tuple, str]]:
         if key not in known:
             out.append((("notifications", "contacts", key),
                         f"'{key}' is neither a person listed under a role nor a party.role"))
+    if notifications.digest is not None:
+        for j, person in enumerate(notifications.digest.opt_out):
+            if person not in known:
+                out.append((("notifications", "digest", "opt_out", j),
+                            f"'{person}' is neither a person listed under a role nor a party.role"))
     if notifications.contacts and notifications.smtp is None:
         out.append((("notifications",), "contacts have e-mail addresses but no smtp server is configured"))
     out.extend(templates.problems(policy_root, config))

@@ -18,7 +18,8 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from engine import clock
-from engine.notify import channels, templates
+from engine.notify import channels, messages, templates
+from engine.store import inbox
 from engine.store.database import SqlStore, deliveries, insert_or_ignore
 
 PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
@@ -31,46 +32,63 @@ MAX_DELAY = 6 * 3600.0
 
 def create_from_outbox(conn: Connection, policy, row) -> int:
     """Write the deliveries of a notify outbox row (idempotent); returns how many were new."""
-    notifications = policy.config.notifications
     payload, source = row["payload"], row["payload"]["source"]
-    if notifications is None:
+    if policy.config.notifications is None:
         return 0
     kind = _kind(policy, source)
+    contexts: dict[str, dict] = {}
+
+    def context(recipient: str) -> dict[str, Any]:
+        if not contexts:  # the shared part once; the recipient per message
+            contexts[""] = messages.for_notify(conn, policy, source, payload["message"], source.get("actor", "system"))
+        return {**contexts[""], "recipient": messages.recipient(policy.config, recipient)}
+
+    extra = {"workflow": source["workflow"], "state": source["state"], "trigger": source["trigger"], "message": payload["message"]}
+    return write(conn, policy, inbox.engine_key("outbox", row["id"]), row["instance"], kind, payload["recipients"], context, extra)
+
+
+def write(conn: Connection, policy, key: str, instance: str | None, kind: str, recipients: list[str], context,
+          webhook_fields: dict[str, Any] | None = None) -> int:
+    """Write one delivery per recipient with an address and one webhook per party that has one
+    (keys `{key}:{recipient}:{channel}`, so writing twice writes nothing); returns how many were new.
+
+    `context(recipient)` gives the template context; `webhook_fields` (None: no webhooks) are added
+    to each webhook's JSON. Recipients reached by neither are logged as unreachable.
+    """
+    notifications = policy.config.notifications
     path = templates.folder(policy.root, notifications)
     created, unreachable, parties = 0, [], {}
-    for recipient in payload["recipients"]:
+    for recipient in recipients:
         role_actor, _, person = recipient.partition(":")
         party = role_actor.partition(".")[0]
         parties.setdefault(party, []).append(recipient)
         address = notifications.contacts.get(person) if person else None
         address = address or notifications.contacts.get(role_actor)
         if address is None:
-            if party not in notifications.webhooks:
+            if webhook_fields is None or party not in notifications.webhooks:
                 unreachable.append(recipient)
             continue
-        subject, text = templates.render(path, kind, _context(policy, source, payload, recipient))
-        created += _insert(conn, row, kind, channels.EMAIL, recipient, address, {"subject": subject, "text": text})
+        subject, text = templates.render(path, kind, context(recipient))
+        created += _insert(conn, key, instance, kind, channels.EMAIL, recipient, address, {"subject": subject, "text": text})
     for party, names in parties.items():
         url = notifications.webhooks.get(party)
-        if url is None:
+        if url is None or webhook_fields is None:
             continue
-        context = _context(policy, source, payload, f"{party}")
-        subject, text = templates.render(path, kind, context)
-        message = {"kind": kind, "subject": subject, "text": text, "link": context["link"], "party": party,
-                   "recipients": names, "instance": source["instance"], "workflow": source["workflow"],
-                   "state": source["state"], "trigger": source["trigger"], "message": payload["message"]}
-        created += _insert(conn, row, kind, channels.WEBHOOK, party, url, message)
+        shown = context(party)
+        subject, text = templates.render(path, kind, shown)
+        message = {"kind": kind, "subject": subject, "text": text, "link": shown["link"], "party": party,
+                   "recipients": names, "instance": instance, **webhook_fields}
+        created += _insert(conn, key, instance, kind, channels.WEBHOOK, party, url, message)
     if unreachable:
-        logger.bind(instance=source["instance"], outcome="unreachable").warning(
-            "notify: no e-mail address or webhook for {}", ", ".join(unreachable))
+        logger.bind(instance=instance, outcome="unreachable").warning(
+            "{}: no e-mail address or webhook for {}", kind, ", ".join(unreachable))
     return created
 
 
-def _insert(conn, row, kind, channel, recipient, address, message) -> int:
+def _insert(conn, key, instance, kind, channel, recipient, address, message) -> int:
     now = clock.now()
-    key = f"outbox:{row['id']}:{recipient}:{channel}"
-    new = insert_or_ignore(conn, deliveries, ["key"], returning="id", key=key, instance=row["instance"], kind=kind,
-                           channel=channel, recipient=recipient, address=address, message=message, status=PENDING,
+    new = insert_or_ignore(conn, deliveries, ["key"], returning="id", key=f"{key}:{recipient}:{channel}", instance=instance,
+                           kind=kind, channel=channel, recipient=recipient, address=address, message=message, status=PENDING,
                            attempts=0, next_at=now, last_error=None, created_at=now, sent_at=None).first()
     return 1 if new is not None else 0
 
@@ -82,36 +100,6 @@ def _kind(policy, source) -> str:
     if state is not None and state.deadline is not None and state.deadline.fire == source["trigger"]:
         return "overdue"
     return "notify"
-
-
-def _context(policy, source, payload, recipient: str) -> dict[str, Any]:
-    config = policy.config
-    spec = policy.workflows.get(source["workflow"])
-    states = spec.states if spec else {}
-    role_actor, _, person = recipient.partition(":")
-    party_id, _, role_id = role_actor.partition(".")
-    party = config.parties.get(party_id)
-    role = party.roles.get(role_id) if party and role_id else None
-    transition = next((t for t in spec.transitions if t.trigger == source["trigger"]), None) if spec else None
-    link = f"{config.notifications.public_url.rstrip('/')}/instances/{source['instance']}"
-    return {
-        "agreement": {"id": config.agreement.id, "title": config.agreement.title},
-        "workflow": {"id": source["workflow"], "title": spec.title if spec else source["workflow"],
-                     "clause": spec.clause if spec else ""},
-        "instance": {"id": source["instance"], "state": source["state"],
-                     "state_title": states[source["state"]].title if source["state"] in states else source["state"],
-                     "from_state": source.get("from"),
-                     "from_state_title": states[source["from"]].title if source.get("from") in states else source.get("from"),
-                     "fields": source.get("fields") or {}},
-        "trigger": {"id": source["trigger"], "title": (transition.title if transition and transition.title else source["trigger"])},
-        "actor": source.get("actor", "system"),
-        "message": payload["message"],
-        "recipient": {"actor": recipient, "person": person or None, "party": party_id,
-                      "party_title": party.title if party else party_id, "role": role_id or None,
-                      "role_title": (role.title if role and role.title else role_id) or None},
-        "link": link,
-        "at": clock.now().astimezone(policy.tz).isoformat(timespec="minutes"),
-    }
 
 
 # --------------------------------------------------------------------------- sending
@@ -171,6 +159,16 @@ def send(store: SqlStore, policy, rows: list[dict]) -> dict[str, int]:
                                           row["message"]["subject"])
             counts[SENT] += 1
     return counts
+
+
+def release_claims(store: SqlStore) -> int:
+    """Make deliveries left `sending` (by a leader that crashed or lost its lease) due now: the
+    daemon that takes the lease sends them again at once, with the same Message-ID."""
+    with store.transaction() as conn:
+        count = conn.execute(update(deliveries).where(deliveries.c.status == SENDING).values(next_at=clock.now())).rowcount
+    if count:
+        logger.bind(outcome="resend").warning("{} delivery(ies) left sending by the previous leader will be sent again", count)
+    return count
 
 
 def deliver_due(store: SqlStore, policy, limit: int = 20) -> int:

@@ -7,19 +7,27 @@ provide is an error, found by `coopflow check` on a sample context.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-KINDS = ("notify", "overdue")
+from engine.notify import messages
+
+KINDS = ("notify", "overdue", "remind", "digest")
+# What rendering an administrator's template may raise (a missing file, a variable its kind lacks,
+# a filter on the wrong type): the engine logs it and skips that message instead of stopping.
+TEMPLATE_ERRORS = (jinja2.TemplateError, TypeError, ValueError, AttributeError, KeyError, OSError)
 
 
 def folder(policy_root: Path, notifications) -> Path:
     return (policy_root / notifications.templates).resolve()
 
 
+@functools.lru_cache(maxsize=16)
 def environment(path: Path) -> jinja2.Environment:
+    """One environment per folder: compiled templates are cached, and reloaded when a file changes."""
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(path), encoding="utf-8"), undefined=jinja2.StrictUndefined,
                               autoescape=False, keep_trailing_newline=False, auto_reload=True)
 
@@ -35,25 +43,6 @@ def render(path: Path, kind: str, context: dict[str, Any]) -> tuple[str, str]:
     return " ".join(subject.split()), body.strip("\n") + "\n"
 
 
-def sample_context(config) -> dict[str, Any]:
-    """A context with every variable a template may use, for `coopflow check`."""
-    party_id = next(iter(config.parties))
-    party = config.parties[party_id]
-    return {
-        "agreement": {"id": config.agreement.id, "title": config.agreement.title},
-        "workflow": {"id": "sample", "title": "Quy trình mẫu", "clause": "1"},
-        "instance": {"id": "sample-0001", "state": "sent", "state_title": "Đã gửi", "from_state": "drafted",
-                     "from_state_title": "Dự thảo", "fields": {}},
-        "trigger": {"id": "send", "title": "Gửi"},
-        "actor": f"{party_id}.focal_point",
-        "message": "Nội dung thông báo mẫu.",
-        "recipient": {"actor": f"{party_id}.focal_point:sample", "person": "sample", "party": party_id,
-                      "party_title": party.title, "role": "focal_point", "role_title": "Cán bộ đầu mối"},
-        "link": f"{config.notifications.public_url.rstrip('/')}/instances/sample-0001",
-        "at": "2025-01-02T08:00:00+07:00",
-    }
-
-
 def problems(policy_root: Path, config) -> list[tuple[tuple, str]]:
     """(config location, message) for every template that is missing, does not parse or uses an unknown variable."""
     path = folder(policy_root, config.notifications)
@@ -61,7 +50,7 @@ def problems(policy_root: Path, config) -> list[tuple[tuple, str]]:
     if not path.is_dir():
         return [(loc, f"templates folder {path} not found")]
     out = []
-    context = sample_context(config)
+    context = messages.sample(config)
     for kind in KINDS:
         name = file_name(kind)
         try:

@@ -371,7 +371,7 @@ class _Checker:
         self.check_views(doc, spec)
         for sid, state in states.items():
             if state.deadline:
-                self.check_deadline(doc, sid, spec)
+                self.check_deadline(doc, sid, spec, config)
             if not state.final and not outgoing.get(sid):
                 self.report(doc, ("states", sid, "__key__"), f"state '{sid}' is not final but no transition leaves it")
         if spec.initial in states:
@@ -414,7 +414,7 @@ class _Checker:
             self.report(doc, ("meeting",), f"give 'at' (a datetime field) or a deadline on state '{meeting.state}': "
                         "otherwise the meeting has no time")
 
-    def check_deadline(self, doc: Document, sid: str, spec: WorkflowSpec) -> None:
+    def check_deadline(self, doc: Document, sid: str, spec: WorkflowSpec, config: ConfigSpec | None = None) -> None:
         deadline = spec.states[sid].deadline
         loc = ("states", sid, "deadline")
         fires = [t for t in spec.transitions if t.trigger == deadline.fire and spec.leaves(t, sid)]
@@ -426,6 +426,30 @@ class _Checker:
             fspec = spec.fields.get(deadline.at)
             if fspec is None or fspec.type != "datetime":
                 self.report(doc, loc + ("at",), f"'at' must name a datetime field of this workflow, not '{deadline.at}'")
+        if deadline.remind is not None:
+            self.check_remind(doc, loc + ("remind",), sid, spec, config)
+
+    def check_remind(self, doc: Document, loc: tuple, sid: str, spec: WorkflowSpec, config: ConfigSpec | None) -> None:
+        """`remind:` spans are shorter than their deadline, and reach someone who owes a step from the state."""
+        deadline = spec.states[sid].deadline
+        spans = deadline.remind if isinstance(deadline.remind, list) else [deadline.remind]
+        for j, span in enumerate(spans):
+            here = loc + ((j,) if isinstance(deadline.remind, list) else ())
+            unit = next(k for k in ("working_days", "days", "hours") if getattr(span, k) is not None)
+            if getattr(span, unit) == 0:
+                self.report(doc, here, "a reminder 0 days before the deadline is the deadline itself: give at least 1")
+            elif deadline.at is None and getattr(deadline, unit) is not None and getattr(span, unit) >= getattr(deadline, unit):
+                self.report(doc, here, f"remind {span.describe()} before a deadline of {deadline.describe()}: "
+                            "a reminder comes during the deadline, so make it shorter than the deadline")
+        patterns = [p for t in spec.transitions if spec.leaves(t, sid) for p in t.by if p != SYSTEM]
+        if not patterns:
+            self.report(doc, loc, f"only the system may act in state '{sid}', so nobody owes a step to be reminded of")
+        if config is None:
+            return
+        missing = list(dict.fromkeys(m for p in patterns for m in notify_checks.unreachable(p, config)))
+        if missing:
+            self.report(doc, loc, f"the reminder goes to those who may act in '{sid}', but {', '.join(missing)} cannot be "
+                        "reached: add an address under notifications.contacts (or a webhook for the party)")
 
     def check_pattern(self, doc: Document, loc: tuple, pattern: str, config: ConfigSpec, party_fields: set[str]) -> None:
         problem = actors.pattern_problem(pattern, config, party_fields)

@@ -88,6 +88,12 @@ class Deadline(Duration):
     fire: Id
     at: Id | None = None
     clause: Clause | None = None
+    remind: Duration | list[Duration] | None = None  # reminders before it expires (docs/policy.md)
+
+    def reminders(self) -> list[Duration]:
+        """The `remind` spans, one or several, longest first (so the earliest reminder comes first)."""
+        spans = [] if self.remind is None else self.remind if isinstance(self.remind, list) else [self.remind]
+        return sorted(spans, key=lambda d: (d.working_days or 0, d.days or 0, d.hours or 0), reverse=True)
 
 
 # --------------------------------------------------------------------------- config.yaml
@@ -200,6 +206,18 @@ class WebhookSpec(Strict):
     secret: Secret | None = None
 
 
+class DigestSpec(Strict):
+    """notifications.digest: one message a working day listing each person's open tasks."""
+
+    at: str = "07:30"
+    opt_out: list[PersonId] = []  # people who do not want the digest
+
+    @field_validator("at")
+    @classmethod
+    def _time(cls, at: str) -> str:
+        return _time_of_day(at)
+
+
 class NotificationsSpec(Strict):
     """notifications: who is reached how (docs/notifications.md)."""
 
@@ -212,6 +230,13 @@ class NotificationsSpec(Strict):
     timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
     attempts: Annotated[int, Field(ge=1, le=50)] = 8
     backoff: Annotated[float, Field(gt=0, le=86400)] = 30.0
+    remind_at: str = "07:30"                 # local time of reminders counted in days (docs/notifications.md)
+    digest: DigestSpec | None = None         # the daily digest of open tasks; off when absent
+
+    @field_validator("remind_at")
+    @classmethod
+    def _remind_at(cls, at: str) -> str:
+        return _time_of_day(at)
 
 
 class ConfigSpec(Strict):
@@ -423,6 +448,12 @@ class WorkflowSpec(Strict):
 TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
+def _time_of_day(at: str) -> str:
+    if not TIME_PATTERN.match(at):
+        raise ValueError(f"'{at}' is not a time of day as HH:MM (24-hour)")
+    return at
+
+
 class DayRule(Strict):
     """Which day of the month: the n-th working day, or a fixed day shifted to a working day."""
 
@@ -456,9 +487,7 @@ class CalendarRule(Strict):
     @field_validator("at")
     @classmethod
     def _time(cls, at: str) -> str:
-        if not TIME_PATTERN.match(at):
-            raise ValueError(f"'{at}' is not a time of day as HH:MM (24-hour)")
-        return at
+        return _time_of_day(at)
 
 
 class HostRotation(Strict):

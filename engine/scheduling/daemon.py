@@ -21,7 +21,7 @@ from engine import clock, logs
 from engine.scheduling import jobs
 from engine.store import anchors, lease
 from engine.execution import outbox
-from engine.notify import deliveries
+from engine.notify import deliveries, digest, reminders
 from engine.scheduling import schedules
 from engine.scheduling import timers
 from engine.exceptions import PolicyError
@@ -196,6 +196,7 @@ class Daemon:
         held = self.lease.acquire()
         if held and not was:
             logger.info("leader lease taken ({}); this daemon runs the scheduler", self.lease.holder)
+            deliveries.release_claims(self.runtime.store)  # what the previous leader was sending goes again
             self._start_scheduler()
         elif was and not held:
             logger.warning("leader lease lost; standing by")
@@ -216,6 +217,7 @@ class Daemon:
         self.on_sweep()
         self._plan_schedules()
         self._plan_timers()
+        self._plan_digest()
 
     def _stop_scheduler(self) -> None:
         if self.scheduler is not None:
@@ -245,13 +247,25 @@ class Daemon:
             return
         with self.runtime.store.reading() as conn:
             soonest = timers.armed(conn, limit=1)
-        self.alarm = soonest[0].due_at if soonest else None
+            reminder = reminders.soonest(conn)  # reminders before deadlines ring the same alarm
+        self.alarm = min([t.due_at for t in soonest] + ([reminder] if reminder else []), default=None)
         if self.alarm is None:
             if self.scheduler.get_job("timers") is not None:
                 self.scheduler.remove_job("timers")
             return
         self.scheduler.add_job(jobs.fire_timers, "date", run_date=clock.to_wall(max(self.alarm, clock.now())),
                                id="timers", replace_existing=True)
+
+    def _plan_digest(self) -> None:
+        """One date job at the next daily digest (engine.notify.digest), when the config has one."""
+        if self.scheduler is None:
+            return
+        at = digest.next_at(self.runtime.policy, clock.now())
+        if at is None:
+            if self.scheduler.get_job("digest") is not None:
+                self.scheduler.remove_job("digest")
+            return
+        self.scheduler.add_job(jobs.send_digest, "date", run_date=clock.to_wall(at), id="digest", replace_existing=True)
 
     # ---- job callbacks (APScheduler threads: they only record what fell due and wake the loop)
 
@@ -263,6 +277,12 @@ class Daemon:
             if self.scheduler is not None:
                 self._plan_schedules()
 
+    def on_digest(self) -> None:
+        try:
+            digest.send_due(self.runtime.store, self.runtime.policy, clock.now())
+        finally:
+            self._plan_digest()
+
     def on_timers(self) -> None:
         self.timers_due.set()
         self.wake.set()
@@ -270,6 +290,7 @@ class Daemon:
     def on_sweep(self) -> None:
         """Fire whatever is due (catch-up after downtime, or a lost job)."""
         schedules.fire_due(self.runtime.store, self.runtime.policy)
+        digest.send_due(self.runtime.store, self.runtime.policy, clock.now())
         self.on_timers()
 
     def _fire_due_timers(self) -> None:
@@ -278,6 +299,7 @@ class Daemon:
         now = clock.now()
         with self.runtime.store.transaction() as conn:
             fired = [row for t in timers.armed(conn, due_before=now) if (row := timers.submit_due(conn, t.id)) is not None]
+        reminders.fire_due(self.runtime.store, self.runtime.policy, now)
         tz = self.runtime.policy.tz
         for row in fired:
             late = (now - row["due_at"]).total_seconds()
@@ -290,8 +312,14 @@ class Daemon:
         self._plan_timers()
 
     def _after_event(self, outcome) -> None:
-        if any(self.alarm is None or timer.due_at < self.alarm for timer in outcome.armed):
+        if any(self.alarm is None or timer.due_at < self.alarm or self._reminds(timer) for timer in outcome.armed):
             self._plan_timers()
+
+    def _reminds(self, timer) -> bool:
+        """Does the timer's deadline have reminders (which come before it, so maybe before the alarm)?"""
+        spec = self.runtime.policy.workflows.get(timer.workflow)
+        state = spec.states.get(timer.state) if spec else None
+        return bool(state and state.deadline and state.deadline.remind)
 
     # ---- hot reload
 
@@ -317,6 +345,7 @@ class Daemon:
                                                  new.digest[:12], old.digest[:12])
         if self.scheduler is not None:
             self._plan_schedules()
+            self._plan_digest()
 
 
 def _serve_http(runtime: Runtime):

@@ -13,6 +13,7 @@ class JobTarget(Protocol):
     def on_schedule(self, schedule_id: str) -> None: ...
     def on_timers(self) -> None: ...
     def on_sweep(self) -> None: ...
+    def on_digest(self) -> None: ...
 
 
 _target: JobTarget | None = None
@@ -36,3 +37,8 @@ def fire_timers() -> None:
 def sweep() -> None:
     if _target is not None:
         _target.on_sweep()
+
+
+def send_digest() -> None:
+    if _target is not None:
+        _target.on_digest()

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine import clock
-from engine.notify import deliveries
+from engine.notify import deliveries, digest, reminders
 from engine.scheduling import schedules
 from engine.scheduling import timers
 from engine.exceptions import CoopflowError, PolicyError
@@ -171,9 +171,10 @@ class Simulator:
         for d in deliveries.listing(store):
             subject = d["message"]["subject"]
             self.timeline.append(Entry(
-                at=d["created_at"].astimezone(self.policy.tz).isoformat(), kind="message", workflow=None, instance=d["instance"],
-                trigger=d["channel"], outcome="would send", detail=f"{d['recipient']} <{d['address']}>: {subject}",
-                extra={"channel": d["channel"], "recipient": d["recipient"], "address": d["address"], "subject": subject}))
+                at=d["created_at"].astimezone(self.policy.tz).isoformat(), kind="message", workflow=None, instance=d["instance"] or "-",
+                trigger=d["channel"], outcome=f"would send {d['kind']}", detail=f"{d['recipient']} <{d['address']}>: {subject}",
+                extra={"channel": d["channel"], "recipient": d["recipient"], "address": d["address"], "subject": subject,
+                       "message": d["kind"]}))
         self.timeline.sort(key=lambda e: e.at)
 
     def _loop(self, runtime: Runtime, stepped: clock.SteppedClock) -> None:
@@ -189,6 +190,9 @@ class Simulator:
                 with runtime.store.transaction() as conn:
                     for timer in timers.armed(conn, due_before=stepped.now()):
                         timers.submit_due(conn, timer.id)
+                reminders.fire_due(runtime.store, self.policy, stepped.now())
+            if "digest" in due:
+                digest.send_due(runtime.store, self.policy, stepped.now())
             while pending and pending[0][0] <= stepped.now():
                 self._submit(runtime, pending.pop(0)[1])
             for outcome in runtime.settle():
@@ -206,8 +210,13 @@ class Simulator:
                 candidates.append((at, "schedule"))
         with runtime.store.reading() as conn:
             soonest = timers.armed(conn, limit=1)
+            reminder = reminders.soonest(conn)
         if soonest:
             candidates.append((max(soonest[0].due_at, now), "deadline"))
+        if reminder:  # reminders before deadlines fire with them (engine.notify.reminders)
+            candidates.append((max(reminder, now), "deadline"))
+        if (at := digest.next_at(self.policy, now)) is not None:
+            candidates.append((at, "digest"))
         if not candidates:
             return None, set()
         moment = min(at for at, _ in candidates)

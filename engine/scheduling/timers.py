@@ -5,8 +5,9 @@ The timer rows are the truth; the daemon's scheduler only holds in-memory jobs r
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
@@ -14,7 +15,7 @@ from sqlalchemy.engine import Connection
 from engine.policy.spec import Deadline, Duration
 from loguru import logger
 
-from engine.store.database import inbox as inbox_table, timers
+from engine.store.database import inbox as inbox_table, reminders, timers
 from engine.rules.workcalendar import WorkCalendar
 
 ARMED, DISARMED, FIRED = "armed", "disarmed", "fired"
@@ -46,21 +47,61 @@ def deadline_due(deadline: Deadline, entered_at: datetime, fields: dict, calenda
     return duration_end(deadline, entered_at, calendar)
 
 
+def reminder_times(deadline: Deadline, entered_at: datetime, due_at: datetime, policy) -> list[datetime]:
+    """When the deadline's `remind` reminders are sent: those after `entered_at` and before `due_at`, earliest first.
+
+    Hours count back from the instant the deadline expires; working days and days name the day
+    (the N-th last working day on or before the deadline's last day, or N-1 calendar days before
+    it moved back to a working day) and the time is `notifications.remind_at` (07:30 by default).
+    """
+    notifications = policy.config.notifications
+    at = time.fromisoformat(notifications.remind_at if notifications else "07:30")
+    out: list[datetime] = []
+    for span in deadline.reminders():
+        moment = remind_before(span, due_at, policy.calendar, at)
+        if entered_at < moment < due_at and moment not in out:
+            out.append(moment)
+    return sorted(out)
+
+
+def remind_before(span: Duration, due_at: datetime, calendar: WorkCalendar, at: time) -> datetime:
+    if span.hours is not None:
+        return due_at - timedelta(hours=span.hours)
+    last = (due_at - timedelta(microseconds=1)).astimezone(calendar.tz).date()  # the deadline's last day
+    if span.working_days is not None:
+        day = calendar.shift_to_working_day(last, "previous")
+        for _ in range(span.working_days - 1):
+            day = calendar.shift_to_working_day(day - timedelta(days=1), "previous")
+    else:
+        day = calendar.shift_to_working_day(last - timedelta(days=span.days - 1), "previous")
+    return datetime.combine(day, at, tzinfo=calendar.tz)
+
+
 _ARM = timers.insert()
+_ARM_REMINDER = reminders.insert()
 
 
-def arm(conn: Connection, timer: Timer) -> None:
+def arm(conn: Connection, timer: Timer, remind_at: Iterable[datetime] = ()) -> None:
+    """Arm the deadline's timer and its reminders (rows `<timer id>:remind:<n>`, engine.notify.reminders)."""
     conn.execute(_ARM, {"id": timer.id, "instance": timer.instance, "workflow": timer.workflow, "state": timer.state,
                         "trigger": timer.trigger, "due_at": timer.due_at, "status": ARMED})
+    rows = [{"id": f"{timer.id}:remind:{n}", "timer": timer.id, "instance": timer.instance, "workflow": timer.workflow,
+             "state": timer.state, "due_at": at, "deadline_at": timer.due_at, "status": ARMED}
+            for n, at in enumerate(remind_at, 1)]
+    if rows:
+        conn.execute(_ARM_REMINDER, rows)
 
 
 _DISARM = (update(timers).where(timers.c.instance == bindparam("instance_id"), timers.c.status == ARMED)
            .values(status=DISARMED))
+_DISARM_REMINDERS = (update(reminders).where(reminders.c.instance == bindparam("instance_id"), reminders.c.status == ARMED)
+                     .values(status=DISARMED))
 
 
 def disarm(conn: Connection, instance: str) -> None:
-    """Disarm the instance's armed timers (it left the state they were armed for)."""
+    """Disarm the instance's armed timers and reminders (it left the state they were armed for)."""
     conn.execute(_DISARM, {"instance_id": instance})
+    conn.execute(_DISARM_REMINDERS, {"instance_id": instance})
 
 
 def mark_fired(conn: Connection, timer_id: str) -> None:

@@ -219,6 +219,22 @@ deliveries = Table(
     Index("ix_deliveries_due", "status", "next_at"),
 )
 
+# Reminders before a deadline (engine/notify/reminders.py): armed with the deadline's timer, disarmed
+# with it when the state is left; firing one writes its deliveries (keys timer:<reminder id>:...).
+reminders = Table(
+    "reminders", metadata,
+    Column("id", String(220), primary_key=True),   # <timer id>:remind:<n>
+    Column("timer", String(200), nullable=False),
+    Column("instance", Id, nullable=False),
+    Column("workflow", Id, nullable=False),
+    Column("state", Id, nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),        # when the reminder is sent
+    Column("deadline_at", UtcDateTime, nullable=False),   # when the deadline expires
+    Column("status", String(12), nullable=False, default="armed"),
+    Index("ix_reminders_due", "status", "due_at"),
+    Index("ix_reminders_instance_status", "instance", "status"),
+)
+
 occurrences = Table(
     "occurrences", metadata,
     Column("schedule", Id, nullable=False),
@@ -307,6 +323,7 @@ def _up_to_3(conn: Connection) -> None:
 UPGRADES: list[tuple[str, Callable[[Connection], None]]] = [
     ("index timers by instance and status", _up_to_2),
     ("tables of release 0.2", _up_to_3),
+    ("reminders before deadlines", lambda conn: reminders.create(conn, checkfirst=True)),
 ]
 SCHEMA_VERSION = 1 + len(UPGRADES)
 
