@@ -16,14 +16,14 @@ from typing import Any
 import httpx
 
 from engine import clock, logs
-from engine.exceptions import CoopflowError
+from engine.exceptions import UserError
 from engine.execution.runtime import Runtime, open_runtime
 from engine.policy.loader import Policy, load_policy
 from engine.rules.actors import parse_actor
 from engine.store import inbox, reads
 
 
-class NotFound(CoopflowError):
+class NotFound(UserError):
     """An instance, workflow or record that does not exist (or that the caller may not know of)."""
 
 

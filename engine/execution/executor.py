@@ -27,7 +27,7 @@ from engine.execution import intake
 from engine.store import audit, history
 from engine.store import inbox
 from engine.scheduling import timers
-from engine.exceptions import CoopflowError, ExpressionError
+from engine.exceptions import ExpressionError, InfrastructureError, UserError
 from engine.policy.expr import Expression, parse
 from engine.rules.fields import coerce_all, defaults
 from engine.logs import event_logger
@@ -47,7 +47,7 @@ _INSERT_OUTBOX = insert(outbox)
 _MARK_INBOX = update(inbox_table).where(inbox_table.c.id == bindparam("inbox_id"))
 
 
-class Refusal(Exception):
+class Refusal(UserError):
     """An event that must change nothing; the message is the reason shown to the user, `code` its stable code."""
 
     def __init__(self, message: str, code: str = Reason.REFUSED):
@@ -201,7 +201,7 @@ class Executor:
         try:
             instance_row = conn.execute(_SELECT_INSTANCE, {"instance_id": row["instance"]}).mappings().first()
             outcome = self._apply(conn, row, instance_row, now)
-        except (Refusal, CoopflowError) as exc:
+        except (Refusal, UserError) as exc:  # never InfrastructureError: a store fault is retried, not refused
             savepoint.rollback()
             return self._refuse(conn, row, instance_row, str(exc), now, getattr(exc, "code", Reason.REFUSED))
         except Exception as exc:  # a bug or data a store rejects, not the store being down: refuse it, keep the inbox moving
@@ -453,7 +453,7 @@ class Executor:
 
 def _store_failure(exc: Exception) -> bool:
     """A store that is down, busy or lost (retry later), as opposed to data it rejects (refuse the event)."""
-    return isinstance(exc, DBAPIError) and not isinstance(exc, DataError)
+    return isinstance(exc, InfrastructureError) or (isinstance(exc, DBAPIError) and not isinstance(exc, DataError))
 
 
 def _provenance(row) -> dict[str, Any]:

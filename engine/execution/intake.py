@@ -16,7 +16,7 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-from engine.exceptions import CoopflowError
+from engine.exceptions import UserError
 
 USER_KEY_PREFIX = "user:"
 
@@ -33,7 +33,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?")
 
 
-class IntakeError(CoopflowError):
+class IntakeError(UserError):
     """A request refused at the door; the message names the field."""
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.exceptions import CoopflowError
+from engine.exceptions import UserError
 from engine.policy.spec import SYSTEM, ConfigSpec
 
 ACTOR_RE = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)(?::([a-z][a-z0-9_.\-]*))?$")
@@ -49,25 +49,25 @@ def parse_actor(text: str, config: ConfigSpec) -> Actor:
     """Parse and check `party.role[:person]` (or `system`) against config.yaml.
 
     Raises:
-        CoopflowError: malformed, or naming a party, role or person config.yaml does not declare.
+        UserError: malformed, or naming a party, role or person config.yaml does not declare.
     """
     text = text.strip()
     if text == SYSTEM:
         return SYSTEM_ACTOR
     match = ACTOR_RE.match(text)
     if not match:
-        raise CoopflowError(f"actor '{text}' is not of the form party.role or party.role:person")
+        raise UserError(f"actor '{text}' is not of the form party.role or party.role:person")
     party_id, role_id, person = match.groups()
     party = config.parties.get(party_id)
     if party is None:
-        raise CoopflowError(f"unknown party '{party_id}'; known: {', '.join(sorted(config.parties))}")
+        raise UserError(f"unknown party '{party_id}'; known: {', '.join(sorted(config.parties))}")
     role = party.roles.get(role_id)
     if role is None:
-        raise CoopflowError(
+        raise UserError(
             f"party '{party_id}' has no role '{role_id}'; known: {', '.join(sorted(party.roles))}"
         )
     if person is not None and role.people and person not in role.people:
-        raise CoopflowError(f"'{person}' is not listed as {party_id}.{role_id} in config.yaml")
+        raise UserError(f"'{person}' is not listed as {party_id}.{role_id} in config.yaml")
     return Actor(party_id, role_id, person)
 
 

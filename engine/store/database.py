@@ -44,7 +44,8 @@ from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 
 from engine import clock
-from engine.exceptions import CoopflowError
+from engine.store import migrations
+from engine.exceptions import StoreError, StoreGone, StoreRefused  # noqa: F401 (re-exported: the store's errors)
 
 STORE_ENV = "COOPFLOW_STORE_URL"
 DRILL_ENV = "COOPFLOW_DRILL"           # "allow-real-store": a drill may open a store with real history
@@ -57,19 +58,6 @@ PG_TUNABLES = {
     "COOPFLOW_PG_IDLE_TIMEOUT": 15,      # a transaction left idle (idle_in_transaction_session_timeout)
     "COOPFLOW_PG_TCP_TIMEOUT": 20,       # an unanswered peer (TCP keepalives and tcp_user_timeout)
 }
-
-
-class StoreError(CoopflowError):
-    """The store cannot be used (unreachable, written by a newer coopflow, bad URL)."""
-
-
-class StoreRefused(StoreError):
-    """The store is there but must not be used (missing folder, 0-byte file, drill on real
-    history): waiting will not help, so the daemon stops (exit 1) instead of retrying."""
-
-
-class StoreGone(StoreRefused):
-    """The SQLite file a running process opened was deleted or replaced: stop, do not recreate it."""
 
 
 class UtcDateTime(TypeDecorator):
@@ -304,28 +292,8 @@ sessions = Table(  # web console sign-ins (engine/server/auth.py); only sha256 o
 )
 
 
-# --------------------------------------------------------------------------- migrations
-# Each migration upgrades the schema by one version and never drops data.
-
-
-def _up_to_2(conn: Connection) -> None:
-    timers_by_instance.create(conn, checkfirst=True)
-
-
-def _up_to_3(conn: Connection) -> None:
-    # Every table added in this release is created here (those that already exist are kept);
-    # columns added to existing tables get their ALTER TABLE here too.
-    metadata.create_all(conn, checkfirst=True)
-
-
-# UPGRADES[i] takes a store from schema i+1 to i+2. A new store is created at SCHEMA_VERSION
-# directly from `metadata`; an older one runs the upgrades it lacks, in order.
-UPGRADES: list[tuple[str, Callable[[Connection], None]]] = [
-    ("index timers by instance and status", _up_to_2),
-    ("tables of release 0.2", _up_to_3),
-    ("reminders before deadlines", lambda conn: reminders.create(conn, checkfirst=True)),
-]
-SCHEMA_VERSION = 1 + len(UPGRADES)
+# Migrations: engine/store/migrations (Alembic). SCHEMA_VERSION is the newest revision's number.
+SCHEMA_VERSION = migrations.SCHEMA_VERSION
 
 
 def resolve_url(url: str, base_dir: Path) -> str:
@@ -388,8 +356,9 @@ class SqlStore:
                 yield conn
 
     def migrate(self, create: bool = True) -> None:
-        """Create or upgrade the schema; refuse a store written by a newer coopflow (and, with
-        `create=False`, a database that holds no coopflow store yet)."""
+        """Create or upgrade the schema (Alembic, engine/store/migrations) in one transaction;
+        refuse a store written by a newer coopflow, tables coopflow did not create, and (with
+        `create=False`) a database that holds no coopflow store yet."""
         with self.transaction() as conn:
             names = inspect(conn).get_table_names()
             current = 0
@@ -398,25 +367,23 @@ class SqlStore:
                 current = int(row[0]) if row else 0
             elif names and "instances" in names:
                 raise StoreError(f"{_safe(self.url)} holds tables that coopflow did not create")
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"store {_safe(self.url)} was written by a newer coopflow (schema {current}; "
-                    f"this coopflow knows up to {SCHEMA_VERSION}): upgrade coopflow"
+            revision = migrations.current_revision(conn)
+            if current > SCHEMA_VERSION or (revision is not None and not migrations.known(revision)):
+                raise StoreRefused(
+                    f"store {_safe(self.url)} was written by a newer coopflow (schema {current}, revision "
+                    f"{revision}; this coopflow knows up to {SCHEMA_VERSION}): upgrade coopflow"
                 )
+            if current == SCHEMA_VERSION and revision == migrations.HEAD:
+                return  # up to date: Alembic is not even loaded
+            if current == 0 and not create:
+                raise StoreError(f"store {_safe(self.url)} is unavailable: it holds no coopflow store yet (create "
+                                 "it with `coopflow init` or the first `coopflow run`, or correct `store:` / COOPFLOW_STORE_URL)")
+            migrations.upgrade(conn)
             if current == 0:
-                if not create:
-                    raise StoreError(f"store {_safe(self.url)} is unavailable: it holds no coopflow store yet (create "
-                                     "it with `coopflow init` or the first `coopflow run`, or correct `store:` / COOPFLOW_STORE_URL)")
-                metadata.create_all(conn, checkfirst=True)
-                conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
                 conn.execute(meta.insert().values(key="created_at", value=datetime.now(timezone.utc).isoformat()))
                 logger.info("store created at schema {}", SCHEMA_VERSION)
-                return
-            for version in range(current, SCHEMA_VERSION):
-                description, upgrade = UPGRADES[version - 1]
-                upgrade(conn)
-                conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(version + 1)))
-                logger.info("store schema upgraded to {}: {}", version + 1, description)
+            else:
+                logger.info("store schema upgraded from {} to {} (revision {})", current, SCHEMA_VERSION, migrations.HEAD)
 
     def meta_value(self, key: str) -> str | None:
         with self.reading() as conn:
