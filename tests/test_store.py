@@ -232,3 +232,35 @@ def test_many_threads_share_one_sqlite_store(tmp_path: Path):
         thread.join()
     store.engine.dispose()
     assert errors == []
+
+
+def test_store_error_during_apply_is_retried_not_refused(shipped_policy: Path, store: SqlStore, monkeypatch):
+    """A StoreError raised while an event is applied (here: the history write, as the store going
+    away mid-event would) propagates out of the batch: the event stays pending with no refusal in
+    history, and is applied once the store answers again."""
+    from engine.execution.executor import Executor
+    from engine.policy.loader import load_policy
+    from engine.store import history as history_rows
+    from engine.store import inbox
+    from engine.store.database import history
+
+    policy = load_policy(shipped_policy)
+    executor = Executor(store, policy)
+    sub = executor.submit_start("information_exchange", "dic.focal_point",
+                                {"requester": "dic", "recipient": "police", "subject": "Xin thông tin"})
+    real_append, failures = history_rows.append, []
+
+    def store_gone(*args, **kwargs):  # fails once: a refusal written after it would succeed
+        if not failures:
+            failures.append(kwargs.get("kind"))
+            raise StoreError("store is unavailable: connection lost (simulated)")
+        return real_append(*args, **kwargs)
+
+    monkeypatch.setattr(history_rows, "append", store_gone)
+    with pytest.raises(StoreError, match="simulated"):
+        executor.apply_batch(10)
+    with store.reading() as conn:
+        assert inbox.status(conn, sub.inbox_id) == (inbox.PENDING, None)
+        assert conn.execute(select(history.c.outcome)).scalars().all() == []
+    outcomes = executor.apply_batch(10)
+    assert [o.status for o in outcomes] == [inbox.APPLIED]
