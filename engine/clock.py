@@ -10,13 +10,14 @@ real speed: drills and tests use it to run a real daemon "in June 2027" without 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
-CLOCK_ENV = "COOPFLOW_CLOCK_START"
+from engine import settings
+
+CLOCK_ENV = settings.CLOCK_START
 
 
 def _system() -> datetime:
@@ -28,9 +29,9 @@ def _refusing(message: str) -> Callable[[], datetime]:
     CLI could not turn it into a clear message)."""
 
     def refuse() -> datetime:
-        from engine.exceptions import CoopflowError
+        from engine.exceptions import SettingError
 
-        raise CoopflowError(message)
+        raise SettingError(message)
 
     return refuse
 
@@ -48,7 +49,7 @@ def _parse(text: str, what: str) -> datetime | str:
 
 def drill_start() -> str | None:
     """The COOPFLOW_CLOCK_START value when this process runs a drill clock, else None."""
-    return os.environ.get(CLOCK_ENV) or None
+    return settings.clock_start()
 
 
 def _from_env() -> Callable[[], datetime]:

@@ -17,12 +17,29 @@ from engine.store import migrations
 from engine.store.database import SCHEMA_VERSION, SqlStore, StoreError, StoreRefused, meta, metadata
 
 
-def test_revisions_build_the_tables_the_code_uses(store):
-    """Alembic's own comparison finds no difference between a migrated store and database.py's tables:
-    the frozen baseline (and every later revision) agrees with the code."""
+def test_revisions_build_the_tables_the_code_uses(store_url):
+    """Alembic's own comparison finds no difference between database.py's tables and a store built
+    by running every revision from an empty database (what an old store goes through): the frozen
+    baseline and every later revision agree with the code that creates new stores directly."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(store_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.begin() as conn:
+            migrations.upgrade(conn)
+        with engine.connect() as conn:
+            assert migrations.current_revision(conn) == migrations.HEAD
+            assert conn.execute(text("SELECT value FROM coopflow_meta WHERE key = 'schema_version'")).scalar() \
+                == str(SCHEMA_VERSION)
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_new_store_has_the_tables_the_code_uses(store):
+    """A new store (created from database.py's tables and stamped at HEAD) shows no difference either."""
     with store.reading() as conn:
-        differences = compare_metadata(MigrationContext.configure(conn), metadata)
-    assert differences == []
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
 def test_head_constants_name_the_newest_revision():
@@ -94,3 +111,61 @@ def test_empty_database_is_refused_without_create(store_url):
         assert probe.meta_value("schema_version") == str(SCHEMA_VERSION)
     finally:
         probe.dispose()
+
+
+# --------------------------------------------------------------------------- pinned workflow versions
+
+
+def test_pinned_version_is_stored_with_its_format(shipped_policy, store):
+    """Starting an instance pins its workflow version as JSON carrying `format`, and reads back equal."""
+    from sqlalchemy import select
+
+    from engine.execution.executor import Executor
+    from engine.policy import spec as spec_module
+    from engine.policy.loader import load_policy
+    from engine.store.database import workflow_versions
+
+    policy = load_policy(shipped_policy)
+    executor = Executor(store, policy)
+    executor.submit_start("information_exchange", "dic.focal_point",
+                          {"requester": "dic", "recipient": "police", "subject": "Xin thông tin"}, apply=True)
+    with store.reading() as conn:
+        stored = conn.execute(select(workflow_versions.c.spec)).scalar_one()
+    assert stored["format"] == spec_module.STORED_FORMAT
+    assert spec_module.WorkflowSpec.from_stored(stored) == policy.workflows["information_exchange"]
+
+
+def test_old_pinned_version_with_a_renamed_key_still_loads(shipped_policy, monkeypatch):
+    """When the language renames a key, the step from the previous format reads versions pinned
+    before the rename: here a format 3 that renamed `started_by` (stored by format 2 as `starters`),
+    on top of the real format 1 -> 2 step (transitions without `accepts`)."""
+    from engine.policy import spec as spec_module
+    from engine.policy.loader import load_policy
+
+    current = load_policy(shipped_policy).workflows["information_exchange"]
+
+    def renamed_started_by(stored):
+        stored = dict(stored)
+        stored["started_by"] = stored.pop("starters")
+        return stored
+
+    monkeypatch.setattr(spec_module, "STORED_FORMAT", 3)
+    monkeypatch.setitem(spec_module.STORED_UPGRADES, 2, renamed_started_by)
+    old = current.model_dump(mode="json", by_alias=True)
+    old["starters"] = old.pop("started_by")
+    for t in old["transitions"]:
+        del t["accepts"]  # format 1: before `accepts`
+    loaded = spec_module.WorkflowSpec.from_stored(old)
+    assert loaded.started_by == current.started_by
+    answer = next(t for t in loaded.transitions if t.trigger == "answer")
+    assert "answer" in answer.accepts and "recipient" not in answer.accepts
+    assert spec_module.WorkflowSpec.from_stored({**old, "format": 2}).started_by == current.started_by
+
+
+def test_version_pinned_by_a_newer_coopflow_is_refused_clearly(shipped_policy):
+    from engine.policy import spec as spec_module
+    from engine.policy.loader import load_policy
+
+    stored = load_policy(shipped_policy).workflows["information_exchange"].to_stored()
+    with pytest.raises(ValueError, match="stored in format 99; this coopflow reads formats 1 to 2 .upgrade coopflow"):
+        spec_module.WorkflowSpec.from_stored({**stored, "format": 99})

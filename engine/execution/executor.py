@@ -8,7 +8,6 @@ history row saying why.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from engine.rules.fields import coerce_all, defaults
 from engine.logs import event_logger
 from engine.rules.machines import MachineCache
 from engine.rules.reasons import Reason
-from engine.policy.loader import Policy, canonical_json, is_expression, workflow_version
+from engine.policy.loader import Policy, is_expression, workflow_version
 from engine.policy.spec import EmitAction, NotifyAction, SetAction, StartAction, WorkflowSpec
 from engine.store.database import SqlStore, consents, insert_or_ignore, instances, outbox, workflow_versions
 from engine.store.database import inbox as inbox_table
@@ -440,7 +439,7 @@ class Executor:
         exists = conn.execute(select(workflow_versions.c.version).where(workflow_versions.c.version == version)).first()
         if exists is None:  # another executor may be pinning the same version right now: no conflict error
             insert_or_ignore(conn, workflow_versions, ["version"], version=version, workflow=spec.id,
-                             spec=json.loads(canonical_json(spec)), created_at=clock.now())
+                             spec=spec.to_stored(), created_at=clock.now())
         self._specs.setdefault(version, spec)
 
     def _spec(self, conn, version: str) -> WorkflowSpec:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from engine import settings
 from engine.store import anchors, lease
 from engine.execution import outbox
 from engine.execution.executor import Executor, Outcome
@@ -12,7 +13,7 @@ from engine.policy.loader import Policy, load_policy
 from engine.store.database import SqlStore, resolve_url
 
 
-BATCH = 100  # events applied per transaction when several are pending (group commit)
+BATCH = settings.BATCH  # events applied per transaction when several are pending (group commit)
 
 
 @dataclass

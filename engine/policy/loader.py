@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 from pydantic import BaseModel, ValidationError
 
+from engine import settings
 from engine.rules import actors
 from engine.notify import checks as notify_checks
 from engine.policy import expr
@@ -42,7 +43,7 @@ from engine.policy.spec import (
 from engine.rules.workcalendar import WorkCalendar
 from engine.policy.yamlsource import Document, load_document
 
-CONFIG_ENV = "COOPFLOW_CONFIG"
+CONFIG_ENV = settings.CONFIG
 DEFAULT_CONFIG = "config.yaml"
 
 # Roots an expression may name, per place it appears.
@@ -101,7 +102,7 @@ def is_expression(value: Any) -> bool:
 
 def resolve_config_path(given: str | os.PathLike | None) -> Path:
     """CLI flag > COOPFLOW_CONFIG > ./config.yaml."""
-    return Path(given or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    return Path(given or settings.config_path() or DEFAULT_CONFIG)
 
 
 # --------------------------------------------------------------------------- loading

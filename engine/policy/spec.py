@@ -7,6 +7,7 @@ keys. The documentation of every field is docs/policy.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import re
 from datetime import date
 from typing import Annotated, Any, Literal, Union
@@ -421,16 +422,21 @@ class WorkflowSpec(Strict):
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> WorkflowSpec:
-        """A workflow version as the store keeps it (its canonical JSON).
-
-        Versions pinned before transitions had `accepts` keep working: each of their
-        transitions accepts every field except the party fields, which decide who acts.
-        """
-        if any("accepts" not in t for t in stored.get("transitions", [])):
-            party = {n for n, f in stored.get("fields", {}).items() if f.get("type") == "party"}
-            legacy = [n for n in stored.get("fields", {}) if n not in party]
-            stored = {**stored, "transitions": [{"accepts": legacy, **t} for t in stored["transitions"]]}
+        """A workflow version as the store keeps it (`to_stored()`), upgraded from the format it
+        was pinned in: a key renamed or added since then must not make a running instance's
+        version unreadable. A stored form without `format` is format 1."""
+        stored = dict(stored)
+        found = stored.pop("format", 1)
+        if not isinstance(found, int) or not 1 <= found <= STORED_FORMAT:
+            raise ValueError(f"workflow version {stored.get('id')!r} is stored in format {found!r}; this coopflow "
+                             f"reads formats 1 to {STORED_FORMAT} (upgrade coopflow)")
+        for number in range(found, STORED_FORMAT):
+            stored = STORED_UPGRADES[number](stored)
         return cls.model_validate(stored)
+
+    def to_stored(self) -> dict[str, Any]:
+        """The JSON the store pins instances to: the canonical dump plus its `format` number."""
+        return {**self.model_dump(mode="json", by_alias=True), "format": STORED_FORMAT}
 
     def sources_of(self, t: TransitionSpec) -> list[str]:
         """The declared states `t` leaves: its `from` states, or every non-final state for "*"."""
@@ -545,3 +551,22 @@ class RulesFile(Strict):
 
     schedules: list[ScheduleSpec] = []
     events: list[EventRuleSpec] = []
+
+
+# --------------------------------------------------------------------------- stored formats
+# A pinned workflow version is kept as JSON for as long as an instance uses it. When this
+# language renames or reshapes a key, bump STORED_FORMAT and add the step from the previous
+# format here: STORED_UPGRADES[n] turns a format-n dict into a format-(n+1) dict.
+
+
+def _accepts_every_field_but_parties(stored: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 -> 2: transitions gained `accepts`. A version pinned before that keeps working:
+    each of its transitions accepts every field except the party fields, which decide who acts."""
+    fields = stored.get("fields", {})
+    party = {n for n, f in fields.items() if f.get("type") == "party"}
+    legacy = [n for n in fields if n not in party]
+    return {**stored, "transitions": [{"accepts": legacy, **t} for t in stored.get("transitions", [])]}
+
+
+STORED_FORMAT = 2
+STORED_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _accepts_every_field_but_parties}

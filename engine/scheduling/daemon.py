@@ -11,58 +11,28 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from engine import clock, logs
+from engine import clock, logs, settings
 from engine.scheduling import jobs
 from engine.store import anchors, lease
 from engine.execution import outbox
 from engine.notify import deliveries, digest, reminders
 from engine.scheduling import schedules
 from engine.scheduling import timers
+from engine.scheduling.watcher import PolicyWatcher
 from engine.exceptions import PolicyError
 from engine.policy.loader import Policy, load_policy, resolve_config_path
 from engine.execution.runtime import BATCH, Runtime
 from engine.execution.executor import Executor
 from engine.store.database import SqlStore, StoreError, StoreRefused, resolve_url, safe_url, wait_for
 
-RENEW_FRACTION = 3         # renew the lease every TTL/3 (5 s for the default 15 s; COOPFLOW_LEASE_TTL)
-SWEEP_EVERY = 30.0         # seconds between safety sweeps for anything due
-RELOAD_EVERY = 1.0         # seconds between checks of the policy files
-
-
-class PolicyWatcher:
-    """Notices edits to config.yaml, workflows/ and rules/ by their sizes and mtimes."""
-
-    def __init__(self, config_path: Path):
-        self.config_path = config_path
-        self.snapshot = self._take(None)
-
-    def _take(self, policy: Policy | None) -> tuple:
-        files = [self.config_path]
-        for folder in ("workflows", "rules"):
-            path = self.config_path.parent / (getattr(policy.config.paths, folder) if policy else folder)
-            if path.is_dir():
-                files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
-        out = []
-        for f in files:
-            try:
-                st = f.stat()
-                out.append((str(f), st.st_mtime_ns, st.st_size))
-            except OSError:
-                out.append((str(f), None, None))
-        return tuple(out)
-
-    def changed(self, policy: Policy) -> bool:
-        current = self._take(policy)
-        if current != self.snapshot:
-            self.snapshot = current
-            return True
-        return False
+RENEW_FRACTION = settings.RENEW_FRACTION   # renew the lease every TTL/3 (COOPFLOW_LEASE_TTL)
+SWEEP_EVERY = settings.SWEEP_EVERY         # seconds between safety sweeps for anything due
+RELOAD_EVERY = settings.RELOAD_EVERY       # seconds between checks of the policy files
 
 
 class Daemon:
@@ -104,7 +74,7 @@ class Daemon:
         self.runtime = Runtime(policy, store, Executor(store, policy))
         self.runtime.executor.listeners.append(self._after_event)
         self.lease = lease.Lease(store, ttl=ttl)
-        self.watcher = PolicyWatcher(self.config_path)
+        self.watcher = PolicyWatcher(self.config_path, policy)
         jobs.register(self)
         sender = deliveries.Sender(self)  # e-mails and webhooks, in their own thread (engine.notify)
         sender.start()

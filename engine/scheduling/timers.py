@@ -16,9 +16,10 @@ from engine.policy.spec import Deadline, Duration
 from loguru import logger
 
 from engine.store.database import inbox as inbox_table, reminders, timers
+from engine.store.statuses import TimerStatus
 from engine.rules.workcalendar import WorkCalendar
 
-ARMED, DISARMED, FIRED = "armed", "disarmed", "fired"
+ARMED, DISARMED, FIRED = TimerStatus.ARMED, TimerStatus.DISARMED, TimerStatus.FIRED
 
 
 @dataclass(frozen=True)

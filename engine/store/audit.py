@@ -24,11 +24,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from engine.store import history
-from engine.store.anchors import Anchor, read_anchors
+from engine.store.anchors import STORE_ID_KEY, Anchor, read_anchors
 from engine.store.database import SqlStore, consents, inbox, instances, meta, occurrences, timers
+from engine.store.statuses import EventKind, InboxStatus, Outcome, TimerStatus
 
-APPLIED = "applied"
-ARMED, DISARMED, FIRED = "armed", "disarmed", "fired"
+APPLIED = Outcome.APPLIED
+ARMED, DISARMED, FIRED = TimerStatus.ARMED, TimerStatus.DISARMED, TimerStatus.FIRED
 
 
 def consent_record(conn: Connection, instance: str, trigger: str) -> list[list[Any]]:
@@ -44,7 +45,7 @@ def state_record(conn: Connection, instance: str, trigger: str | None, kind: str
     record: dict[str, Any] = {}
     if seq is not None:
         record.update(seq=seq, fields=fields)
-    if kind == "start":
+    if kind == EventKind.START:
         record["version"] = version
     if armed:
         timer = armed[-1]
@@ -88,7 +89,7 @@ def verify(store: SqlStore, extra_anchors: tuple[str, ...] = ()) -> Report:
     anchors = read_anchors(*sources)  # before the snapshot: each describes a head it contains
     report = Report()
     with snapshot(store) as conn:
-        store_id = conn.execute(select(meta.c.value).where(meta.c.key == "store_id")).scalar()
+        store_id = conn.execute(select(meta.c.value).where(meta.c.key == STORE_ID_KEY)).scalar()
         keying = context.keying if context else history.keying_of(conn)
         rows = history.rows(conn)
         head = conn.execute(select(meta.c.value).where(meta.c.key == history.HEAD_KEY)).scalar()
@@ -127,19 +128,19 @@ def _replay(conn: Connection, rows: list[dict], report: Report) -> list[str]:
     for row in rows:
         data = row["data"] or {}
         fired = data.get("timer")
-        if row["kind"] == "start" and data.get("schedule") and data.get("nominal_at"):
+        if row["kind"] == EventKind.START and data.get("schedule") and data.get("nominal_at"):
             started_by_schedule[(data["schedule"], _iso(data["nominal_at"]))] = (row["instance"], row["seq"])
         if row["outcome"] == APPLIED:
             record = data.get("audit")
             instance = row["instance"]
             if record is None:
                 legacy.add(instance)
-            if row["kind"] == "start":
+            if row["kind"] == EventKind.START:
                 expected[instance] = {"workflow": row["workflow"], "state": row["to_state"], "seq": 1, "at": row["seq"],
                                       "fields": None, "version": None}
             current = expected.get(instance)
-            if current is not None and (record and "seq" in record or record is None and row["kind"] in ("start", "fire")):
-                if row["kind"] != "start":
+            if current is not None and (record and "seq" in record or record is None and row["kind"] in (EventKind.START, EventKind.FIRE)):
+                if row["kind"] != EventKind.START:
                     current["seq"] += 1
                     for timer in want_timers.values():
                         if timer["instance"] == instance and timer["status"] == ARMED:
@@ -248,7 +249,7 @@ def _compare_timers(conn, wanted, legacy, report) -> list[str]:
 def _compare_occurrences(conn, started, report) -> list[str]:
     problems = []
     pending = {(k.split(":", 2)[1], _iso(k.split(":", 2)[2])) for k in conn.execute(
-        select(inbox.c.key).where(inbox.c.status == "pending", inbox.c.key.like("schedule:%"))).scalars() if k.count(":") >= 2}
+        select(inbox.c.key).where(inbox.c.status == InboxStatus.PENDING, inbox.c.key.like("schedule:%"))).scalars() if k.count(":") >= 2}
     rows = list(conn.execute(select(occurrences).order_by(occurrences.c.nominal_at)).mappings())
     report.occurrences = len(rows)
     seen = set()

@@ -43,21 +43,14 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 
-from engine import clock
+from engine import clock, settings
 from engine.store import migrations
+from engine.store.statuses import ClockMark, DeliveryStatus, InboxStatus, OutboxStatus, TimerStatus
 from engine.exceptions import StoreError, StoreGone, StoreRefused  # noqa: F401 (re-exported: the store's errors)
 
-STORE_ENV = "COOPFLOW_STORE_URL"
-DRILL_ENV = "COOPFLOW_DRILL"           # "allow-real-store": a drill may open a store with real history
-PRIVATE_MODE = 0o600                   # the store, its -wal and -shm files (personal data)
-# PostgreSQL bounds (seconds), so that a half-open connection never holds a lock for long.
-PG_TUNABLES = {
-    "COOPFLOW_PG_CONNECT_TIMEOUT": 10,   # connecting (libpq connect_timeout)
-    "COOPFLOW_PG_STATEMENT_TIMEOUT": 30,  # one statement (statement_timeout)
-    "COOPFLOW_PG_LOCK_TIMEOUT": 30,      # waiting for a row or advisory lock (lock_timeout)
-    "COOPFLOW_PG_IDLE_TIMEOUT": 15,      # a transaction left idle (idle_in_transaction_session_timeout)
-    "COOPFLOW_PG_TCP_TIMEOUT": 20,       # an unanswered peer (TCP keepalives and tcp_user_timeout)
-}
+STORE_ENV = settings.STORE_URL
+DRILL_ENV = settings.DRILL             # "allow-real-store": a drill may open a store with real history
+PRIVATE_MODE = settings.PRIVATE_MODE   # the store, its -wal and -shm files (personal data)
 
 
 class UtcDateTime(TypeDecorator):
@@ -118,7 +111,7 @@ inbox = Table(
     Column("trigger", Id),
     Column("actor", String(200), nullable=False),
     Column("payload", JSON, nullable=False),
-    Column("status", String(12), nullable=False, default="pending"),
+    Column("status", String(12), nullable=False, default=InboxStatus.PENDING),
     Column("outcome", Text),
     Column("submitted_at", UtcDateTime, nullable=False),
     Column("applied_at", UtcDateTime),
@@ -164,7 +157,7 @@ timers = Table(
     Column("state", Id, nullable=False),
     Column("trigger", Id, nullable=False),
     Column("due_at", UtcDateTime, nullable=False),
-    Column("status", String(12), nullable=False, default="armed"),
+    Column("status", String(12), nullable=False, default=TimerStatus.ARMED),
     Index("ix_timers_due", "status", "due_at"),
 )
 # Disarming looks timers up by instance and status; without this index SQLite (which keeps no
@@ -177,7 +170,7 @@ outbox = Table(
     Column("instance", Id, nullable=False),
     Column("kind", String(20), nullable=False),
     Column("payload", JSON, nullable=False),
-    Column("status", String(12), nullable=False, default="pending"),
+    Column("status", String(12), nullable=False, default=OutboxStatus.PENDING),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_at", UtcDateTime, nullable=False),
     Column("last_error", Text),
@@ -198,7 +191,7 @@ deliveries = Table(
     Column("recipient", String(200), nullable=False),
     Column("address", Text, nullable=False),
     Column("message", JSON, nullable=False),
-    Column("status", String(12), nullable=False, default="pending"),
+    Column("status", String(12), nullable=False, default=DeliveryStatus.PENDING),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_at", UtcDateTime, nullable=False),
     Column("last_error", Text),
@@ -272,7 +265,7 @@ login_attempts = Table(
     Column("person", Id, nullable=False),
     Column("client", String(200), nullable=False),
     Column("method", String(40), nullable=False),
-    Column("outcome", String(20), nullable=False),  # ok, failed, locked, disabled
+    Column("outcome", String(20), nullable=False),  # statuses.LoginOutcome
     Column("at", UtcDateTime, nullable=False),
     Index("ix_login_attempts_person", "person", "at"),
     Index("ix_login_attempts_client", "client", "at"),
@@ -298,7 +291,7 @@ SCHEMA_VERSION = migrations.SCHEMA_VERSION
 
 def resolve_url(url: str, base_dir: Path) -> str:
     """COOPFLOW_STORE_URL > config; a relative SQLite path is relative to the config's folder."""
-    url = os.environ.get(STORE_ENV) or url
+    url = settings.store_url() or url
     prefix = "sqlite:///"
     if url.startswith(prefix) and url != "sqlite:///:memory:":
         path = Path(url[len(prefix):])
@@ -378,7 +371,11 @@ class SqlStore:
             if current == 0 and not create:
                 raise StoreError(f"store {_safe(self.url)} is unavailable: it holds no coopflow store yet (create "
                                  "it with `coopflow init` or the first `coopflow run`, or correct `store:` / COOPFLOW_STORE_URL)")
-            migrations.upgrade(conn)
+            if current == 0 and revision is None:  # a new store: today's tables at once, stamped at HEAD
+                metadata.create_all(conn, checkfirst=True)
+                migrations.stamp_new(conn)
+            else:
+                migrations.upgrade(conn)
             if current == 0:
                 conn.execute(meta.insert().values(key="created_at", value=datetime.now(timezone.utc).isoformat()))
                 logger.info("store created at schema {}", SCHEMA_VERSION)
@@ -429,7 +426,7 @@ class SqlStore:
         if clock.drill_start() is not None:
             return
         with self.transaction() as conn:
-            insert_or_ignore(conn, meta, ["key"], key="clock", value="real")
+            insert_or_ignore(conn, meta, ["key"], key="clock", value=ClockMark.REAL)
 
     def _guard_drill(self) -> None:
         """A drill (COOPFLOW_CLOCK_START) refuses a store whose history a real clock wrote, unless
@@ -438,13 +435,13 @@ class SqlStore:
             return
         with self.transaction() as conn:
             mark = conn.execute(select(meta.c.value).where(meta.c.key == "clock")).scalar()
-            if mark == "drill":
+            if mark == ClockMark.DRILL:
                 return
-            real = mark == "real" or conn.execute(select(func.count()).select_from(history)).scalar() > 0
+            real = mark == ClockMark.REAL or conn.execute(select(func.count()).select_from(history)).scalar() > 0
             if not real:
-                insert_or_ignore(conn, meta, ["key"], key="clock", value="drill")
+                insert_or_ignore(conn, meta, ["key"], key="clock", value=ClockMark.DRILL)
                 return
-        if os.environ.get(DRILL_ENV, "").strip() == "allow-real-store":
+        if settings.drill_allows_real_store():
             logger.warning("drill clock on store {} that holds real history ({}=allow-real-store)", _safe(self.url), DRILL_ENV)
             return
         raise StoreRefused(f"store {_safe(self.url)} is unavailable to a drill: it holds history written by the real "
@@ -524,33 +521,22 @@ def _prepare_sqlite_file(path: Path, create: bool) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _pg_tunable(name: str) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return float(PG_TUNABLES[name])
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise StoreError(f"{name} must be a positive number of seconds, got {raw!r}")
-    return value
-
-
 def pg_connect_args() -> dict:
     """libpq settings bounding every wait: connect, statements, locks, idle transactions, and a
     silent peer (keepalives probe an idle socket; tcp_user_timeout drops one whose data goes unacknowledged)."""
-    tcp = _pg_tunable("COOPFLOW_PG_TCP_TIMEOUT")
-    ms = {name: int(_pg_tunable(f"COOPFLOW_PG_{name}") * 1000) for name in ("STATEMENT_TIMEOUT", "LOCK_TIMEOUT", "IDLE_TIMEOUT")}
+    tcp = settings.seconds(settings.PG_TCP_TIMEOUT)
+    ms = {name: int(settings.seconds(name) * 1000)
+          for name in (settings.PG_STATEMENT_TIMEOUT, settings.PG_LOCK_TIMEOUT, settings.PG_IDLE_TIMEOUT)}
     return {
-        "connect_timeout": max(1, round(_pg_tunable("COOPFLOW_PG_CONNECT_TIMEOUT"))),
+        "connect_timeout": max(1, round(settings.seconds(settings.PG_CONNECT_TIMEOUT))),
         "keepalives": 1,
         "keepalives_idle": max(1, round(tcp / 2)),
         "keepalives_interval": max(1, round(tcp / 6)),
         "keepalives_count": 3,
         "tcp_user_timeout": int(tcp * 1000),
-        "_session": (f"SET statement_timeout = {ms['STATEMENT_TIMEOUT']}; SET lock_timeout = {ms['LOCK_TIMEOUT']}; "
-                     f"SET idle_in_transaction_session_timeout = {ms['IDLE_TIMEOUT']}"),
+        "_session": (f"SET statement_timeout = {ms[settings.PG_STATEMENT_TIMEOUT]}; "
+                     f"SET lock_timeout = {ms[settings.PG_LOCK_TIMEOUT]}; "
+                     f"SET idle_in_transaction_session_timeout = {ms[settings.PG_IDLE_TIMEOUT]}"),
     }
 
 

@@ -13,32 +13,21 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
-from engine import clock
-from engine.exceptions import CoopflowError
+from engine import clock, settings
 from engine.store.database import SqlStore, insert_or_ignore, leases
 
 DAEMON = "daemon"
-TTL_ENV = "COOPFLOW_LEASE_TTL"
-DEFAULT_TTL = timedelta(seconds=15)
+TTL_ENV = settings.LEASE_TTL
+DEFAULT_TTL = timedelta(seconds=float(settings.SETTINGS[TTL_ENV].default))
 
 
 def ttl_from_env() -> timedelta:
     """The lease TTL: COOPFLOW_LEASE_TTL seconds (tests and drills shorten it), else 15 s.
 
     The holder renews every third of it, so a standby takes over at most one TTL after the
-    leader dies. Raises CoopflowError (a setting, not a store fault) on a value that is not a positive number of seconds.
+    leader dies. Raises SettingError (a setting, not a store fault) on a value that is not a positive number of seconds.
     """
-    raw = os.environ.get(TTL_ENV, "").strip()
-    if not raw:
-        return DEFAULT_TTL
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = 0.0
-    if not 0 < seconds < float("inf"):  # also refuses nan
-        raise CoopflowError(f"{TTL_ENV} must be a positive number of seconds, got {raw!r}")
-    return timedelta(seconds=seconds)
-
+    return settings.lease_ttl()
 
 
 def holder_id() -> str:
