@@ -10,31 +10,22 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
-
-from engine.store.database import login_attempts
+from engine.store import logins
+from engine.store.database import Connection
+from engine.store.logins import CLIENT_CAP, PERSON_CAP, record  # noqa: F401 (the throttle's API)
+from engine.store.statuses import LoginOutcome
 
 MAX_FAILURES = 5
 WINDOW = timedelta(minutes=15)
 LOCKOUT = timedelta(minutes=15)
 
-OK, FAILED, LOCKED, DISABLED, UNLOCKED = "ok", "failed", "locked", "disabled", "unlocked"
+OK, FAILED, LOCKED, DISABLED, UNLOCKED = (LoginOutcome.OK, LoginOutcome.FAILED, LoginOutcome.LOCKED,
+                                          LoginOutcome.DISABLED, LoginOutcome.UNLOCKED)
 PASSWORD, TOKEN, ADMIN = "password", "token", "admin"
-PERSON_CAP = 120  # column width: a person id typed at a sign-in form may be anything
-CLIENT_CAP = 200
 
 
-def record(conn: Connection, person: str, client: str, method: str, outcome: str, now: datetime) -> None:
-    conn.execute(login_attempts.insert().values(
-        person=person[:PERSON_CAP], client=client[:CLIENT_CAP], method=method, outcome=outcome, at=now))
-
-
-def _locked_until(conn: Connection, where, now: datetime) -> datetime | None:
-    query = (select(login_attempts.c.at).where(*where, login_attempts.c.outcome == FAILED,
-                                               login_attempts.c.at > now - WINDOW - LOCKOUT)
-             .order_by(login_attempts.c.at.desc()).limit(MAX_FAILURES))
-    failures = list(conn.execute(query).scalars())
+def _lock_end(failures: list[datetime], now: datetime) -> datetime | None:
+    """MAX_FAILURES failures (newest first) within WINDOW lock until LOCKOUT after the last of them."""
     if len(failures) < MAX_FAILURES or failures[0] - failures[-1] > WINDOW:
         return None
     until = failures[0] + LOCKOUT
@@ -43,18 +34,14 @@ def _locked_until(conn: Connection, where, now: datetime) -> datetime | None:
 
 def person_locked_until(conn: Connection, person: str, now: datetime) -> datetime | None:
     """When the person's lock ends (None: not locked). Counts password failures since the last success."""
-    person = person[:PERSON_CAP]
-    reset = conn.execute(select(func.max(login_attempts.c.id)).where(
-        login_attempts.c.person == person, login_attempts.c.outcome.in_((OK, UNLOCKED)))).scalar()
-    where = [login_attempts.c.person == person, login_attempts.c.method == PASSWORD]
-    if reset is not None:
-        where.append(login_attempts.c.id > reset)
-    return _locked_until(conn, where, now)
+    found = logins.failures(conn, now - WINDOW - LOCKOUT, MAX_FAILURES, person=person, method=PASSWORD,
+                            after_id=logins.last_reset(conn, person))
+    return _lock_end(found, now)
 
 
 def client_locked_until(conn: Connection, client: str, now: datetime) -> datetime | None:
     """When the client address's lock ends (None: not locked)."""
-    return _locked_until(conn, [login_attempts.c.client == client[:CLIENT_CAP]], now)
+    return _lock_end(logins.failures(conn, now - WINDOW - LOCKOUT, MAX_FAILURES, client=client), now)
 
 
 def locked_until(conn: Connection, person: str | None, client: str, now: datetime) -> datetime | None:

@@ -14,7 +14,6 @@ import time
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from engine import clock, logs, settings
 from engine.scheduling import jobs
@@ -133,7 +132,7 @@ class Daemon:
             except StoreRefused as exc:  # the SQLite file was deleted or replaced: never write a new one
                 logger.error("{}; stopping", exc)
                 return 1
-            except (StoreError, OperationalError, DBAPIError) as exc:
+            except StoreError as exc:  # every driver error reaches here as one (SqlStore.explained_errors)
                 logger.warning("store unavailable ({}); retrying in {:.0f} s", _short(exc), backoff)
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, 30)

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from loguru import logger
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
 
 from engine import clock
 from engine.store import inbox
 from engine.policy.loader import Policy, is_expression
 from engine.policy.spec import ScheduleSpec
-from engine.store.database import SqlStore, insert_or_ignore, meta, occurrences
+from engine.store import occurrences as occurrence_rows
+from engine.store.database import SqlStore
+from engine.store.occurrences import last_fired, since
 from engine.scheduling.triggers import CalendarRuleTrigger, occurrence_facts
 
 
@@ -39,29 +39,6 @@ def trigger_for(policy: Policy, schedule: ScheduleSpec) -> CalendarRuleTrigger:
     return CalendarRuleTrigger(schedule.every, policy.calendar)
 
 
-def since(store: SqlStore, schedule_id: str) -> datetime:
-    """Occurrences after this instant are due: when the store first saw the schedule."""
-    key = f"schedule_since:{schedule_id}"
-    with store.reading() as conn:  # the common case, without taking the write lock
-        value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
-    if value is not None:
-        return datetime.fromisoformat(value)
-    with store.transaction() as conn:
-        value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
-        if value is None:
-            # Two daemons may get here at once (PostgreSQL does not serialise this transaction):
-            # the first insert wins and both read it back.
-            insert_or_ignore(conn, meta, ["key"], key=key, value=clock.now().isoformat())
-            value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar_one()
-    return datetime.fromisoformat(value)
-
-
-def last_fired(conn: Connection, schedule_id: str):
-    return conn.execute(
-        select(occurrences).where(occurrences.c.schedule == schedule_id).order_by(occurrences.c.nominal_at.desc()).limit(1)
-    ).mappings().first()
-
-
 def due(store: SqlStore, policy: Policy, schedule: ScheduleSpec, now: datetime) -> Iterator[datetime]:
     """Nominal instants of this schedule that are due by `now` and not yet fired, oldest first."""
     with store.reading() as conn:
@@ -76,11 +53,9 @@ def fire(store: SqlStore, policy: Policy, schedule: ScheduleSpec, nominal: datet
     with store.transaction() as conn:
         last = last_fired(conn, schedule.id)
         host = next_host(schedule, last["host"] if last else None)
-        claimed = insert_or_ignore(conn, occurrences, ["schedule", "nominal_at"], schedule=schedule.id, nominal_at=nominal,
-                                   fired_at=now, host=host, instance=None).first()
-        if claimed is None:
+        if not occurrence_rows.claim(conn, schedule.id, nominal, now, host):
             return None
-        facts = {**occurrence_facts(nominal.astimezone(policy.tz)), "host": host, "index": _count(conn, schedule.id)}
+        facts = {**occurrence_facts(nominal.astimezone(policy.tz)), "host": host, "index": occurrence_rows.count(conn, schedule.id)}
         values = {k: (policy.expression(v[1:].strip()).evaluate({"occurrence": facts}) if is_expression(v) else v)
                   for k, v in schedule.with_.items()}
         if schedule.host:
@@ -88,8 +63,7 @@ def fire(store: SqlStore, policy: Policy, schedule: ScheduleSpec, nominal: datet
         sub = inbox.submit(conn, inbox.START, instance=inbox.new_instance_id(schedule.start), workflow=schedule.start,
                            actor=schedule.actor, values=values, key=inbox.engine_key("schedule", schedule.id, nominal.isoformat()),
                            extra={"schedule": schedule.id, "nominal_at": nominal.isoformat()})
-        conn.execute(occurrences.update().where(occurrences.c.schedule == schedule.id, occurrences.c.nominal_at == nominal)
-                     .values(instance=sub.instance))
+        occurrence_rows.set_instance(conn, schedule.id, nominal, sub.instance)
     late = (now - nominal).total_seconds()
     log = logger.bind(workflow=schedule.start, instance=sub.instance, schedule=schedule.id, host=host)
     if late > 60:
@@ -137,12 +111,6 @@ def upcoming(store: SqlStore, policy: Policy, now: datetime, count: int = 1) -> 
             out.append((schedule, at, host))
             previous = at
     return sorted(out, key=lambda item: item[1])
-
-
-def _count(conn: Connection, schedule_id: str) -> int:
-    from sqlalchemy import func
-
-    return conn.execute(select(func.count()).select_from(occurrences).where(occurrences.c.schedule == schedule_id)).scalar_one()
 
 
 def _human(seconds: float) -> str:

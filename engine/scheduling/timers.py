@@ -1,35 +1,17 @@
 """Deadline timers: armed when an instance enters a state with a deadline, disarmed when it leaves.
 
-The timer rows are the truth; the daemon's scheduler only holds in-memory jobs rebuilt from them.
+This module says when a deadline and its reminders fall due (working days, days, hours, or a
+datetime field); the timer rows and their statements are in engine/store/timers.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.engine import Connection
-
 from engine.policy.spec import Deadline, Duration
-from loguru import logger
-
-from engine.store.database import inbox as inbox_table, reminders, timers
-from engine.store.statuses import TimerStatus
 from engine.rules.workcalendar import WorkCalendar
-
-ARMED, DISARMED, FIRED = TimerStatus.ARMED, TimerStatus.DISARMED, TimerStatus.FIRED
-
-
-@dataclass(frozen=True)
-class Timer:
-    id: str
-    instance: str
-    workflow: str
-    state: str
-    trigger: str
-    due_at: datetime
+# The timer rows live in the store; these names stay importable from here for the executor and daemon.
+from engine.store.timers import ARMED, DISARMED, FIRED, Timer, arm, armed, disarm, mark_fired, submit_due  # noqa: F401
 
 
 def duration_end(duration: Duration, start: datetime, calendar: WorkCalendar) -> datetime:
@@ -76,69 +58,3 @@ def remind_before(span: Duration, due_at: datetime, calendar: WorkCalendar, at: 
     else:
         day = calendar.shift_to_working_day(last - timedelta(days=span.days - 1), "previous")
     return datetime.combine(day, at, tzinfo=calendar.tz)
-
-
-_ARM = timers.insert()
-_ARM_REMINDER = reminders.insert()
-
-
-def arm(conn: Connection, timer: Timer, remind_at: Iterable[datetime] = ()) -> None:
-    """Arm the deadline's timer and its reminders (rows `<timer id>:remind:<n>`, engine.notify.reminders)."""
-    conn.execute(_ARM, {"id": timer.id, "instance": timer.instance, "workflow": timer.workflow, "state": timer.state,
-                        "trigger": timer.trigger, "due_at": timer.due_at, "status": ARMED})
-    rows = [{"id": f"{timer.id}:remind:{n}", "timer": timer.id, "instance": timer.instance, "workflow": timer.workflow,
-             "state": timer.state, "due_at": at, "deadline_at": timer.due_at, "status": ARMED}
-            for n, at in enumerate(remind_at, 1)]
-    if rows:
-        conn.execute(_ARM_REMINDER, rows)
-
-
-_DISARM = (update(timers).where(timers.c.instance == bindparam("instance_id"), timers.c.status == ARMED)
-           .values(status=DISARMED))
-_DISARM_REMINDERS = (update(reminders).where(reminders.c.instance == bindparam("instance_id"), reminders.c.status == ARMED)
-                     .values(status=DISARMED))
-
-
-def disarm(conn: Connection, instance: str) -> None:
-    """Disarm the instance's armed timers and reminders (it left the state they were armed for)."""
-    conn.execute(_DISARM, {"instance_id": instance})
-    conn.execute(_DISARM_REMINDERS, {"instance_id": instance})
-
-
-def mark_fired(conn: Connection, timer_id: str) -> None:
-    conn.execute(update(timers).where(timers.c.id == timer_id).values(status=FIRED))
-
-
-def submit_due(conn: Connection, timer_id: str):
-    """Queue the trigger of an armed timer as a system event (idempotent by timer id).
-
-    Returns the timer row when its event was queued now, or None when the timer is no longer
-    armed or its event was queued before. A key found already decided (applied, refused,
-    cancelled, or not this timer's event: a store written before keys had namespaces) marks
-    the timer fired, so a due timer is never submitted again and again.
-    """
-    from engine.store import inbox
-
-    row = conn.execute(select(timers).where(timers.c.id == timer_id)).mappings().first()
-    if row is None or row["status"] != ARMED:
-        return None
-    sub = inbox.submit(conn, inbox.FIRE, instance=row["instance"], trigger=row["trigger"], actor="system",
-                       key=inbox.engine_key("timer", timer_id), extra={"timer": timer_id, "due_at": row["due_at"].isoformat()})
-    if sub.new:
-        return row
-    held = conn.execute(select(inbox_table.c.status, inbox_table.c.payload).where(inbox_table.c.id == sub.inbox_id)).one()
-    if held.status != inbox.PENDING or held.payload.get("timer") != timer_id:
-        mark_fired(conn, timer_id)
-        logger.bind(instance=row["instance"], trigger=row["trigger"]).warning(
-            "deadline {} not queued: its key is held by inbox #{} ({}); timer marked fired", timer_id, sub.inbox_id, held.status)
-    return None
-
-
-def armed(conn: Connection, due_before: datetime | None = None, limit: int | None = None) -> list[Timer]:
-    """Armed timers (optionally only those due before an instant, or the first `limit`), soonest first."""
-    query = select(timers).where(timers.c.status == ARMED).order_by(timers.c.due_at)
-    if due_before is not None:
-        query = query.where(timers.c.due_at <= due_before)
-    if limit is not None:
-        query = query.limit(limit)
-    return [Timer(r.id, r.instance, r.workflow, r.state, r.trigger, r.due_at) for r in conn.execute(query)]

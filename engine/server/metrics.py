@@ -3,7 +3,7 @@
 * `coopflow_events_total{workflow,status}` — inbox rows by workflow and status (applied, refused, pending);
 * `coopflow_inbox_depth` — events waiting to be applied;
 * `coopflow_timer_lag_seconds` — how far past due the oldest armed deadline is (0 when none is);
-* `coopflow_deliveries_failed_total` — notifications given up on (dead), when the deliveries table exists.
+* `coopflow_deliveries_failed_total` — notifications given up on (dead).
 
 Every process serving /metrics reports the same figures: they come from the shared store.
 """
@@ -11,7 +11,6 @@ Every process serving /metrics reports the same figures: they come from the shar
 from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
-from sqlalchemy import inspect
 
 from engine import clock
 from engine.store import inbox, reads
@@ -34,9 +33,8 @@ def render(deployment) -> bytes:
         depth.set(pending)
         oldest = reads.oldest_due_timer(conn)
         lag.set(max(0.0, (clock.now() - oldest).total_seconds()) if oldest else 0.0)
-        if inspect(conn).has_table("deliveries"):
-            from engine.notify.deliveries import dead_count
+        from engine.notify.deliveries import dead_count  # the table exists in every store since schema 3
 
-            Gauge("coopflow_deliveries_failed_total", "Notifications given up on (dead letters)",
-                  registry=registry).set(dead_count(conn))
+        Gauge("coopflow_deliveries_failed_total", "Notifications given up on (dead letters)",
+              registry=registry).set(dead_count(conn))
     return generate_latest(registry)
