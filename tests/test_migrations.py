@@ -1,5 +1,5 @@
 """Tests for engine/store/migrations (Alembic): the revisions build exactly the tables of
-engine/store/database.py, an upgrade is one transaction, and newer stores are refused.
+engine/store/tables.py, an upgrade is one transaction, and newer stores are refused.
 
 Each test runs on SQLite and on PostgreSQL (the `store` / `store_url` fixtures).
 """
@@ -18,7 +18,7 @@ from engine.store.database import SCHEMA_VERSION, SqlStore, StoreError, StoreRef
 
 
 def test_revisions_build_the_tables_the_code_uses(store_url):
-    """Alembic's own comparison finds no difference between database.py's tables and a store built
+    """Alembic's own comparison finds no difference between tables.py and a store built
     by running every revision from an empty database (what an old store goes through): the frozen
     baseline and every later revision agree with the code that creates new stores directly."""
     from sqlalchemy import create_engine
@@ -37,7 +37,7 @@ def test_revisions_build_the_tables_the_code_uses(store_url):
 
 
 def test_new_store_has_the_tables_the_code_uses(store):
-    """A new store (created from database.py's tables and stamped at HEAD) shows no difference either."""
+    """A new store (created from tables.py and stamped at HEAD) shows no difference either."""
     with store.reading() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 

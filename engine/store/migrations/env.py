@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from engine.store.database import metadata
+from engine.store.tables import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:

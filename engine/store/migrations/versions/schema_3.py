@@ -1,7 +1,7 @@
 """Schema 3, the baseline: every table and index of the store as coopflow 0.2 left it.
 
 A frozen copy (tests/test_migrations.py checks that a store built by the revisions matches
-engine/store/database.py's tables): later revisions change the schema from here, so this file
+engine/store/tables.py): later revisions change the schema from here, so this file
 never follows the tables' current definitions.
 
 The baseline also upgrades the stores made before Alembic (coopflow_meta.schema_version 1 or
