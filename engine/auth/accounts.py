@@ -6,21 +6,20 @@ from datetime import datetime
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
 
 from engine import clock
 from engine.auth import passwords, throttle
 from engine.auth.people import PASSWORD_SESSION, Principal, grants, known_people, principal_for, require_person
 from engine.exceptions import AuthError
 from engine.policy.spec import ConfigSpec
-from engine.store.database import SqlStore, users
+from engine.store import accounts as rows_of
+from engine.store.database import Connection, SqlStore
 
 BAD_CREDENTIALS = "unknown person or wrong password"
 
 
 def _row(conn: Connection, person: str):
-    return conn.execute(select(users).where(users.c.person == person)).first()
+    return rows_of.user(conn, person)
 
 
 def _require_row(conn: Connection, person: str):
@@ -39,8 +38,7 @@ def add_user(store: SqlStore, config: ConfigSpec, person: str, password: str) ->
     with store.explained_errors(), store.transaction() as conn:
         if _row(conn, person) is not None:
             raise AuthError(f"{person} already has an account (change its password with: coopflow user passwd {person})")
-        conn.execute(users.insert().values(person=person, password_hash=digest, disabled=0, created_at=now,
-                                           updated_at=now, password_changed_at=now, data={}))
+        rows_of.add_user(conn, person, digest, now)
     logger.bind(person=person).info("account created")
 
 
@@ -50,8 +48,7 @@ def set_password(store: SqlStore, person: str, password: str) -> None:
     now = clock.now()
     with store.explained_errors(), store.transaction() as conn:
         _require_row(conn, person)
-        conn.execute(users.update().where(users.c.person == person).values(
-            password_hash=digest, updated_at=now, password_changed_at=now))
+        rows_of.update_user(conn, person, password_hash=digest, updated_at=now, password_changed_at=now)
     logger.bind(person=person).info("password changed")
 
 
@@ -62,7 +59,7 @@ def set_disabled(store: SqlStore, person: str, disabled: bool) -> bool:
         row = _require_row(conn, person)
         if bool(row.disabled) == disabled:
             return False
-        conn.execute(users.update().where(users.c.person == person).values(disabled=int(disabled), updated_at=now))
+        rows_of.update_user(conn, person, disabled=int(disabled), updated_at=now)
     logger.bind(person=person).info("account disabled" if disabled else "account enabled")
     return True
 
@@ -80,7 +77,7 @@ def list_users(store: SqlStore, config: ConfigSpec) -> list[dict[str, Any]]:
     `no account` (listed, never added) or `not in config` (an account whose person was removed)."""
     now = clock.now()
     with store.explained_errors(), store.reading() as conn:
-        rows = {r.person: r for r in conn.execute(select(users))}
+        rows = {r.person: r for r in rows_of.all_users(conn)}
         locks = {p: throttle.person_locked_until(conn, p, now) for p in rows}
     out = []
     for person in sorted(set(known_people(config)) | set(rows)):
@@ -124,8 +121,7 @@ def authenticate_password(store: SqlStore, person: str, password: str, client: s
                 else:
                     outcome = throttle.OK
                     if passwords.needs_rehash(row.password_hash):
-                        conn.execute(users.update().where(users.c.person == person).values(
-                            password_hash=passwords.hash_password(password), updated_at=now))
+                        rows_of.update_user(conn, person, password_hash=passwords.hash_password(password), updated_at=now)
         throttle.record(conn, person, client, throttle.PASSWORD, outcome, now)
     log = logger.bind(person=person[:throttle.PERSON_CAP], client=client, outcome=outcome)
     if outcome == throttle.OK:

@@ -14,15 +14,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
 
 from engine import clock
 from engine.auth import throttle
 from engine.auth.people import Principal, grants, principal_for, require_person
 from engine.exceptions import AuthError
 from engine.policy.spec import ConfigSpec
-from engine.store.database import SqlStore, tokens, users
+from engine.store import accounts as rows_of
+from engine.store.database import Connection, SqlStore
 
 PREFIX = "cft_"
 TOKEN_RE = re.compile(r"^cft_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")
@@ -53,7 +52,7 @@ def _digest(secret: str) -> str:
 
 
 def _account(conn: Connection, person: str):
-    return conn.execute(select(users).where(users.c.person == person)).first()
+    return rows_of.user(conn, person)
 
 
 def issue(store: SqlStore, config: ConfigSpec, person: str, lifetime: timedelta | None,
@@ -69,12 +68,12 @@ def issue(store: SqlStore, config: ConfigSpec, person: str, lifetime: timedelta 
             raise AuthError(f"the account of {person} is disabled")
         while True:
             token_id = secrets.token_hex(6)
-            if conn.execute(select(tokens.c.id).where(tokens.c.id == token_id)).first() is None:
+            if rows_of.token(conn, token_id) is None:
                 break
         secret = secrets.token_urlsafe(32)
-        conn.execute(tokens.insert().values(
-            id=token_id, person=person, name=name, secret_hash=_digest(secret), read_only=int(read_only),
-            created_at=now, expires_at=now + lifetime if lifetime else None))
+        rows_of.add_token(
+            conn, id=token_id, person=person, name=name, secret_hash=_digest(secret), read_only=int(read_only),
+            created_at=now, expires_at=now + lifetime if lifetime else None)
     logger.bind(person=person, token=token_id, read_only=read_only).info("token issued")
     return token_id, f"{PREFIX}{token_id}_{secret}"
 
@@ -91,12 +90,12 @@ def revoke(store: SqlStore, text: str) -> bool:
     """Revoke a token; False when it already was."""
     tid = token_id(text)
     with store.explained_errors(), store.transaction() as conn:
-        row = conn.execute(select(tokens).where(tokens.c.id == tid)).first()
+        row = rows_of.token(conn, tid)
         if row is None:
             raise AuthError(f"no token {tid}")
         if row.revoked_at is not None:
             return False
-        conn.execute(tokens.update().where(tokens.c.id == tid).values(revoked_at=clock.now()))
+        rows_of.update_token(conn, tid, revoked_at=clock.now())
     logger.bind(person=row.person, token=tid).info("token revoked")
     return True
 
@@ -104,11 +103,8 @@ def revoke(store: SqlStore, text: str) -> bool:
 def list_tokens(store: SqlStore, person: str | None = None) -> list[dict[str, Any]]:
     """Tokens (of one person), oldest first, with their state: active, expired or revoked."""
     now = clock.now()
-    query = select(tokens).order_by(tokens.c.created_at, tokens.c.id)
-    if person:
-        query = query.where(tokens.c.person == person)
     with store.explained_errors(), store.reading() as conn:
-        rows = list(conn.execute(query))
+        rows = rows_of.tokens_of(conn, person)
     return [{
         "id": r.id, "person": r.person, "name": r.name, "created": r.created_at, "expires": r.expires_at,
         "last_used": r.last_used_at, "read_only": bool(r.read_only), "revoked": r.revoked_at,
@@ -141,7 +137,7 @@ def authenticate_token(store: SqlStore, token: str, client: str, *, config: Conf
             reason = "too many failed sign-ins from this address: try again later"
             outcome = throttle.LOCKED
         else:
-            row = conn.execute(select(tokens).where(tokens.c.id == tid)).first() if match else None
+            row = rows_of.token(conn, tid) if match else None
             if not hmac.compare_digest(row.secret_hash if row else _DUMMY, _digest(secret)) or row is None:
                 reason = "invalid token"
             elif row.revoked_at is not None:
@@ -158,7 +154,7 @@ def authenticate_token(store: SqlStore, token: str, client: str, *, config: Conf
             if reason:
                 throttle.record(conn, row.person if row else "-", client, throttle.TOKEN, outcome, now)
             else:
-                conn.execute(tokens.update().where(tokens.c.id == tid).values(last_used_at=now))
+                rows_of.update_token(conn, tid, last_used_at=now)
     log = logger.bind(token=tid or "-", client=client, outcome=outcome)
     if reason:
         log.warning("token refused: {}", reason)

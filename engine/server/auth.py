@@ -22,13 +22,12 @@ from datetime import timedelta
 
 from fastapi import Depends, HTTPException, Request, Response
 from loguru import logger
-from sqlalchemy import delete, select
 
 from engine import clock
 from engine.auth import authenticate_password, authenticate_token
 from engine.auth.people import PASSWORD_SESSION, Principal, grants, principal_for
 from engine.exceptions import AuthError
-from engine.store.database import sessions, users
+from engine.store import accounts as rows_of
 
 COOKIE = "coopflow_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -67,10 +66,9 @@ def open_session(request: Request, response: Response, principal: Principal) -> 
     session_id, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     now = clock.now()
     with store.explained_errors(), store.transaction() as conn:
-        conn.execute(sessions.delete().where(sessions.c.expires_at <= now))  # housekeeping
-        conn.execute(sessions.insert().values(
-            id_hash=_digest(session_id), person=principal.person, csrf=csrf, client=principal.client[:200],
-            created_at=now, last_seen_at=now, expires_at=now + SESSION_LIFETIME, data={}))
+        rows_of.open_session(
+            conn, now, id_hash=_digest(session_id), person=principal.person, csrf=csrf, client=principal.client[:200],
+            created_at=now, last_seen_at=now, expires_at=now + SESSION_LIFETIME, data={})
     response.set_cookie(COOKIE, session_id, max_age=int(SESSION_LIFETIME.total_seconds()), httponly=True,
                         samesite="lax", secure=is_https(request), path="/")
     logger.bind(person=principal.person, client=principal.client).info("session opened")
@@ -85,8 +83,7 @@ def close_session(request: Request, response: Response) -> bool:
         return False
     store = _deployment(request).runtime.store
     with store.explained_errors(), store.transaction() as conn:
-        gone = conn.execute(delete(sessions).where(sessions.c.id_hash == _digest(session_id))).rowcount
-    return bool(gone)
+        return rows_of.close_session(conn, _digest(session_id))
 
 
 def _session_principal(request: Request, session_id: str) -> tuple[Principal, str]:
@@ -95,17 +92,17 @@ def _session_principal(request: Request, session_id: str) -> tuple[Principal, st
     now = clock.now()
     key = _digest(session_id)
     with store.explained_errors(), store.transaction() as conn:
-        row = conn.execute(select(sessions).where(sessions.c.id_hash == key)).first()
+        row = rows_of.session(conn, key)
         if row is None:
             raise unauthenticated("session unknown or ended: sign in again")
-        account = conn.execute(select(users.c.disabled).where(users.c.person == row.person)).first()
+        account = rows_of.user(conn, row.person)
         if row.expires_at <= now or row.last_seen_at + SESSION_IDLE <= now:
-            conn.execute(sessions.delete().where(sessions.c.id_hash == key))
+            rows_of.close_session(conn, key)
             raise unauthenticated("session expired: sign in again")
         if account is None or account.disabled or not grants(config, row.person):
-            conn.execute(sessions.delete().where(sessions.c.id_hash == key))
+            rows_of.close_session(conn, key)
             raise unauthenticated(f"the account of {row.person} is disabled")
-        conn.execute(sessions.update().where(sessions.c.id_hash == key).values(last_seen_at=now))
+        rows_of.touch_session(conn, key, now)
     return principal_for(config, row.person, PASSWORD_SESSION, client_address(request)), row.csrf
 
 
