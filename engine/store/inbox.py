@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from engine import clock
-from engine.exceptions import CoopflowError
+from engine.exceptions import CoopflowError, UserError
 from engine.store.database import inbox, insert_or_ignore, instances
 
 START, FIRE, WITHDRAW = "start", "fire", "withdraw"
@@ -25,7 +25,7 @@ STATUSES = (PENDING, APPLIED, REFUSED, CANCELLED)
 ENGINE_NAMESPACES = ("timer", "schedule", "outbox", "auto")
 
 
-class KeyReused(CoopflowError):
+class KeyReused(UserError):
     """An idempotency key already taken by a different request."""
 
 

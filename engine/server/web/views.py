@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from engine import clock
 from engine.auth import accounts
 from engine.auth.people import Principal
-from engine.exceptions import AuthError, CoopflowError
+from engine.exceptions import AuthError, UserError
 from engine.rules import fields as fieldtypes
 from engine.server import auth
 from engine.server.web import i18n
@@ -378,7 +378,7 @@ def _start(request: Request, wid: str, form: dict[str, str]) -> Response:
         actor = p.act_as(form.get("role") or None)
         result = d.start(wid, actor, values, "web:" + form.get("key", "")[:60] if form.get("key") else None,
                          provenance=_provenance(request, p, actor))
-    except (ValueError, CoopflowError) as exc:
+    except (ValueError, UserError) as exc:  # a store fault is not the form's: 503 (server.app)
         return again(422, i18n.reason(str(exc), _))
     if not result.applied and not result.pending:
         return again(409, i18n.reason(result.text, _))
@@ -513,7 +513,7 @@ def _act(request: Request, instance: str, form: dict[str, str]) -> Response:
             result = d.withdraw(instance, trigger, actor, key, provenance=prov)
         else:
             result = d.fire(instance, trigger, actor, values, key, provenance=prov)
-    except (ValueError, CoopflowError) as exc:
+    except (ValueError, UserError) as exc:  # a store fault is not the form's: 503 (server.app)
         return _instance_page(request, p, instance, 422, error=i18n.reason(str(exc), _))
     if result.applied and " -> " in result.text:
         step = next((t.title for t in spec.transitions if t.trigger == trigger and t.title), trigger)
