@@ -169,3 +169,22 @@ def test_version_pinned_by_a_newer_coopflow_is_refused_clearly(shipped_policy):
     stored = load_policy(shipped_policy).workflows["information_exchange"].to_stored()
     with pytest.raises(ValueError, match="stored in format 99; this coopflow reads formats 1 to 2 .upgrade coopflow"):
         spec_module.WorkflowSpec.from_stored({**stored, "format": 99})
+
+
+def test_schema_4_store_from_before_alembic_is_stamped_unchanged(store_url, store, log_records):
+    """The last release before Alembic made schema-4 stores (reminders included) without
+    alembic_version: opening one creates nothing and stamps it at HEAD."""
+    with store.transaction() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    store.dispose()
+    log_records.clear()
+    again = SqlStore(store_url)
+    try:
+        with again.reading() as conn:
+            assert migrations.current_revision(conn) == migrations.HEAD == "schema_4"
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        assert again.meta_value("schema_version") == "4"
+    finally:
+        again.dispose()
+    assert [r["message"] for r in log_records if "schema" in r["message"]] == [
+        "store at schema 4 stamped with revision schema_4 (it was made before Alembic)"]

@@ -151,6 +151,8 @@ class SqlStore:
             if current == 0:
                 conn.execute(meta.insert().values(key="created_at", value=datetime.now(timezone.utc).isoformat()))
                 logger.info("store created at schema {}", SCHEMA_VERSION)
+            elif current == SCHEMA_VERSION:  # made by the last release before Alembic: nothing to change
+                logger.info("store at schema {} stamped with revision {} (it was made before Alembic)", current, migrations.HEAD)
             else:
                 logger.info("store schema upgraded from {} to {} (revision {})", current, SCHEMA_VERSION, migrations.HEAD)
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, inspect, text
 from sqlalchemy.engine import Connection
 
-HEAD = "schema_3"          # the newest revision in versions/ (tests/test_migrations.py checks it)
-SCHEMA_VERSION = 3         # its schema number, also kept in coopflow_meta.schema_version
+HEAD = "schema_4"          # the newest revision in versions/ (tests/test_migrations.py checks it)
+SCHEMA_VERSION = 4         # its schema number, also kept in coopflow_meta.schema_version
 VERSION_TABLE = "alembic_version"
 HERE = Path(__file__).resolve().parent
 # The table Alembic keeps its revision in, declared as Alembic declares it, for `stamp_new`.

@@ -4,10 +4,11 @@ A frozen copy (tests/test_migrations.py checks that a store built by the revisio
 engine/store/tables.py): later revisions change the schema from here, so this file
 never follows the tables' current definitions.
 
-The baseline also upgrades the stores made before Alembic (coopflow_meta.schema_version 1 or
-2, no alembic_version table): the only differences from schema 3 were missing tables (those of
+The baseline also upgrades the stores made before Alembic (coopflow_meta.schema_version 1 to
+4, no alembic_version table): the only differences from schema 3 were missing tables (those of
 release 0.2) and the index of timers by instance and status, so creating each table and index
-that is missing brings any of them to schema 3, keeping every row.
+that is missing brings any of them to schema 3, keeping every row (a store already at 3 or 4
+gets nothing new here; schema_4.py then creates its table only if it is missing).
 """
 
 from __future__ import annotations
