@@ -220,13 +220,12 @@ def test_full_disk_is_store_unavailable_exit_1(policy: Path, small_mount: Path) 
     env = base_env(f"sqlite:///{small_mount / 'coopflow.db'}")
     assert cli(policy, env, "init").returncode == 0
     filler = small_mount / "filler"
-    with open(filler, "wb") as out:
-        try:
+    try:  # unbuffered: a buffered file's close() would raise ENOSPC again for its unwritten tail
+        with open(filler, "wb", buffering=0) as out:
             while True:
                 out.write(b"\0" * 65536)
-                out.flush()
-        except OSError:
-            pass
+    except OSError:
+        pass
     done = cli(policy, env, "start", *ADVISORY)
     assert_refused(done, r"store unavailable: .*full")
 
