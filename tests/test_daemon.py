@@ -360,7 +360,7 @@ def test_downtime_catch_up_fires_once_and_late(policy_copy: Path, sqlite_url: st
 
 def test_sigkill_then_restart_loses_and_doubles_nothing(policy_copy: Path, sqlite_url: str, spawn, open_store) -> None:
     """After a SIGKILL mid-run and a restart, every event submitted before the kill is applied exactly once and the occurrence stays unique."""
-    start = "2027-06-01T07:59:57+07:00"
+    start = "2027-06-01T07:59:50+07:00"
     began = time.monotonic()
     daemon = spawn(policy_copy, base_env(sqlite_url, COOPFLOW_CLOCK_START=start))
     daemon.wait_log(r"schedule periodic_review fired for 2027-06-01T08:00:00\+07:00", timeout=30)
@@ -398,7 +398,7 @@ def test_sigkill_then_restart_loses_and_doubles_nothing(policy_copy: Path, sqlit
 
 def test_two_daemons_one_leader_and_takeover(tmp_path: Path, store_url: str, spawn, open_store) -> None:
     """Of two daemons on one store only one leads (the other stands by), the June occurrence fires once, and after kill -9 of the leader the standby takes over and applies new events."""
-    env = base_env(store_url, COOPFLOW_CLOCK_START="2027-06-01T07:59:57+07:00")
+    env = base_env(store_url, COOPFLOW_CLOCK_START="2027-06-01T07:59:50+07:00")
     config_a, config_b = copy_shipped_policy(tmp_path / "a"), copy_shipped_policy(tmp_path / "b")
     for config in (config_a, config_b):  # two daemons of one deployment share the history's key
         config.write_text(config.read_text(encoding="utf-8") + f"\naudit:\n  key_file: {tmp_path / 'audit-key'}\n",
