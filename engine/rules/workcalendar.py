@@ -118,20 +118,57 @@ class WorkCalendar:
             d += timedelta(days=step)
         raise ValueError("no working day within ten years: check weekend and days off")
 
-    def shift_to_working_day(self, d: date, direction: str = "next") -> date:
-        """`d` if it is a working day, else the next/previous one; "none" returns `d` as is."""
+    def shift_to_working_day(self, d: date, direction: str = "next",
+                             within: tuple[date, date] | None = None) -> date | None:
+        """`d` if it is a working day, else the next/previous one; "none" returns `d` as is.
+
+        "same_weekday" moves by whole weeks to the nearest same weekday that is a working day:
+        a week later or a week earlier (then two weeks, ...), preferring the one inside
+        `within` (first, last day of the period) when only one of the two is, else the later.
+        None when no such day lies within ten weeks.
+        """
         if direction == "none":
             return d
+        if direction == "same_weekday":
+            return self._same_weekday(d, within)
         if direction not in ("next", "previous"):
-            raise ValueError(f"direction must be 'next', 'previous' or 'none', got {direction!r}")
+            raise ValueError(f"direction must be 'next', 'previous', 'same_weekday' or 'none', "
+                             f"got {direction!r}")
         return self._step(d, 1 if direction == "next" else -1, include=True)
+
+    def _same_weekday(self, d: date, within: tuple[date, date] | None) -> date | None:
+        if self.is_working_day(d):
+            return d
+        inside = (lambda x: within[0] <= x <= within[1]) if within else (lambda x: True)
+        for weeks in range(1, 11):
+            later, earlier = d + timedelta(weeks=weeks), d - timedelta(weeks=weeks)
+            found = [x for x in (later, earlier) if self.is_working_day(x)]
+            if found:
+                return ([x for x in found if inside(x)] or found)[0]
+        return None
+
+    def nth_weekday(self, first: date, last: date, weekday: int, n: int,
+                    working: bool = False) -> date | None:
+        """The n-th `weekday` (Mon=0) from `first` to `last` inclusive (n<0 counts from the
+        end: -1 is the last), counting only working days when `working`; None if there is none."""
+        start = first + timedelta(days=(weekday - first.weekday()) % 7)
+        days = [start + timedelta(weeks=i) for i in range((last - start).days // 7 + 1)] if start <= last else []
+        if working:
+            days = [x for x in days if self.is_working_day(x)]
+        if n == 0 or abs(n) > len(days):
+            return None
+        return days[n - 1] if n > 0 else days[n]
+
+    def working_days_between(self, first: date, last: date) -> list[date]:
+        """The working days from `first` to `last`, both included."""
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)
+                if self.is_working_day(first + timedelta(days=i))]
 
     def nth_working_day(self, year: int, month: int, n: int) -> date:
         """The n-th working day of the month (n>=1), or counted from its end (n=-1 is the last)."""
         first = date(year, month, 1)
         end = date(year + month // 12, month % 12 + 1, 1)
-        days = [first + timedelta(days=i) for i in range((end - first).days)]
-        working = [d for d in days if self.is_working_day(d)]
+        working = self.working_days_between(first, end - timedelta(days=1))
         if n == 0 or abs(n) > len(working):
             raise ValueError(f"{year}-{month:02d} has {len(working)} working days; "
                              f"cannot take n={n}")

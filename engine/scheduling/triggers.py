@@ -30,14 +30,13 @@ Decisions callers must know:
 
 from __future__ import annotations
 
-import calendar as _stdcal
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
 
-from engine.policy.spec import CalendarRule
+from engine.policy.spec import WEEKDAYS, CalendarRule
 from engine.rules.workcalendar import WorkCalendar
 
 HORIZON_YEARS = 20
@@ -62,23 +61,27 @@ class CalendarRuleTrigger(BaseTrigger):
 
     # -- days and instants ----------------------------------------------------------------
 
-    def _day_in(self, year: int, month: int) -> date | None:
-        """The occurrence's local date for (year, month), or None if the month has none."""
+    def _day_in(self, year: int, month: int, span: int = 1) -> date | None:
+        """The occurrence's local date in the period of `span` months from (year, month), or None."""
         rule = self.rule.day
         cal = self.calendar
+        first = date(year, month, 1)
+        end_index = year * 12 + month - 1 + span
+        last = date(end_index // 12, end_index % 12 + 1, 1) - timedelta(days=1)
         if rule.nth_working_day is not None:
-            try:
-                return cal.nth_working_day(year, month, rule.nth_working_day)
-            except ValueError:  # fewer working days than n: clamp to the last (or first)
-                first = date(year, month, 1)
-                days = [first + timedelta(days=i)
-                        for i in range(_stdcal.monthrange(year, month)[1])]
-                working = [d for d in days if cal.is_working_day(d)]
-                if not working:
-                    return None
-                return working[-1] if rule.nth_working_day > 0 else working[0]
-        last = _stdcal.monthrange(year, month)[1]
-        return cal.shift_to_working_day(date(year, month, min(rule.day, last)), rule.shift)
+            working = cal.working_days_between(first, last)
+            if not working:
+                return None
+            n = rule.nth_working_day  # beyond the period's working days: clamp to the last (or first)
+            if abs(n) > len(working):
+                return working[-1] if n > 0 else working[0]
+            return working[n - 1] if n > 0 else working[n]
+        if rule.weekday is not None:
+            chosen = cal.nth_weekday(first, last, WEEKDAYS.index(rule.weekday), rule.nth, rule.working)
+            if chosen is None or rule.working:
+                return chosen
+            return cal.shift_to_working_day(chosen, rule.shift, within=(first, last))
+        return cal.shift_to_working_day(date(year, month, min(rule.day, last.day)), rule.shift)
 
     def _instant(self, day: date) -> datetime:
         """`rule.at` on local `day` as an aware datetime in the calendar's zone (see module doc)."""
@@ -104,24 +107,26 @@ class CalendarRuleTrigger(BaseTrigger):
         """Occurrences in order, from a little before `after` to a little after `until`."""
         tz = self.calendar.tz
         first, last_local = after.astimezone(tz), until.astimezone(tz)
-        # Two months of margin each side: a shifted day can leave its own month.
-        index = first.year * 12 + first.month - 1 - 2
-        stop = last_local.year * 12 + last_local.month - 1 + 2
-        months = frozenset(self.rule.months)
+        if self.rule.dates is not None:
+            yield from (self._instant(d) for d in self.rule.dates
+                        if first.date() - timedelta(days=1) <= d <= last_local.date() + timedelta(days=1))
+            return
+        # A period of margin each side: a shifted day can leave its own month or quarter.
+        periods = self.rule.periods
+        lo, hi = first.date() - timedelta(days=130), last_local.date() + timedelta(days=40)
         last: datetime | None = None
-        while index <= stop:
-            year, month = divmod(index, 12)
-            index += 1
-            if month + 1 not in months:
-                continue
-            day = self._day_in(year, month + 1)
-            if day is None:
-                continue
-            instant = self._instant(day)
-            if last is not None and instant.astimezone(_UTC) <= last.astimezone(_UTC):
-                continue  # two months shifted onto the same day: one occurrence
-            last = instant
-            yield instant
+        for year in range(first.year - 1, last_local.year + 2):
+            for month, span in periods:
+                if not (lo <= date(year, month, 1) <= hi):
+                    continue
+                day = self._day_in(year, month, span)
+                if day is None:
+                    continue
+                instant = self._instant(day)
+                if last is not None and instant.astimezone(_UTC) <= last.astimezone(_UTC):
+                    continue  # two periods shifted onto the same day: one occurrence
+                last = instant
+                yield instant
 
     # -- public API -----------------------------------------------------------------------
 
@@ -148,11 +153,18 @@ class CalendarRuleTrigger(BaseTrigger):
     # -- text and pickling ----------------------------------------------------------------
 
     def _describe(self) -> str:
-        day = self.rule.day
-        what = (f"nth_working_day {day.nth_working_day}" if day.nth_working_day is not None
-                else f"{day.day} shift={day.shift}")
-        months = ",".join(str(m) for m in self.rule.months)
-        return f"months={months} day={what} at {self.rule.at} {self.calendar.tz.key}"
+        rule, day = self.rule, self.rule.day
+        if rule.dates is not None:
+            return f"dates={','.join(d.isoformat() for d in rule.dates)} at {rule.at} {self.calendar.tz.key}"
+        if day.nth_working_day is not None:
+            what = f"nth_working_day {day.nth_working_day}"
+        elif day.weekday is not None:
+            what = f"{day.weekday} nth={day.nth}" + (" working" if day.working else f" shift={day.shift}")
+        else:
+            what = f"{day.day} shift={day.shift}"
+        cycle = (f"months={','.join(map(str, rule.months))}" if rule.months is not None
+                 else f"quarters={','.join(map(str, rule.quarters))}")
+        return f"{cycle} day={what} at {rule.at} {self.calendar.tz.key}"
 
     def __str__(self) -> str:
         return f"calendar[{self._describe()}]"
@@ -165,7 +177,7 @@ class CalendarRuleTrigger(BaseTrigger):
         # WorkCalendar holds a lock and a holidays cache: keep only what rebuilds it.
         return {
             "version": 1,
-            "rule": self.rule.model_dump(mode="json"),
+            "rule": self.rule.model_dump(),
             "calendar": {
                 "tz": cal.tz.key,
                 "weekend": sorted(cal.weekend),
