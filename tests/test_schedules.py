@@ -25,7 +25,6 @@ from engine.scheduling import timers
 from engine.execution.executor import Executor
 from engine.policy.loader import Policy, load_policy
 from engine.execution.runtime import Runtime
-from engine.policy.spec import HostRotation
 from engine.store.database import SqlStore, history, instances, occurrences
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -289,7 +288,7 @@ def test_concurrent_first_sight_of_a_schedule_agrees_on_since(store_url: str, op
 
 
 def test_upcoming_lists_next_occurrences_with_rotating_hosts(policy: Policy, store: SqlStore, stepped) -> None:
-    """upcoming() gives the next occurrences after now with the hosts they will have, continuing from the last fired one."""
+    """upcoming() gives the next occurrences after now with the hosts they will have (the same before and after firing)."""
     stepped.set(datetime(2027, 5, 20, 8, 0, tzinfo=VN))
     schedules.fire_due(store, policy)
     ahead = schedules.upcoming(store, policy, clock.now(), count=3)
@@ -299,23 +298,6 @@ def test_upcoming_lists_next_occurrences_with_rotating_hosts(policy: Policy, sto
     schedules.fire_due(store, policy)
     (_, at, host), = schedules.upcoming(store, policy, clock.now())
     assert (at.astimezone(VN).date(), host) == (date(2027, 12, 1), "police")
-
-
-@pytest.mark.parametrize(
-    ("previous", "expected"),
-    [(None, "dic"), ("dic", "police"), ("police", "dic"), ("ubnd", "dic")],
-    ids=["first", "after-dic", "after-police", "unknown-previous"],
-)
-def test_next_host_rotates_strictly(policy: Policy, previous: str | None, expected: str) -> None:
-    """The host after the previous one in the rotation; the first one when there is none or it left the rotation."""
-    assert schedules.next_host(policy.schedules["periodic_review"], previous) == expected
-
-
-def test_next_host_without_rotation_is_none(policy: Policy) -> None:
-    """A schedule without a host rotation has no host."""
-    schedule = policy.schedules["periodic_review"].model_copy(update={"host": None})
-    assert schedules.next_host(schedule, "dic") is None
-    assert isinstance(policy.schedules["periodic_review"].host, HostRotation)
 
 
 # --------------------------------------------------------------------------- daylight saving time

@@ -76,20 +76,20 @@ def test_days_limits_the_horizon(coopflow_cli, config, built):
     assert upcoming(coopflow_cli, config, "--days", "0") == []
 
 
-def test_hosts_continue_the_rotation_recorded_in_the_store(coopflow_cli, config, built, stepped_clock):
-    """After a December occurrence hosted by dic, the next reviews within 400 days are hosted by police, dic, police."""
+def test_hosts_follow_the_rotation_anchored_to_the_agreement(coopflow_cli, config, built, stepped_clock):
+    """Counting from June 2023 (dic), December 2026 is police's; the next reviews within 400 days are dic, police, dic."""
     policy = built["policy"]
     store = SqlStore(f"sqlite:///{config.parent.parent / 'store.db'}")
     try:
         schedule = policy.schedules["periodic_review"]
         nominal = datetime.fromisoformat(f"{policy.calendar.nth_working_day(2026, 12, 1).isoformat()}T08:00:00+07:00")
         stepped_clock.set(nominal)
-        assert schedules.fire(store, policy, schedule, nominal).host == "dic"
+        assert schedules.fire(store, policy, schedule, nominal).host == "police"
     finally:
         store.dispose()
     stepped_clock.set(NOW)
     reviews = [i for i in upcoming(coopflow_cli, config, "--days", "400") if i["kind"] == "schedule"]
-    assert [(i["at"][:7], i["host"]) for i in reviews] == [("2027-06", "police"), ("2027-12", "dic"), ("2028-06", "police")]
+    assert [(i["at"][:7], i["host"]) for i in reviews] == [("2027-06", "dic"), ("2027-12", "police"), ("2028-06", "dic")]
 
 
 def test_a_passed_deadline_is_listed_as_overdue(coopflow_cli, config, built, stepped_clock):

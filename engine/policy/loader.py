@@ -532,15 +532,27 @@ class _Checker:
                 self.report(doc, loc + ("as",), str(exc))
         given = set(sched.with_)
         if sched.host:
-            for j, party in enumerate(sched.host.rotate):
-                if party not in config.parties:
-                    self.report(doc, loc + ("host", "rotate", j), f"unknown party '{party}'; known: {', '.join(sorted(config.parties))}")
+            self.check_rotation(doc, loc + ("host",), sched.host, config)
             hfield = target.fields.get(sched.host.field)
             if hfield is None or hfield.type != "party":
                 self.report(doc, loc + ("host", "field"), f"workflow '{target.id}' has no party field '{sched.host.field}' to hold the host")
             given.add(sched.host.field)
         self.check_values(doc, loc + ("with",), sched.with_, target, config, {"occurrence": OCCURRENCE_ATTRS})
         self.check_required(doc, loc + ("start",), target, given, sched.actor)
+
+    def check_rotation(self, doc, loc, rotation, config) -> None:
+        known = ', '.join(sorted(config.parties))
+        eras = [((), rotation.rotate, rotation.first)] + [(("changes", k), c.rotate or [], c.first) for k, c in enumerate(rotation.changes)]
+        for where, order, first in eras:
+            for j, party in enumerate(order):
+                if party not in config.parties:
+                    self.report(doc, loc + where + ("rotate", j), f"unknown party '{party}'; known: {known}")
+            if first is not None and first not in config.parties:
+                self.report(doc, loc + where + ("first",), f"unknown party '{first}'; known: {known}")
+        for k, change in enumerate(rotation.changes):
+            order = change.rotate or rotation.rotate
+            if change.rotate is None and change.first is not None and change.first not in order:
+                self.report(doc, loc + ("changes", k, "first"), f"first host '{change.first}' is not in rotate ({', '.join(order)})")
 
     def check_event_rule(self, doc, i, rule, config, workflows) -> None:
         loc = ("events", i)

@@ -2,15 +2,15 @@
 
 Every occurrence has a key (schedule id + nominal instant) stored under a unique constraint, so
 an occurrence fires at most once even with two daemons or a crash mid-firing, and every one
-missed during downtime is found and fired once. The host rotates strictly: each occurrence's
-host is the party after the previous occurrence's host in the rotation.
+missed during downtime is found and fired once. The host of an occurrence follows from the
+rotation's anchor (`host_for`), not from what this store happened to fire before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timezone
 
 from loguru import logger
 
@@ -22,6 +22,9 @@ from engine.store import occurrences as occurrence_rows
 from engine.store.database import SqlStore
 from engine.store.occurrences import last_fired, since
 from engine.scheduling.triggers import CalendarRuleTrigger, occurrence_facts
+
+
+NO_ANCHOR = date(2000, 1, 1)  # turns count from here when neither `from` nor the agreement's dates say
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,7 @@ def fire(store: SqlStore, policy: Policy, schedule: ScheduleSpec, nominal: datet
     """Record the occurrence and queue its workflow start, in one transaction; None if already fired."""
     now = clock.now()
     with store.transaction() as conn:
-        last = last_fired(conn, schedule.id)
-        host = next_host(schedule, last["host"] if last else None)
+        host = host_for(policy, schedule, nominal)
         if not occurrence_rows.claim(conn, schedule.id, nominal, now, host):
             return None
         facts = {**occurrence_facts(nominal.astimezone(policy.tz)), "host": host, "index": occurrence_rows.count(conn, schedule.id)}
@@ -85,30 +87,56 @@ def fire_due(store: SqlStore, policy: Policy, now: datetime | None = None) -> li
     return fired
 
 
-def next_host(schedule: ScheduleSpec, previous: str | None) -> str | None:
-    """The party after `previous` in the rotation (the first one when none or not in it)."""
-    if not schedule.host:
+def host_for(policy: Policy, schedule: ScheduleSpec, nominal: datetime) -> str | None:
+    """Who hosts the occurrence at `nominal`, from the rotation's anchor (never from the store).
+
+    Each era of the rotation (the first, then each of `changes`) starts at its first occurrence
+    on or after its `from` date, hosted by its `first` party; the k-th occurrence after that is
+    hosted by the party k turns later. An occurrence before the first era counts backwards.
+    So the host depends only on the policy and the date: the daemon (whenever first started),
+    `upcoming` and `simulate --from` any date agree, and a change applies from its own date on.
+    """
+    rotation = schedule.host
+    if not rotation:
         return None
-    rotate = schedule.host.rotate
-    if previous not in rotate:
-        return rotate[0]
-    return rotate[(rotate.index(previous) + 1) % len(rotate)]
+    trigger = trigger_for(policy, schedule)
+    agreement = policy.config.agreement
+    start = rotation.from_ or agreement.effective or agreement.signed or NO_ANCHOR
+    eras = [(start, rotation.rotate, rotation.first or rotation.rotate[0])]
+    for change in rotation.changes:
+        order = change.rotate or eras[-1][1]
+        eras.append((change.from_, order, change.first or order[0]))
+    target = nominal.astimezone(timezone.utc)
+    chosen = None
+    for since_day, order, first in eras:
+        anchor = trigger.get_next_fire_time(None, _midnight(policy, since_day))
+        if anchor is not None and (chosen is None or anchor.astimezone(timezone.utc) <= target):
+            chosen = (anchor, order, first)
+    if chosen is None:  # no occurrence on or after any `from`: count back from the first era
+        return rotation.first or rotation.rotate[0]
+    anchor, order, first = chosen
+    if anchor.astimezone(timezone.utc) <= target:
+        turns = sum(1 for _ in trigger.occurrences(anchor, nominal))
+    else:
+        turns = -sum(1 for _ in trigger.occurrences(nominal, anchor))
+    return order[(order.index(first) + turns) % len(order)]
+
+
+def _midnight(policy: Policy, day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=policy.tz)
 
 
 def upcoming(store: SqlStore, policy: Policy, now: datetime, count: int = 1) -> list[tuple[ScheduleSpec, datetime, str | None]]:
-    """The next `count` occurrences of each schedule after `now`, with their hosts."""
+    """The next `count` occurrences of each schedule after `now`, with their hosts (from the
+    rotation's anchor, so the store is not read)."""
     out = []
     for schedule in policy.schedules.values():
-        with store.reading() as conn:
-            last = last_fired(conn, schedule.id)
-        host = last["host"] if last else None
         trigger, previous = trigger_for(policy, schedule), None
         for _ in range(count):
             at = trigger.get_next_fire_time(previous, now)
             if at is None:
                 break
-            host = next_host(schedule, host)
-            out.append((schedule, at, host))
+            out.append((schedule, at, host_for(policy, schedule, at)))
             previous = at
     return sorted(out, key=lambda item: item[1])
 
