@@ -340,13 +340,14 @@ class Executor:
             deadline = spec.states[to_state].deadline
             if deadline:
                 timer = timers.Timer(f"{instance_id}:{seq}", instance_id, spec.id, to_state, deadline.fire,
-                                     timers.deadline_due(deadline, now, change.fields, self.policy.calendar))
+                                     timers.deadline_due(deadline, timers.armed_from(row["payload"], now), change.fields, self.policy.calendar))
                 timers.arm(conn, timer, timers.reminder_times(deadline, now, timer.due_at, self.policy))  # and its reminders
                 outcome.armed.append(timer)
             for kind, payload in change.actions:
                 conn.execute(_INSERT_OUTBOX, {"instance": instance_id, "kind": kind, "payload": {**payload, "source": {
                     "workflow": spec.id, "instance": instance_id, "state": to_state, "from": from_state,
-                    "trigger": row["trigger"], "actor": str(actor), "fields": change.fields}},
+                    "trigger": row["trigger"], "actor": str(actor), "fields": change.fields,
+                    "nominal_at": timers.armed_from(row["payload"], now).isoformat()}},
                     "status": "pending", "attempts": 0, "next_at": now, "created_at": now})
             outcome.text = change.text or f"{from_state} -> {to_state}"
         else:

@@ -54,7 +54,7 @@ def _run(conn: Connection, policy: Policy, row) -> None:
     key = inbox.engine_key("outbox", row["id"])
     if row["kind"] == "start":
         inbox.submit(conn, inbox.START, instance=inbox.new_instance_id(payload["workflow"]), workflow=payload["workflow"],
-                     actor="system", values=payload["values"], key=key, extra={"cause": source["instance"]})
+                     actor="system", values=payload["values"], key=key, extra={"cause": source["instance"], **_nominal(source)})
     elif row["kind"] == "notify":
         logger.bind(instance=source["instance"], workflow=source["workflow"], outcome="notified",
                     recipients=payload["recipients"]).info("notify {}: {}", ", ".join(payload["recipients"]), payload["message"])
@@ -69,13 +69,19 @@ def _run(conn: Connection, policy: Policy, row) -> None:
         raise ValueError(f"unknown action kind {row['kind']!r}")
 
 
+def _nominal(source: dict[str, Any]) -> dict[str, Any]:
+    """The causing event's nominal time, so deadlines of what it starts or fires count from it
+    (engine.scheduling.timers.armed_from), however late the event itself was applied."""
+    return {"nominal_at": source["nominal_at"]} if source.get("nominal_at") else {}
+
+
 def _holds(policy: Policy, when: str | None, event: dict[str, Any]) -> bool:
     return when is None or bool(policy.expression(when).evaluate({"event": event}))
 
 
 def _fire_rule(conn: Connection, policy: Policy, rule, event: dict[str, Any], key: str) -> None:
     context = {"event": event}
-    extra = {"rule": rule.id, "cause": event["instance"]}
+    extra = {"rule": rule.id, "cause": event["instance"], **_nominal(event)}
     if rule.start:
         values = {k: _value(policy, v, context) for k, v in rule.start.with_.items()}
         sub = inbox.submit(conn, inbox.START, instance=inbox.new_instance_id(rule.start.workflow), workflow=rule.start.workflow,

@@ -267,7 +267,9 @@ class Daemon:
         self.timers_due.clear()
         now = clock.now()
         with self.runtime.store.transaction() as conn:
-            fired = [row for t in timers.armed(conn, due_before=now) if (row := timers.submit_due(conn, t.id)) is not None]
+            cutoff = timers.due_cutoff(conn, now)  # after downtime: in nominal order, step by step
+            fired = [row for t in (timers.armed(conn, due_before=cutoff) if cutoff else [])
+                     if (row := timers.submit_due(conn, t.id)) is not None]
         reminders.fire_due(self.runtime.store, self.runtime.policy, now)
         tz = self.runtime.policy.tz
         for row in fired:
@@ -275,7 +277,7 @@ class Daemon:
             log = logger.bind(instance=row["instance"], workflow=row["workflow"], trigger=row["trigger"])
             due = row["due_at"].astimezone(tz).isoformat()
             if late > 60:
-                log.warning("deadline of {} in state {} (due {}) fires late by {:.0f} s", row["instance"], row["state"], due, late)
+                log.warning("deadline of {} in state {} (due {}) fires late by {}", row["instance"], row["state"], due, timers.late_text(late))
             else:
                 log.info("deadline of {} in state {} (due {}) fires", row["instance"], row["state"], due)
         self._plan_timers()

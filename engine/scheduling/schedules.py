@@ -21,6 +21,7 @@ from engine.policy.spec import ScheduleSpec
 from engine.store import occurrences as occurrence_rows
 from engine.store.database import SqlStore
 from engine.store.occurrences import last_fired, since
+from engine.scheduling import timers
 from engine.scheduling.triggers import CalendarRuleTrigger, occurrence_facts
 
 
@@ -69,7 +70,7 @@ def fire(store: SqlStore, policy: Policy, schedule: ScheduleSpec, nominal: datet
     late = (now - nominal).total_seconds()
     log = logger.bind(workflow=schedule.start, instance=sub.instance, schedule=schedule.id, host=host)
     if late > 60:
-        log.warning("schedule {} fired for {} late by {}", schedule.id, nominal.astimezone(policy.tz).isoformat(), _human(late))
+        log.warning("schedule {} fired for {} late by {}", schedule.id, nominal.astimezone(policy.tz).isoformat(), timers.late_text(late))
     else:
         log.info("schedule {} fired for {}", schedule.id, nominal.astimezone(policy.tz).isoformat())
     return Firing(schedule.id, nominal, host, sub.instance, late)
@@ -139,10 +140,3 @@ def upcoming(store: SqlStore, policy: Policy, now: datetime, count: int = 1) -> 
             out.append((schedule, at, host_for(policy, schedule, at)))
             previous = at
     return sorted(out, key=lambda item: item[1])
-
-
-def _human(seconds: float) -> str:
-    days, rest = divmod(int(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    return " ".join(f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m")) if v) or f"{int(seconds)}s"

@@ -2,14 +2,22 @@
 
 This module says when a deadline and its reminders fall due (working days, days, hours, or a
 datetime field); the timer rows and their statements are in engine/store/timers.py.
+
+A deadline counts from the nominal time of the event that entered its state (`armed_from`): a
+deadline fired late after downtime re-arms the next from its own due time, and the daemon
+catches up in nominal order (`due_cutoff`), so downtime never stretches a chain of deadlines.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
 from engine.policy.spec import Deadline, Duration
 from engine.rules.workcalendar import WorkCalendar
+from engine.store.database import inbox as inbox_table, outbox as outbox_table
 # The timer rows live in the store; these names stay importable from here for the executor and daemon.
 from engine.store.timers import ARMED, DISARMED, FIRED, Timer, arm, armed, disarm, mark_fired, submit_due  # noqa: F401
 
@@ -58,3 +66,53 @@ def remind_before(span: Duration, due_at: datetime, calendar: WorkCalendar, at: 
     else:
         day = calendar.shift_to_working_day(last - timedelta(days=span.days - 1), "previous")
     return datetime.combine(day, at, tzinfo=calendar.tz)
+
+
+PENDING = "pending"  # an inbox or outbox row still to be applied / dispatched
+CATCH_UP_STEP = timedelta(seconds=60)
+
+
+def armed_from(payload: dict, now: datetime) -> datetime:
+    """When the deadline of the state an event enters counts from: its nominal time, not `now`.
+
+    An event fired by a deadline carries that deadline's `due_at`, and a schedule's start the
+    occurrence's `nominal_at`; a next deadline counts from those, so downtime does not stretch
+    it (a chain of missed deadlines cascades from the first one's due time). Any other event: now.
+    """
+    nominal = payload.get("due_at") or payload.get("nominal_at")
+    if not nominal:
+        return now
+    return min(datetime.fromisoformat(nominal), now)
+
+
+def late_text(seconds: float) -> str:
+    """How late, for logs and messages: '114d (trễ 114 ngày)', '5h 3m (trễ 5 giờ 3 phút)'."""
+    whole = int(max(seconds, 0))
+    days, rest = divmod(whole, 86400)
+    hours, minutes = rest // 3600, rest % 3600 // 60
+    if days:
+        return f"{days}d (trễ {days} ngày)"
+    parts = [(hours, "h", "giờ"), (minutes, "m", "phút")]
+    short = " ".join(f"{v}{u}" for v, u, _ in parts if v) or f"{whole}s"
+    vietnamese = " ".join(f"{v} {w}" for v, _, w in parts if v) or f"{whole} giây"
+    return f"{short} (trễ {vietnamese})"
+
+
+def due_cutoff(conn: Connection, now: datetime) -> datetime | None:
+    """Up to which instant armed timers fire now (None: none yet).
+
+    On time (the soonest armed timer is at most CATCH_UP_STEP late): `now`. Catching up after
+    downtime: the soonest due time plus one step, and only once no event and no after-commit
+    action is waiting, because what they arm (the next state's deadline, counted from a nominal
+    time; an instance a rule starts) may fall earlier than the timers still armed. So a chain of
+    missed deadlines fires in the order of its nominal due times, as it would have on time.
+    """
+    soonest = armed(conn, limit=1)
+    if not soonest:
+        return None
+    first = soonest[0].due_at
+    if now - first <= CATCH_UP_STEP:
+        return now
+    waiting = conn.execute(select(inbox_table.c.id).where(inbox_table.c.status == PENDING).limit(1)).first() or \
+        conn.execute(select(outbox_table.c.id).where(outbox_table.c.status == PENDING, outbox_table.c.next_at <= now).limit(1)).first()
+    return None if waiting else first + CATCH_UP_STEP
