@@ -21,7 +21,7 @@ from sqlalchemy.exc import DataError, DBAPIError
 from loguru import logger
 
 from engine import clock
-from engine.rules import actors, decision
+from engine.rules import actors, consent, decision
 from engine.execution import intake
 from engine.store import audit, history
 from engine.store import inbox
@@ -289,10 +289,12 @@ class Executor:
     def _consent(self, conn, row, actor, t, spec, fields, now) -> _Change | None:
         """Record the actor's party's consent; None when the quorum is now met."""
         approvals = t.approvals
-        parties = list(self.policy.config.parties) if approvals.parties == "all" else approvals.parties
+        try:
+            parties, quorum = consent.needed(approvals, fields, self.policy.config)
+        except ValueError as exc:
+            raise Refusal(f"'{t.trigger}': {exc}") from None
         if actor.party not in parties:
             raise Refusal(f"party '{actor.party}' is not among those whose consent '{t.trigger}' needs ({', '.join(parties)})")
-        quorum = approvals.quorum or len(parties)
         key = {"instance": row["instance"], "trigger": t.trigger}
         conn.execute(delete(consents).where(consents.c.instance == key["instance"], consents.c.trigger == key["trigger"],
                                             consents.c.expires_at.is_not(None), consents.c.expires_at <= now))

@@ -34,6 +34,7 @@ from engine.policy.spec import (
     ConfigSpec,
     EmitAction,
     NotifyAction,
+    PartiesFrom,
     RulesFile,
     ScheduleSpec,
     SetAction,
@@ -365,7 +366,7 @@ class _Checker:
             if t.when:
                 self.compile(doc, here + ("when",), t.when, allowed)
             if t.approvals:
-                self.check_approvals(doc, here + ("approvals",), t, config)
+                self.check_approvals(doc, here + ("approvals",), t, config, spec)
             for j, action in enumerate(t.then):
                 self.check_action(doc, here + ("then", j), action, spec, config, workflows, allowed)
         self.check_duplicate_triggers(doc, spec)
@@ -457,15 +458,25 @@ class _Checker:
         if problem:
             self.report(doc, loc, problem)
 
-    def check_approvals(self, doc: Document, loc: tuple, t, config: ConfigSpec) -> None:
-        approvals = t.approvals
-        parties = list(config.parties) if approvals.parties == "all" else approvals.parties
-        if approvals.parties != "all":
-            for j, party in enumerate(approvals.parties):
-                if party not in config.parties:
-                    self.report(doc, loc + ("parties", j), f"unknown party '{party}'; known: {', '.join(sorted(config.parties))}")
-        if approvals.quorum is not None and approvals.quorum > len(parties):
-            self.report(doc, loc + ("quorum",), f"quorum {approvals.quorum} is more than the {len(parties)} parties that may consent")
+    def check_approvals(self, doc: Document, loc: tuple, t, config: ConfigSpec, spec: WorkflowSpec) -> None:
+        approvals, chosen = t.approvals, t.approvals.parties
+        known = ', '.join(sorted(config.parties))
+        listed, where = (chosen, ("parties",)) if isinstance(chosen, list) else (
+            (chosen.among or [], ("parties", "among")) if isinstance(chosen, PartiesFrom) else ([], ()))
+        for j, party in enumerate(listed):
+            if party not in config.parties:
+                self.report(doc, loc + where + (j,), f"unknown party '{party}'; known: {known}")
+        if isinstance(chosen, PartiesFrom):
+            for key, name, types in (("in", chosen.in_, ("party", "list")), ("others_than", chosen.others_than, ("party",))):
+                if name is not None and (name not in spec.fields or spec.fields[name].type not in types):
+                    self.report(doc, loc + ("parties", key), f"'{name}' is not a {' or '.join(types)} field of workflow "
+                                f"'{spec.id}'; fields: {', '.join(spec.fields) or 'none'}")
+        # The most parties that may consent (a field listing parties: counted when consent is given).
+        most = (None if isinstance(chosen, PartiesFrom) and chosen.in_ else
+                len(config.parties) if chosen == "all" else len(listed or config.parties) - bool(
+                    isinstance(chosen, PartiesFrom) and chosen.others_than))
+        if most is not None and approvals.quorum is not None and approvals.quorum > most:
+            self.report(doc, loc + ("quorum",), f"quorum {approvals.quorum} is more than the {most} parties that may consent")
         if SYSTEM in t.by:
             self.report(doc, loc, "a transition fired by 'system' cannot need approvals")
 

@@ -354,10 +354,27 @@ Action = Annotated[
 ]
 
 
+class PartiesFrom(Strict):
+    """Parties named by the instance: those in field `in` (a party or a list of parties), or
+    `among` the listed ones, or else every party; minus the one in party field `others_than`."""
+
+    in_: Id | None = Field(default=None, alias="in")
+    among: list[Id] | None = None
+    others_than: Id | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> PartiesFrom:
+        if self.in_ is not None and self.among is not None:
+            raise ValueError("give 'in' (a field) or 'among' (a list of parties), not both")
+        if self.in_ is None and self.among is None and self.others_than is None:
+            raise ValueError("say which parties: in (a field), among (parties) and/or others_than (a party field)")
+        return self
+
+
 class Approvals(Strict):
     """Consent needed from distinct parties before the transition fires."""
 
-    parties: Literal["all"] | list[Id] = "all"
+    parties: Literal["all"] | list[Id] | PartiesFrom = "all"
     quorum: Annotated[int, Field(ge=1)] | None = None
     expires: Duration | None = None
 

@@ -125,11 +125,14 @@ class Approval(Condition):
 
     def verdict(self, probe: Probe) -> tuple | None:
         s, t = probe.situation, self.t
-        parties = approval_parties(t.approvals, s.config)
+        try:
+            parties = approval_parties(t.approvals, s.config, probe.fields)
+        except ValueError as exc:
+            return Reason.NOT_A_CONSENTING_PARTY, f"'{t.trigger}': {exc}"
         party = s.actor.party
         if party is not None and (parties is None or party in parties):
             return None
-        named = ", ".join(parties) if parties is not None else "all parties"
+        named = ", ".join(parties) if parties else "all parties" if parties is None else "no party can consent for this instance"
         return (Reason.NOT_A_CONSENTING_PARTY,
                 f"party '{party}' is not among those whose consent '{t.trigger}' needs ({named})")
 
@@ -141,7 +144,7 @@ class Allowed(Condition):
         t, s = self.t, probe.situation
         waiting = None
         if t.approvals is not None and s.consents is not None:
-            parties = approval_parties(t.approvals, s.config)
+            parties = approval_parties(t.approvals, s.config, probe.fields)
             if parties is not None:
                 waiting = awaiting(t.approvals, parties, {*s.consents.get(t.trigger, ()), s.actor.party})
         probe.candidates.append(Candidate(self.index, t, awaiting=waiting))

@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from engine.policy.spec import SYSTEM, Approvals, ConfigSpec, TransitionSpec, WorkflowSpec
+from engine.policy.spec import SYSTEM, Approvals, ConfigSpec, PartiesFrom, TransitionSpec, WorkflowSpec
+from engine.rules import consent
 from engine.rules.actors import pattern_parties
 
 
@@ -28,8 +29,14 @@ def system_only(t: TransitionSpec) -> bool:
     return set(t.by) == {SYSTEM}
 
 
-def approval_parties(approvals: Approvals, config: ConfigSpec | None) -> list[str] | None:
-    """The parties whose consent counts (every party of the agreement for `all`; None if unknown)."""
+def approval_parties(approvals: Approvals, config: ConfigSpec | None,
+                     fields: Mapping[str, Any] | None = None) -> list[str] | None:
+    """The parties whose consent counts (every party of the agreement for `all`; None if unknown).
+
+    Parties named by the instance (`in` / `others_than`, engine.rules.consent) need its `fields`
+    and `config`; ValueError (user text) when a field names something that is not a party."""
+    if isinstance(approvals.parties, PartiesFrom):
+        return consent.eligible_parties(approvals, fields, config) if fields is not None and config is not None else None
     if approvals.parties == "all":
         return list(config.parties) if config is not None else None
     return list(approvals.parties)
@@ -61,7 +68,10 @@ def owed(spec: WorkflowSpec, state: str, fields: Mapping[str, Any], config: Conf
             continue
         parties = list(dict.fromkeys(p for pattern in t.by for p in pattern_parties(pattern, fields, config)))
         if t.approvals is not None:
-            needed = approval_parties(t.approvals, config) or []
+            try:
+                needed = approval_parties(t.approvals, config, fields) or []
+            except ValueError:  # a field naming no party: nobody can consent (firing says why)
+                needed = []
             done = set(consented.get(t.trigger, ()))
             parties = [p for p in parties if p in needed and p not in done]
         for party in parties:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from engine.policy.spec import Approvals, Deadline, TransitionSpec, WorkflowSpec
 from engine.rules import duties
 from engine.rules.machines import rules_for
+from engine.rules import consent
 
 __all__ = ["FORMATS", "GUARD_WIDTH", "dot", "mermaid"]
 
@@ -68,8 +69,7 @@ def _deadline(deadline: Deadline) -> str:
 
 def _approvals(approvals: Approvals) -> str:
     """E.g. 'approval: all parties', 'approval: quorum 2 of a, b, c, within 5 days'."""
-    named = duties.approval_parties(approvals, None)  # None: every party of the agreement
-    parties = "all parties" if named is None else ", ".join(named)
+    parties = consent.describe(approvals)
     text = f"quorum {approvals.quorum} of {parties}" if approvals.quorum else parties
     if approvals.expires is not None:
         text += f", within {approvals.expires.describe()}"

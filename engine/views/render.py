@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from engine.exceptions import CoopflowError
 from engine.execution.runtime import Runtime
+from engine.rules import consent
 from engine.store import reads
 from engine.views import overview
 from engine.views.text import cell, join, line
@@ -97,6 +98,9 @@ def _instance(runtime: Runtime, instance_id: str, as_json: bool) -> None:
     data = _public(runtime, row)
     data["consents"] = [{"trigger": c["trigger"], "party": c["party"], "actor": c["actor"], "at": c["at"].isoformat(),
                          "expires_at": c["expires_at"].isoformat() if c["expires_at"] else None} for c in agreed]
+    spec = runtime.policy.workflows.get(row["workflow"])
+    data["awaiting_consent"] = consent.awaiting(spec, row["state"], row["fields"], runtime.policy.config,
+                                                [(c["trigger"], c["party"]) for c in agreed]) if spec else {}
     if as_json:
         return _json(data)
     out = _console()
@@ -108,6 +112,9 @@ def _instance(runtime: Runtime, instance_id: str, as_json: bool) -> None:
         out.print(cell(f"deadline: {local(runtime, row['deadline']['due_at'])} → fires {row['deadline']['fires']}", single_line=True))
     for c in agreed:
         out.print(cell(f"consent to {c['trigger']}: {c['party']} ({c['actor']}, {local(runtime, c['at'])})", single_line=True))
+    for trigger, parties in data["awaiting_consent"].items():
+        if parties:
+            out.print(cell(f"consent to {trigger} still needed from: {', '.join(parties)}", single_line=True))
     for name, value in data["fields"].items():
         if value not in (None, "", []):
             out.print(cell(f"  {name} = {value}", single_line=True))

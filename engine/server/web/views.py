@@ -24,7 +24,7 @@ from engine import clock
 from engine.auth import accounts
 from engine.auth.people import Principal
 from engine.exceptions import AuthError, UserError
-from engine.rules import fields as fieldtypes
+from engine.rules import duties, fields as fieldtypes
 from engine.server import auth
 from engine.server.web import i18n
 from engine.service import Deployment, NotFound
@@ -415,7 +415,10 @@ def _consents(d: Deployment, row: dict[str, Any], spec) -> list[dict[str, Any]]:
             continue
         agreed = [c for c in row["consents"] if c["trigger"] == t.trigger]
         have = {c["party"] for c in agreed}
-        parties = t.approvals.parties
+        try:  # the parties that may consent, as the instance's fields name them (engine.rules.consent)
+            parties = duties.approval_parties(t.approvals, d.policy.config, row["fields"] or {}) or []
+        except ValueError:
+            parties = []
         out.append({"trigger": t.trigger, "title": t.title or t.trigger, "agreed": agreed,
                     "awaited": [d.policy.config.parties[x].title if x in d.policy.config.parties else x
                                 for x in parties if x not in have]})
