@@ -323,3 +323,11 @@ def running_daemon(config: Path, port: int, ready_timeout: float = 60) -> Iterat
             proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=20)
     assert code == 0, log.read_text(errors="replace")[-3000:]
+
+@pytest.fixture(autouse=True, scope="session")
+def _check_cache_in_tmp(tmp_path_factory):
+    """`coopflow check` caches validated files (engine.policy.cache): keep the tests' cache out of ~/.cache."""
+    import os
+
+    os.environ.setdefault("COOPFLOW_CHECK_CACHE", str(tmp_path_factory.mktemp("check-cache")))
+    yield

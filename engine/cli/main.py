@@ -38,7 +38,7 @@ def cli() -> None:
 @CONFIG_OPTION
 def check(config_path: str | None) -> None:
     """Validate the policy; print every problem as file:line:col: message."""
-    policy = load_policy(config_path)
+    policy = load_policy(config_path, cache=True)  # unchanged files are not parsed again (engine.policy.cache)
     click.echo(
         f"ok: {len(policy.workflows)} workflows, {len(policy.schedules)} schedules, "
         f"{len(policy.event_rules)} event rules; policy {policy.digest[:12]}"

@@ -42,6 +42,7 @@ from engine.policy.spec import (
     WorkflowSpec,
 )
 from engine.rules.workcalendar import WorkCalendar
+from engine.policy.cache import CheckCache, LazyDocument
 from engine.policy.yamlsource import Document, load_document
 
 CONFIG_ENV = settings.CONFIG
@@ -109,17 +110,23 @@ def resolve_config_path(given: str | os.PathLike | None) -> Path:
 # --------------------------------------------------------------------------- loading
 
 
-def load_policy(config_path: str | os.PathLike | None = None) -> Policy:
-    """Load and validate everything; raise PolicyError listing every problem found."""
-    checker = _Checker(resolve_config_path(config_path))
+def load_policy(config_path: str | os.PathLike | None = None, cache: bool = False) -> Policy:
+    """Load and validate everything; raise PolicyError listing every problem found.
+
+    `cache` (for `coopflow check`): reuse workflow files validated before (engine.policy.cache);
+    the Policy's `expressions` then lack those files' expressions (compiled on first use)."""
+    path = resolve_config_path(config_path)
+    checker = _Checker(path, CheckCache.for_policy(path) if cache else None)
     return checker.run()
 
 
 class _Checker:
     """Collects problems while loading; one instance per load."""
 
-    def __init__(self, config_path: Path):
+    def __init__(self, config_path: Path, cache: CheckCache | None = None):
         self.config_path = config_path
+        self.cache = cache
+        self.cached: dict[str, WorkflowSpec] = {}  # display name -> spec found in the cache
         self.problems: list[PolicyProblem] = []
         self.hasher = hashlib.sha256()
         self.expressions: dict[str, expr.Expression] = {}
@@ -139,19 +146,28 @@ class _Checker:
     def report(self, doc: Document, loc: tuple, message: str) -> None:
         self.problems.append(doc.problem(loc, message))
 
-    def read(self, path: Path, display: str) -> Document | None:
+    def read(self, path: Path, display: str, cached: bool = False) -> Document | LazyDocument | None:
+        # The name hashed is relative to the policy folder, so the digest does not depend on the
+        # working directory or on how the config path was given.
+        name = Path(os.path.relpath(path, self.config_path.parent)).as_posix()
+        if cached and self.cache is not None:
+            content = path.read_bytes()
+            spec = self.cache.lookup(display, content)
+            if spec is not None:
+                self.hasher.update(name.encode() + b"\0" + content + b"\0")
+                self.cached[display] = spec
+                return LazyDocument(path, display)
         try:
             doc = load_document(path, display)
         except PolicyError as exc:
             self.problems.extend(exc.problems)
             return None
-        # The name hashed is relative to the policy folder, so the digest does not depend on the
-        # working directory or on how the config path was given.
-        name = Path(os.path.relpath(path, self.config_path.parent)).as_posix()
         self.hasher.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
         return doc
 
     def validate(self, doc: Document, model: type[BaseModel]) -> Any:
+        if isinstance(doc, LazyDocument) and model is WorkflowSpec:
+            return self.cached[doc.file]
         if not isinstance(doc.data, dict):
             self.report(doc, (), f"expected a mapping of keys at the top of the file, found {_found(doc.data)}")
             return None
@@ -201,7 +217,7 @@ class _Checker:
             self.report(config_doc, loc, message)
         workflows: dict[str, WorkflowSpec] = {}
         docs: dict[str, Document] = {}
-        for doc in self.folder_docs(display_root / config.paths.workflows, config_doc, ("paths", "workflows")):
+        for doc in self.folder_docs(display_root / config.paths.workflows, config_doc, ("paths", "workflows"), cached=True):
             spec = self.validate(doc, WorkflowSpec)
             if spec is None:
                 self.unloaded.add(Path(doc.file).stem)
@@ -213,13 +229,17 @@ class _Checker:
                 self.report(doc, ("id",), f"workflow id '{spec.id}' is already defined in {docs[spec.id].file}")
                 continue
             workflows[spec.id], docs[spec.id] = spec, doc
+        validated = dict(workflows)
         self.workflows_unread = bool(self.unread)
         for wid, spec in workflows.items():  # defaults become values of their type, once
             fields, problems = typed_defaults(spec.fields, config)
             for name, message in problems:
                 self.report(docs[wid], ("fields", name, "default"), message)
             workflows[wid] = spec.model_copy(update={"fields": fields})
+        context = self.cache.context(self.config_path.read_bytes(), workflows) if self.cache else None
         for wid, spec in workflows.items():
+            if context is not None and self.cache.passed(docs[wid].file, context):
+                continue  # the same bytes passed every check under the same config and neighbours
             self.check_workflow(docs[wid], spec, config, workflows)
         schedules: dict[str, ScheduleSpec] = {}
         event_rules = []
@@ -241,6 +261,8 @@ class _Checker:
                 event_rules.append(rule)
         if self.problems or calendar is None:
             raise PolicyError(self.problems)
+        if self.cache is not None:
+            self.cache.save(((docs[wid].file, spec) for wid, spec in validated.items()), context)
         return Policy(
             config_path=self.config_path,
             config=config,
@@ -253,13 +275,13 @@ class _Checker:
             expressions=self.expressions,
         )
 
-    def folder_docs(self, folder: Path, config_doc: Document, loc: tuple) -> Iterator[Document]:
+    def folder_docs(self, folder: Path, config_doc: Document, loc: tuple, cached: bool = False) -> Iterator[Document]:
         if not folder.is_dir():
             self.report(config_doc, loc, f"folder '{folder}' does not exist")
             return
         for path in sorted(folder.iterdir()):
             if path.suffix in (".yaml", ".yml") and path.is_file():
-                doc = self.read(path, _display(path))
+                doc = self.read(path, _display(path), cached)
                 if doc is not None:
                     yield doc
                 else:
