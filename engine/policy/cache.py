@@ -3,7 +3,8 @@ only what changed (as mypy does).
 
 An entry is one pickled file per workflow file, named by the SHA-256 of the file's bytes, its
 name in the policy, and a fingerprint of the engine code that parses and checks (so an upgrade
-never reuses an old verdict). It holds the validated `WorkflowSpec` and the context (config
+never reuses an old verdict). It holds the validated `WorkflowSpec` (pickled, unpickled only when needed: `CachedSpec`), what
+other files' checks need of it (its interface and emitted events), and the context (config
 file, the other workflows' ids, fields and starters, the code) under which the file last passed
 every check without a problem. A file found with the same bytes is not parsed again; if its
 context is also unchanged its checks are skipped. Files with problems are never cached, so
@@ -27,7 +28,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from engine.policy.spec import WorkflowSpec
+from engine.policy.spec import ConfigSpec, EmitAction, WorkflowSpec
 from engine.policy.yamlsource import Document, load_document
 
 CACHE_ENV = "COOPFLOW_CHECK_CACHE"
@@ -79,6 +80,56 @@ class LazyDocument:
         return self._doc.problem(loc, message)
 
 
+def interface(spec: WorkflowSpec | CachedSpec) -> str:
+    """What other files' checks see of a workflow: its id, fields, starters and initial state."""
+    if isinstance(spec, CachedSpec):
+        return spec.interface
+    return repr((spec.id, spec.fields, spec.started_by, spec.initial))
+
+
+def emits_of(spec: WorkflowSpec | CachedSpec) -> set[str]:
+    """The events a workflow emits (event rules are checked against them)."""
+    if isinstance(spec, CachedSpec):
+        return spec.emits
+    return {a.emit for t in spec.transitions for a in t.then if isinstance(a, EmitAction)}
+
+
+class CachedSpec:
+    """A cached WorkflowSpec: id, interface and emitted events at hand, the spec itself unpickled
+    (and, with `config`, its defaults typed) only when something asks for more."""
+
+    def __init__(self, entry: dict[str, Any], config: ConfigSpec | None = None):
+        self.entry, self.config = entry, config
+        self.id, self.interface, self.emits = entry["id"], entry["interface"], entry["emits"]
+        self.started_by, self.initial = entry["started_by"], entry["initial"]
+
+    @cached_property
+    def fields(self) -> dict:
+        """The fields (defaults typed with `config`), without unpickling the whole spec."""
+        if self.config is None:
+            return self.entry["fields"]
+        from engine.rules.fields import typed_defaults
+
+        return typed_defaults(self.entry["fields"], self.config)[0]
+
+    def typed(self, config: ConfigSpec) -> CachedSpec:
+        """The same entry, its defaults typed on first use (for a file that passed unchanged)."""
+        return CachedSpec(self.entry, config)
+
+    @cached_property
+    def spec(self) -> WorkflowSpec:
+        spec = pickle.loads(self.entry["spec"])
+        return spec if self.config is None else spec.model_copy(update={"fields": self.fields})
+
+    def __getattr__(self, name: str) -> Any:  # only for what is not set above
+        return getattr(self.spec, name)
+
+    def __eq__(self, other: object) -> bool:
+        return self.spec == (other.spec if isinstance(other, CachedSpec) else other)
+
+    __hash__ = None
+
+
 class CheckCache:
     """The entries of one policy folder; `hits` counts files not parsed again in this run."""
 
@@ -97,28 +148,27 @@ class CheckCache:
     def _key(self, file: str, content: bytes) -> str:
         return hashlib.sha256(self.code + file.encode() + b"\0" + content).hexdigest()
 
-    def lookup(self, file: str, content: bytes) -> WorkflowSpec | None:
+    def lookup(self, file: str, content: bytes) -> CachedSpec | None:
         """The validated spec cached for these bytes, or None (then the file is parsed)."""
         key = self._keys[file] = self._key(file, content)
         try:
             with open(self.folder / f"{key}.pickle", "rb") as handle:
                 entry = pickle.load(handle)
-            spec = entry["spec"]
-            if not isinstance(spec, WorkflowSpec):
+            found = CachedSpec(entry)
+            if not (isinstance(entry["spec"], bytes) and isinstance(found.emits, set)):
                 return None
         except (OSError, pickle.PickleError, EOFError, KeyError, TypeError, AttributeError, ValueError, ImportError):
             return None
         self._entries[key] = entry
         self.hits += 1
-        return spec
+        return found
 
-    def context(self, config_bytes: bytes, workflows: Mapping[str, WorkflowSpec]) -> str:
+    def context(self, config_bytes: bytes, workflows: Mapping[str, WorkflowSpec | CachedSpec]) -> str:
         """What a workflow's checks depend on beyond its own file: the config, the code, and
         the other workflows' ids, fields and starters (start actions and rules check these)."""
         digest = hashlib.sha256(self.code + config_bytes)
         for wid in sorted(workflows):
-            spec = workflows[wid]
-            digest.update(wid.encode() + b"\0" + repr((spec.fields, spec.started_by, spec.initial)).encode())
+            digest.update(interface(workflows[wid]).encode() + b"\0")
         return digest.hexdigest()
 
     def passed(self, file: str, context: str) -> bool:
@@ -126,7 +176,7 @@ class CheckCache:
         entry = self._entries.get(self._keys.get(file, ""))
         return entry is not None and entry.get("passed") == context
 
-    def save(self, files: Iterable[tuple[str, WorkflowSpec]], context: str) -> None:
+    def save(self, files: Iterable[tuple[str, WorkflowSpec | CachedSpec]], context: str) -> None:
         """Record every file as passed under `context` (call only when the whole check passed)."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -136,9 +186,13 @@ class CheckCache:
             key = self._keys.get(file)
             if key is None or self._entries.get(key, {}).get("passed") == context:
                 continue
+            entry = {**spec.entry, "passed": context} if isinstance(spec, CachedSpec) else {
+                "id": spec.id, "interface": interface(spec), "emits": emits_of(spec), "passed": context,
+                "fields": spec.fields, "started_by": spec.started_by, "initial": spec.initial,
+                "spec": pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)}
             try:
                 with tempfile.NamedTemporaryFile("wb", dir=self.folder, delete=False, suffix=".tmp") as handle:
-                    pickle.dump({"spec": spec, "passed": context}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                    pickle.dump(entry, handle, protocol=pickle.HIGHEST_PROTOCOL)
                 os.replace(handle.name, self.folder / f"{key}.pickle")
             except OSError:
                 return

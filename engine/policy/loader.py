@@ -42,7 +42,7 @@ from engine.policy.spec import (
     WorkflowSpec,
 )
 from engine.rules.workcalendar import WorkCalendar
-from engine.policy.cache import CheckCache, LazyDocument
+from engine.policy.cache import CheckCache, LazyDocument, emits_of
 from engine.policy.yamlsource import Document, load_document
 
 CONFIG_ENV = settings.CONFIG
@@ -231,16 +231,19 @@ class _Checker:
             workflows[spec.id], docs[spec.id] = spec, doc
         validated = dict(workflows)
         self.workflows_unread = bool(self.unread)
+        context = self.cache.context(self.config_path.read_bytes(), workflows) if self.cache else None
+        passed = {wid for wid, spec in workflows.items() if context is not None and self.cache.passed(docs[wid].file, context)}
         for wid, spec in workflows.items():  # defaults become values of their type, once
+            if wid in passed:  # the same bytes passed every check under the same config and neighbours
+                workflows[wid] = spec.typed(config)
+                continue
             fields, problems = typed_defaults(spec.fields, config)
             for name, message in problems:
                 self.report(docs[wid], ("fields", name, "default"), message)
             workflows[wid] = spec.model_copy(update={"fields": fields})
-        context = self.cache.context(self.config_path.read_bytes(), workflows) if self.cache else None
         for wid, spec in workflows.items():
-            if context is not None and self.cache.passed(docs[wid].file, context):
-                continue  # the same bytes passed every check under the same config and neighbours
-            self.check_workflow(docs[wid], spec, config, workflows)
+            if wid not in passed:
+                self.check_workflow(docs[wid], spec, config, workflows)
         schedules: dict[str, ScheduleSpec] = {}
         event_rules = []
         rule_ids: dict[str, str] = {}
@@ -591,7 +594,7 @@ class _Checker:
         loc = ("events", i)
         allowed = {"event": EVENT_ATTRS}
         if self.emitted is None:
-            self.emitted = {a.emit for w in workflows.values() for t in w.transitions for a in t.then if isinstance(a, EmitAction)}
+            self.emitted = set().union(*(emits_of(w) for w in workflows.values()))
         emitted = self.emitted
         if rule.on not in emitted | self.broken_emits and not self.workflows_unread:  # a broken workflow file may emit it
             self.report(doc, loc + ("on",), f"no workflow emits '{rule.on}'; emitted events: {', '.join(sorted(emitted)) or 'none'}")
