@@ -106,11 +106,12 @@ class CachedSpec:
     @cached_property
     def fields(self) -> dict:
         """The fields (defaults typed with `config`), without unpickling the whole spec."""
+        raw = pickle.loads(self.entry["fields"])
         if self.config is None:
-            return self.entry["fields"]
+            return raw
         from engine.rules.fields import typed_defaults
 
-        return typed_defaults(self.entry["fields"], self.config)[0]
+        return typed_defaults(raw, self.config)[0]
 
     def typed(self, config: ConfigSpec) -> CachedSpec:
         """The same entry, its defaults typed on first use (for a file that passed unchanged)."""
@@ -155,7 +156,7 @@ class CheckCache:
             with open(self.folder / f"{key}.pickle", "rb") as handle:
                 entry = pickle.load(handle)
             found = CachedSpec(entry)
-            if not (isinstance(entry["spec"], bytes) and isinstance(found.emits, set)):
+            if not (isinstance(entry["spec"], bytes) and isinstance(entry["fields"], bytes) and isinstance(found.emits, set)):
                 return None
         except (OSError, pickle.PickleError, EOFError, KeyError, TypeError, AttributeError, ValueError, ImportError):
             return None
@@ -188,7 +189,8 @@ class CheckCache:
                 continue
             entry = {**spec.entry, "passed": context} if isinstance(spec, CachedSpec) else {
                 "id": spec.id, "interface": interface(spec), "emits": emits_of(spec), "passed": context,
-                "fields": spec.fields, "started_by": spec.started_by, "initial": spec.initial,
+                "fields": pickle.dumps(spec.fields, protocol=pickle.HIGHEST_PROTOCOL),
+                "started_by": spec.started_by, "initial": spec.initial,
                 "spec": pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)}
             try:
                 with tempfile.NamedTemporaryFile("wb", dir=self.folder, delete=False, suffix=".tmp") as handle:

@@ -631,9 +631,20 @@ def _emits_in(data: Any) -> set[str]:
 def _display(path: Path) -> str:
     """A path as the user would type it: relative to the working directory when inside it."""
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(path.resolve().relative_to(_cwd()))
     except ValueError:
         return str(path)
+
+
+def _cwd() -> Path:
+    """The resolved working directory, once per directory (a 1,000-file check asks 1,000 times)."""
+    here = os.getcwd()
+    if _CWD[0] != here:
+        _CWD[:] = [here, Path(here).resolve()]
+    return _CWD[1]
+
+
+_CWD: list = [None, None]
 
 
 def _found(value: Any) -> str:
