@@ -355,7 +355,11 @@ def test_downtime_catch_up_fires_once_and_late(policy_copy: Path, sqlite_url: st
         rows = conn.execute(select(instances.c.fields).where(instances.c.workflow == "periodic_review")).all()
     assert [(r.fields["period"], r.fields["host"]) for r in rows] == [("2027H1", "dic")]
     late = [r for r in json_records(policy_copy) if "late by" in r["message"]]
-    assert len(late) == 1 and late[0]["level"] == "WARNING" and late[0]["schedule"] == "periodic_review"
+    fired = [r for r in late if r["message"].startswith("schedule ")]
+    assert len(fired) == 1 and fired[0]["level"] == "WARNING" and fired[0]["schedule"] == "periodic_review"
+    # The review keeps its nominal date: its first deadline (2 working days from 1 June) is overdue too.
+    assert [r["message"].split(" in state ")[1] for r in late if r["message"].startswith("deadline ")] == [
+        "scheduled (due 2027-06-04T00:00:00+07:00) fires late by 16d (trễ 16 ngày)"]
 
 
 def test_sigkill_then_restart_loses_and_doubles_nothing(policy_copy: Path, sqlite_url: str, spawn, open_store) -> None:
