@@ -224,11 +224,20 @@ def cache_rows(config: Path, cache_dir: Path) -> tuple[list[list], bool]:
     edited = sorted((config.parent / "workflows").glob("*.yaml"))[len(list((config.parent / "workflows").glob("*.yaml"))) // 2]
     edited.write_text(edited.read_text(encoding="utf-8").replace("title: Step 1 ", "title: Edited step 1 ", 1), encoding="utf-8")
     after_edit, out = time_cli(config, 1, str(cache_dir))
+    edited.write_text(edited.read_text(encoding="utf-8").replace("title: Edited step 1 ", "title: Edited again step 1 ", 1), encoding="utf-8")
+    os.environ["COOPFLOW_CHECK_CACHE"] = str(cache_dir)
+    from engine.policy.loader import load_policy
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    load_policy(config, cache=True)
+    inproc = (time.perf_counter() - wall, time.process_time() - cpu)
     rows = [
         ["plain yaml.load(CSafeLoader) of the same files, in-process CPU", f"{floor:.2f}", "-"],
         ["cold `coopflow check` (empty cache)", f"{cold[0][0]:.2f} ({cold[0][1]:.2f})", f"{cold[0][1] / floor:.1f}x the plain parse (CPU)"],
         ["re-check, nothing changed", f"{same[0][0]:.2f} ({same[0][1]:.2f})", ""],
         [f"re-check after editing {edited.name}", f"{after_edit[0][0]:.2f} ({after_edit[0][1]:.2f})", out],
+        ["the same, in-process `load_policy(cache=True)` (no interpreter start or imports)",
+         f"{inproc[0]:.2f} ({inproc[1]:.2f})", "after a second edit of that file"],
     ]
     met = after_edit[0][0] < AIM_RECHECK_SECONDS
     print(f"aim: re-check after one edit < {AIM_RECHECK_SECONDS:g} s: {'met' if met else 'MISSED'}; "
