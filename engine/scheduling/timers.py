@@ -12,12 +12,9 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
-
 from engine.policy.spec import Deadline, Duration
 from engine.rules.workcalendar import WorkCalendar
-from engine.store.database import inbox as inbox_table, outbox as outbox_table
+from engine.store.timers import work_pending
 # The timer rows live in the store; these names stay importable from here for the executor and daemon.
 from engine.store.timers import ARMED, DISARMED, FIRED, Timer, arm, armed, disarm, mark_fired, submit_due  # noqa: F401
 
@@ -68,7 +65,6 @@ def remind_before(span: Duration, due_at: datetime, calendar: WorkCalendar, at: 
     return datetime.combine(day, at, tzinfo=calendar.tz)
 
 
-PENDING = "pending"  # an inbox or outbox row still to be applied / dispatched
 CATCH_UP_STEP = timedelta(seconds=60)
 
 
@@ -98,8 +94,8 @@ def late_text(seconds: float) -> str:
     return f"{short} (trễ {vietnamese})"
 
 
-def due_cutoff(conn: Connection, now: datetime) -> datetime | None:
-    """Up to which instant armed timers fire now (None: none yet).
+def due_cutoff(conn, now: datetime) -> datetime | None:
+    """Up to which instant armed timers fire now (None: none yet), in a store transaction `conn`.
 
     On time (the soonest armed timer is at most CATCH_UP_STEP late): `now`. Catching up after
     downtime: the soonest due time plus one step, and only once no event and no after-commit
@@ -113,6 +109,4 @@ def due_cutoff(conn: Connection, now: datetime) -> datetime | None:
     first = soonest[0].due_at
     if now - first <= CATCH_UP_STEP:
         return now
-    waiting = conn.execute(select(inbox_table.c.id).where(inbox_table.c.status == PENDING).limit(1)).first() or \
-        conn.execute(select(outbox_table.c.id).where(outbox_table.c.status == PENDING, outbox_table.c.next_at <= now).limit(1)).first()
-    return None if waiting else first + CATCH_UP_STEP
+    return None if work_pending(conn, now) else first + CATCH_UP_STEP

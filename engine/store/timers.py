@@ -14,8 +14,8 @@ from loguru import logger
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from engine.store.database import inbox as inbox_table, reminders, timers
-from engine.store.statuses import TimerStatus
+from engine.store.database import inbox as inbox_table, outbox, reminders, timers
+from engine.store.statuses import InboxStatus, OutboxStatus, TimerStatus
 
 ARMED, DISARMED, FIRED = TimerStatus.ARMED, TimerStatus.DISARMED, TimerStatus.FIRED
 
@@ -94,3 +94,10 @@ def armed(conn: Connection, due_before: datetime | None = None, limit: int | Non
     if limit is not None:
         query = query.limit(limit)
     return [Timer(r.id, r.instance, r.workflow, r.state, r.trigger, r.due_at) for r in conn.execute(query)]
+
+
+def work_pending(conn: Connection, now: datetime) -> bool:
+    """Is an inbox event waiting to be applied, or an after-commit action due to be dispatched?
+    (engine.scheduling.timers.due_cutoff catches up missed deadlines only when none is.)"""
+    return bool(conn.execute(select(inbox_table.c.id).where(inbox_table.c.status == InboxStatus.PENDING).limit(1)).first()
+                or conn.execute(select(outbox.c.id).where(outbox.c.status == OutboxStatus.PENDING, outbox.c.next_at <= now).limit(1)).first())
