@@ -39,6 +39,10 @@ def cli() -> None:
 def check(config_path: str | None) -> None:
     """Validate the policy; print every problem as file:line:col: message."""
     policy = load_policy(config_path, cache=True)  # unchanged files are not parsed again (engine.policy.cache)
+    from engine.views.report import html as report_html
+
+    for problem in report_html.problems(policy):  # the review report's templates render on a sample report
+        raise click.ClickException(line(problem))
     click.echo(
         f"ok: {len(policy.workflows)} workflows, {len(policy.schedules)} schedules, "
         f"{len(policy.event_rules)} event rules; policy {policy.digest[:12]}"
@@ -620,9 +624,10 @@ def upcoming(days: int, limit: int, page: int, as_json: bool, config_path: str |
               help="Quarter (2027Q4), half year (2027H1) or year (2027) in the policy's time zone.")
 @click.option("--from", "first", default=None, metavar="DATE", help="First day of the period (YYYY-MM-DD), with --to.")
 @click.option("--to", "last", default=None, metavar="DATE", help="Last day of the period (YYYY-MM-DD, included), with --from.")
-@click.option("--format", "fmt", type=click.Choice(["md", "html", "docx"]), default="md", show_default=True,
-              help="Markdown (for the forge), a printable HTML file or a Word document (docx needs --out), in the official layout.")
-@click.option("--out", default=None, metavar="FILE", help="Write to FILE instead of standard output.")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "pdf", "docx"]), default="md", show_default=True,
+              help="Markdown (for the forge), a printable HTML file, a PDF or a Word document (pdf and docx need --out), "
+                   "in the official layout.")
+@click.option("--out", "-o", default=None, metavar="FILE", help="Write to FILE instead of standard output.")
 @CONFIG_OPTION
 def report(period: str | None, first: str | None, last: str | None, fmt: str, out: str | None, config_path: str | None) -> None:
     """Write the review report for a quarter, half year, year or date range, from the recorded history."""
@@ -631,13 +636,11 @@ def report(period: str | None, first: str | None, last: str | None, fmt: str, ou
 
     if (period is None) == (first is None and last is None) or (first is None) != (last is None):
         raise click.UsageError("give either --period or both --from and --to")
-    if fmt == "docx" and not out:
-        raise click.UsageError("--format docx writes a file: give --out FILE")
+    if fmt in ("pdf", "docx") and not out:
+        raise click.UsageError(f"--format {fmt} writes a file: give --out FILE")
     policy = load_policy(config_path)
-    bounds = {"effective": policy.config.agreement.effective, "now": clock.now()}
     try:
-        chosen = (reports.parse_period(period, policy.tz, **bounds) if period
-                  else reports.parse_range(first, last, policy.tz, **bounds))
+        chosen = reports.of_policy(policy, period=period, first=first, last=last, now=clock.now())
     except reports.PeriodRefused:
         raise
     except reports.PeriodError as exc:

@@ -302,6 +302,9 @@ class _Checker:
 
     def check_config(self, doc: Document, config: ConfigSpec) -> WorkCalendar | None:
         ok = True
+        signer = config.agreement.signer
+        if signer is not None and not any(signer in party.roles for party in list(config.parties.values())[:2]):
+            self.report(doc, ("agreement", "signer"), f"no issuing party (the first two parties) has the role '{signer}'")
         try:
             ZoneInfo(config.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -430,6 +433,8 @@ class _Checker:
         if spec.subject is not None and spec.subject not in spec.fields:
             self.report(doc, ("subject",), f"'subject' must name a field of this workflow, not '{spec.subject}'")
         meeting = spec.meeting
+        if spec.report is not None:
+            self.check_report(doc, spec)
         if meeting is None:
             return
         for loc, sid in [(("meeting", "state"), meeting.state)] + [(("meeting", "held", j), s) for j, s in enumerate(meeting.held)]:
@@ -440,6 +445,29 @@ class _Checker:
         if meeting.at is None and meeting.state in spec.states and spec.states[meeting.state].deadline is None:
             self.report(doc, ("meeting",), f"give 'at' (a datetime field) or a deadline on state '{meeting.state}': "
                         "otherwise the meeting has no time")
+
+    def check_report(self, doc: Document, spec: WorkflowSpec) -> None:
+        """`report:` names fields and states of this workflow, of the right types."""
+        report, action = spec.report, spec.report.action
+        fields = [(("report", "dispatch", j), f, None) for j, f in enumerate(report.dispatch)]
+        fields += [(("report", key), getattr(report, key), None) for key in ("answer", "conclusions")]
+        states = [(("report", key, j), s) for key in ("overdue", "escalated", "referred") for j, s in enumerate(getattr(report, key))]
+        if action is not None:
+            fields += [(("report", "action", "meeting"), action.meeting, None), (("report", "action", "party"), action.party, "party"),
+                       (("report", "action", "due"), action.due, "datetime")]
+            states += [(("report", "action", "done", j), s) for j, s in enumerate(action.done)]
+            if not action.done:
+                self.report(doc, ("report", "action", "done"), "name at least one state meaning the item was carried out")
+        for loc, name, kind in fields:
+            if name is None:
+                continue
+            if name not in spec.fields:
+                self.report(doc, loc, f"unknown field '{name}'; fields: {', '.join(spec.fields) or 'none'}")
+            elif kind is not None and spec.fields[name].type != kind:
+                self.report(doc, loc, f"'{name}' must be a {kind} field, not {spec.fields[name].type}")
+        for loc, sid in states:
+            if sid not in spec.states:
+                self.report(doc, loc, f"unknown state '{sid}'; states: {', '.join(spec.states)}")
 
     def check_deadline(self, doc: Document, sid: str, spec: WorkflowSpec, config: ConfigSpec | None = None) -> None:
         deadline = spec.states[sid].deadline

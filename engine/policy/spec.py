@@ -106,6 +106,8 @@ class Agreement(Strict):
     signed: date | None = None
     effective: date | None = None
     expires: date | None = None
+    place: str | None = None   # the place of the report's date line; default: the province named in `title`
+    signer: Id | None = None   # the role whose title signs the report for each agency (e.g. leader)
 
 
 class Role(Strict):
@@ -152,6 +154,7 @@ class LoggingSpec(Strict):
 class Paths(Strict):
     workflows: str = "workflows"
     rules: str = "rules"
+    report_templates: str = "templates/report"  # the review report's Jinja2 templates (docs/operators.md)
 
 
 class AuditSpec(Strict):
@@ -415,6 +418,28 @@ class MeetingSpec(Strict):
     held: list[Id] = []
 
 
+class ActionReport(Strict):
+    """`report.action:` instances of this workflow are action items set by a meeting's conclusions; the report of
+    the following meetings lists them as done, late or open."""
+
+    meeting: Id        # the field holding the instance id of the meeting that set the item
+    party: Id          # the party field: who carries it out
+    due: Id            # the datetime field: by when
+    done: list[Id]     # the states meaning it was carried out
+
+
+class ReportSpec(Strict):
+    """`report:` what the review report reads from this workflow's instances (docs/policy.md); every key optional."""
+
+    dispatch: list[Id] = []          # fields holding dispatch numbers (số công văn), listed with each request
+    answer: Id | None = None         # the field holding the answer or outcome, listed with each request
+    overdue: list[Id] = []           # states meaning late: lateness counts from the nominal due time that led there
+    escalated: list[Id] = []         # states meaning raised to the agencies' leaders
+    referred: list[Id] = []          # states meaning referred to a higher authority (the People's Committee)
+    conclusions: Id | None = None    # on a meeting: the field holding its conclusions
+    action: ActionReport | None = None
+
+
 class WorkflowSpec(Strict):
     """workflows/*.yaml: one clause of the agreement as a state machine."""
 
@@ -429,6 +454,7 @@ class WorkflowSpec(Strict):
     transitions: list[TransitionSpec]
     subject: Id | None = None  # the field that names an instance in lists, messages and the report
     meeting: MeetingSpec | None = None
+    report: ReportSpec | None = None  # what the review report reads (docs/policy.md)
 
     @field_validator("states")
     @classmethod

@@ -1,0 +1,355 @@
+"""The report's figures, read in one pass over the history: streamed in batches, aggregated on the fly.
+
+Nothing here names a workflow, field, state or role of the shipped agreement: what a request,
+a meeting or an action item is comes from each workflow's `subject:`, `meeting:` and `report:`
+keys (docs/policy.md). The definitions the figures follow are `document.DEFINITIONS`.
+
+Memory stays bounded by the instances still open (and those of the period), never by the
+history: each row updates a small per-instance record and is dropped; an instance that ended
+before the period is forgotten as soon as it ends.
+"""
+
+from __future__ import annotations
+
+import statistics
+from array import array
+from collections import defaultdict
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from engine import clock
+from engine.policy.spec import SYSTEM, WorkflowSpec
+from engine.store.database import history, workflow_versions
+from engine.views.overview import clause_key, is_lateness, next_steps
+from engine.views.report.periods import Period
+
+BATCH = 2000  # history rows fetched per round trip (a server-side cursor on PostgreSQL)
+COLUMNS = (history.c.instance, history.c.at, history.c.kind, history.c.workflow, history.c.trigger,
+           history.c.from_state, history.c.to_state, history.c.actor, history.c.data)
+
+
+def party_of(actor: str | None) -> str | None:
+    if not actor or actor == SYSTEM:
+        return None
+    return actor.split(".", 1)[0]
+
+
+def late_working_days(calendar, due: datetime, until: datetime) -> int | None:
+    """Working days begun at or after the nominal `due` moment and before `until`; None when `until` is not after `due`."""
+    if until <= due:
+        return None
+    tz = calendar.tz
+    day, last, count = due.astimezone(tz).date(), until.astimezone(tz).date(), 0
+    while day <= last:
+        begins = datetime.combine(day, time(0), tzinfo=tz)
+        if due <= begins < until and calendar.is_working_day(day):
+            count += 1
+        day += timedelta(days=1)
+    return count
+
+
+class Track:
+    """What the report remembers of one instance while the history streams past."""
+
+    __slots__ = ("spec", "opener", "opened", "inside", "state", "entered", "owed", "answered", "fields", "ended",
+                 "late_from", "held_at", "held_by", "meeting_due", "rule")
+
+    def __init__(self, spec: WorkflowSpec, opener: str | None, opened: datetime, inside: bool, rule: str | None):
+        self.spec, self.opener, self.opened, self.inside, self.rule = spec, opener, opened, inside, rule
+        self.state: str | None = None
+        self.entered = opened
+        self.owed: frozenset[str] = frozenset()
+        self.answered: set[str] = set()
+        self.fields: dict[str, Any] = {}
+        self.ended: datetime | None = None
+        self.late_from: datetime | None = None
+        self.held_at: datetime | None = None
+        self.held_by: str | None = None
+        self.meeting_due: str | None = None
+
+
+class Tally:
+    """Feed it the applied history rows of everything before the period's end, in seq order; read `tracks` etc."""
+
+    def __init__(self, policy, period: Period, stored_versions: dict[str, dict]):
+        self.policy, self.config, self.period = policy, policy.config, period
+        self.stored, self.specs = stored_versions, {}
+        self.tracks: dict[str, Track] = {}
+        self.clauses: dict[str, dict[str, Any]] = {}
+        self.responses: dict[str, array] = defaultdict(lambda: array("d"))
+        self.worst: dict[str, tuple] = {}
+        self.escalations: list[dict[str, Any]] = []
+        self.meeting_names: dict[str, str] = {}
+        self._owed_cache: dict[tuple, frozenset[str]] = {}
+        self._keys: dict[int, tuple[str, ...]] = {}
+        self.rule_titles = {r.id: r.title or r.id for r in policy.event_rules}
+
+    # ---- helpers
+
+    def spec(self, workflow: str | None, version: str | None) -> WorkflowSpec | None:
+        if version and version in self.stored:
+            if version not in self.specs:
+                self.specs[version] = WorkflowSpec.from_stored(self.stored[version])
+            return self.specs[version]
+        return self.policy.workflows.get(workflow)
+
+    def clause(self, spec: WorkflowSpec) -> dict[str, Any]:
+        entry = self.clauses.get(spec.id)
+        if entry is None:
+            entry = self.clauses[spec.id] = {"workflow": spec.id, "title": spec.title, "clause": spec.clause, "opened": 0,
+                                             "closed": 0, "overdue": 0, "escalated": 0, "referred": 0}
+        return entry
+
+    def owed(self, spec: WorkflowSpec, state: str, fields: dict[str, Any]) -> frozenset[str]:
+        """The parties owing the next step from `state` (cached by the fields the role patterns read)."""
+        names = self.names(spec)
+        key = (id(spec), state, tuple(fields.get(n) for n in names))
+        found = self._owed_cache.get(key)
+        if found is None:
+            found = self._owed_cache[key] = frozenset(next_steps(spec, state, fields, self.config))
+        return found
+
+    def names(self, spec: WorkflowSpec) -> tuple[str, ...]:
+        """The fields the role patterns of `spec` read (`$field.role`)."""
+        names = self._keys.get(id(spec))
+        if names is None:
+            names = self._keys[id(spec)] = tuple(sorted({p.rpartition(".")[0][1:] for t in spec.transitions for p in t.by
+                                                         if p.startswith("$")}))
+        return names
+
+    def keeps_fields(self, t: Track) -> bool:
+        return t.inside or t.spec.meeting is not None or (t.spec.report is not None and t.spec.report.action is not None)
+
+    # ---- one row
+
+    def add(self, iid: str, at: datetime, kind: str, workflow: str | None, trigger: str | None, from_state: str | None,
+            to_state: str | None, actor: str | None, data: dict | None) -> None:
+        data = data or {}
+        audit = data.get("audit") or {}
+        inside = at >= self.period.start
+        t = self.tracks.get(iid)
+        if kind == "start":
+            spec = self.spec(workflow, audit.get("version"))
+            if spec is None:
+                return
+            t = self.tracks[iid] = Track(spec, party_of(actor), at, inside, data.get("rule"))
+        elif t is None:
+            return  # ended before the period (forgotten), or a row of an instance the policy no longer knows
+        party = party_of(actor)
+        if (kind in ("fire", "consent") and party in t.owed and party != t.opener and party not in t.answered):
+            t.answered.add(party)
+            if inside:
+                seconds = (at - t.entered).total_seconds()
+                self.responses[party].append(seconds)
+                if party not in self.worst or seconds > self.worst[party][0]:
+                    self.worst[party] = (seconds, iid, t.spec.id, t.state)
+        if kind not in ("start", "fire") or to_state is None:
+            return
+        spec, report = t.spec, t.spec.report
+        fields = audit.get("fields") if "fields" in audit else {**t.fields, **(data.get("set") or {})}
+        t.fields = fields if self.keeps_fields(t) else {k: fields.get(k) for k in (*self.names(spec), spec.subject) if k}
+        st = spec.states.get(to_state)
+        final = bool(st is not None and st.final)
+        entry = self.clause(spec)
+        if kind == "start":
+            if inside:
+                entry["opened"] += 1
+                if data.get("rule"):
+                    self.escalation(at, "rule", spec, iid, None, data.get("rule"), None, to_state)
+        else:
+            late = is_lateness(spec, {"outcome": "applied", "kind": kind, "data": data, "trigger": trigger})
+            entry["closed"] += inside and final
+            if inside and late:
+                entry["overdue"] += 1
+                self.escalation(at, "deadline", spec, iid, trigger, None, from_state, to_state)
+            elif inside and data.get("rule"):
+                self.escalation(at, "rule", spec, iid, trigger, data.get("rule"), from_state, to_state)
+            elif inside and report is not None and to_state in (*report.escalated, *report.referred):
+                self.escalation(at, "person", spec, iid, trigger, None, from_state, to_state)
+            marks_late = to_state in report.overdue if report is not None and report.overdue else late
+            if marks_late and t.late_from is None:
+                t.late_from = datetime.fromisoformat(data["due_at"]) if data.get("due_at") else at
+        if inside and report is not None:
+            entry["escalated"] += to_state in report.escalated
+            entry["referred"] += to_state in report.referred
+        meeting = spec.meeting
+        if meeting is not None:
+            self.meeting_names[iid] = str(fields.get(spec.subject) or "") if spec.subject else ""
+            if to_state in meeting.held and actor != SYSTEM and t.held_at is None:
+                t.held_at, t.held_by = at, actor
+            if to_state == meeting.state:
+                t.meeting_due = (audit.get("timer") or {}).get("due_at")
+        t.state, t.entered, t.answered = to_state, at, set()
+        t.owed = self.owed(spec, to_state, fields)
+        if final:
+            t.ended = at
+            if not inside:
+                del self.tracks[iid]  # over before the period: nothing of it is reported
+
+    def escalation(self, at: datetime, kind: str, spec: WorkflowSpec, iid: str, trigger: str | None, rule: str | None,
+                   from_state: str | None, to_state: str) -> None:
+        report = spec.report
+        level = ("referred" if report and to_state in report.referred else "escalated" if report and to_state in report.escalated
+                 else "overdue" if kind == "deadline" else None)
+        st = spec.states.get(to_state)
+        self.escalations.append({"at": at.astimezone(self.policy.tz).isoformat(), "kind": kind, "level": level,
+                                 "workflow": spec.id, "workflow_title": spec.title, "instance": iid, "trigger": trigger,
+                                 "trigger_title": _trigger_title(spec, trigger), "rule": rule,
+                                 "rule_title": self.rule_titles.get(rule, rule) if rule else None, "from": from_state,
+                                 "to": to_state, "to_title": st.title if st else to_state})
+
+
+def _trigger_title(spec: WorkflowSpec, trigger: str | None) -> str | None:
+    return next((t.title or t.trigger for t in spec.transitions if t.trigger == trigger), trigger) if trigger else None
+
+
+def stream(store, policy, period: Period) -> tuple[Tally, dict[str, Any] | None]:
+    """Every applied history row before the period's end through a `Tally`, and the audit anchor at the period's end."""
+    query = select(*COLUMNS).where(history.c.outcome == "applied", history.c.at < period.end).order_by(history.c.seq)
+    with store.reading() as conn:
+        stored = {v: s for v, s in conn.execute(select(workflow_versions.c.version, workflow_versions.c.spec))}
+        tally = Tally(policy, period, stored)
+        add = tally.add
+        for row in conn.execution_options(yield_per=BATCH).execute(query):
+            add(*row)
+        head = conn.execute(select(history.c.seq, history.c.hash, history.c.at).where(history.c.at < period.end)
+                            .order_by(history.c.seq.desc()).limit(1)).first()
+    anchor = None if head is None else {"seq": head.seq, "hash": head.hash, "at": head.at.astimezone(policy.tz).isoformat()}
+    return tally, anchor
+
+
+class ReportData(dict):
+    """The figures as plain JSON-ready data; `templates` (not part of the data) is where its HTML templates are."""
+
+    templates = None
+
+
+def build(store, policy, period: Period, now: datetime | None = None) -> ReportData:
+    """Every figure of the report as plain data (the Markdown, HTML, PDF and Word writers only format it)."""
+    tally, anchor = stream(store, policy, period)
+    return assemble(policy, period, tally, anchor, now or clock.now())
+
+
+def assemble(policy, period: Period, tally: Tally, anchor: dict[str, Any] | None, now: datetime) -> ReportData:
+    """The figures from a tally of the history (an empty `Tally` gives a report with no events, e.g. for `check`)."""
+    tz, config, calendar = policy.tz, policy.config, policy.calendar
+    until = min(period.end, now)
+    for spec in policy.workflows.values():
+        tally.clause(spec)
+
+    def local(moment: datetime | None) -> str | None:
+        return moment.astimezone(tz).isoformat() if moment else None
+
+    def title_of(spec: WorkflowSpec, state: str | None) -> str | None:
+        st = spec.states.get(state) if state else None
+        return st.title if st else state
+
+    def lateness(t: Track) -> int | None:
+        if t.late_from is None:
+            return None
+        return late_working_days(calendar, t.late_from, t.ended or until)
+
+    for c in tally.clauses.values():
+        c.update(requests=[], open=0, open_late=0)
+    remaining, meetings, actions = [], [], []
+    for iid, t in sorted(tally.tracks.items(), key=lambda item: (item[1].opened, item[0])):
+        spec, report = t.spec, t.spec.report
+        entry = tally.clauses[spec.id]
+        late = lateness(t)
+        subject = t.fields.get(spec.subject) if spec.subject else None
+        if t.ended is None:
+            entry["open"] += 1
+            entry["open_late"] += t.late_from is not None
+            if t.late_from is not None:
+                remaining.append({"instance": iid, "workflow": spec.id, "workflow_title": spec.title, "subject": subject,
+                                  "state_title": title_of(spec, t.state), "late_days": late, "since": local(t.late_from)})
+        if t.inside:
+            entry["requests"].append({
+                "instance": iid, "subject": subject, "state": t.state, "state_title": title_of(spec, t.state),
+                "opened_at": local(t.opened), "closed_at": local(t.ended),
+                "dispatch": [str(t.fields[f]) for f in (report.dispatch if report else []) if t.fields.get(f)],
+                "answer": t.fields.get(report.answer) if report and report.answer else None,
+                "late_days": late, "due_at": local(t.late_from)})
+        if spec.meeting is not None and (t.inside or (t.held_at and t.held_at >= period.start)
+                                          or (t.ended and t.ended >= period.start)):
+            at = t.fields.get(spec.meeting.at) if spec.meeting.at else None
+            meetings.append({
+                "instance": iid, "workflow": spec.id, "workflow_title": spec.title, "subject": subject,
+                "opened_by": t.opener, "rule": t.rule, "opened_at": local(t.opened), "meeting_at": at or t.meeting_due,
+                "held": t.held_at is not None, "held_at": local(t.held_at), "held_by": t.held_by,
+                "conclusions": t.fields.get(report.conclusions) if report and report.conclusions else None,
+                "state": t.state, "state_title": title_of(spec, t.state), "final": t.ended is not None,
+                "outcome": title_of(spec, t.state) if t.ended is not None else None, "ended_at": local(t.ended)})
+        if report is not None and report.action is not None:
+            actions.append(_action(t, iid, report.action, tally, calendar, until, local, title_of))
+    parties = _parties(tally, config)
+    issuers = [{"party": pid, "title": party.title, "short": party.short or pid,
+                "signer": _signer(party, config.agreement)} for pid, party in list(config.parties.items())[:2]]
+    workflows = sorted(tally.clauses.values(), key=lambda c: (clause_key(c["clause"]), c["workflow"]))
+    data = ReportData({
+        "agreement": config.agreement.title, "period": period.label, "period_title": period.title,
+        "start": period.start.isoformat(), "end": period.end.isoformat(), "timezone": tz.key,
+        "generated_at": now.astimezone(tz).isoformat(), "complete": now >= period.end,
+        "workflows": workflows,
+        "totals": {k: sum(c[k] for c in workflows) for k in ("opened", "closed", "overdue", "escalated", "referred", "open")},
+        "parties": parties, "meetings": meetings, "actions": actions, "escalations": tally.escalations,
+        "remaining": remaining, "anchor": anchor,
+        "issuers": issuers, "copies": [p.title for pid, p in list(config.parties.items())[2:]],
+        "place": config.agreement.place or province(config.agreement.title),
+    })
+    data.templates = policy.root / config.paths.report_templates
+    return data
+
+
+def _action(t: Track, iid: str, action, tally: Tally, calendar, until: datetime, local, title_of) -> dict[str, Any]:
+    """One action item as of the period's end: done (on time or late), late, open or closed otherwise."""
+    due_text = t.fields.get(action.due)
+    due = datetime.fromisoformat(due_text) if due_text else None
+    done = t.state in action.done
+    if done:
+        status = "done_late" if due and t.ended and t.ended > due else "done"
+        late = late_working_days(calendar, due, t.ended) if status == "done_late" else None
+    elif t.ended is not None:
+        status, late = "closed", None
+    elif (due and due < until) or t.late_from is not None:
+        status = "late"
+        late = late_working_days(calendar, due or t.late_from, until)
+    else:
+        status, late = "open", None
+    meeting = t.fields.get(action.meeting)
+    return {"instance": iid, "subject": t.fields.get(t.spec.subject) if t.spec.subject else None,
+            "party": t.fields.get(action.party), "due": due_text, "status": status, "late_days": late,
+            "meeting": meeting, "meeting_subject": tally.meeting_names.get(str(meeting)) if meeting else None,
+            "state_title": title_of(t.spec, t.state), "done_at": local(t.ended) if done else None}
+
+
+def _parties(tally: Tally, config) -> list[dict[str, Any]]:
+    out = []
+    for pid in list(config.parties) + sorted(set(tally.responses) - set(config.parties)):
+        seconds = tally.responses.get(pid, [])
+        worst = tally.worst.get(pid)
+        party = config.parties.get(pid)
+        spec = tally.policy.workflows.get(worst[2]) if worst else None
+        out.append({
+            "party": pid, "title": party.title if party else pid, "short": (party.short or pid) if party else pid,
+            "responses": len(seconds), "median_seconds": statistics.median(seconds) if len(seconds) else None,
+            "worst_seconds": worst[0] if worst else None, "worst_instance": worst[1] if worst else None,
+            "worst_state": worst[3] if worst else None,
+            "worst_state_title": (spec.states[worst[3]].title if spec and worst[3] in spec.states else worst[3]) if worst else None,
+        })
+    return out
+
+
+def _signer(party, agreement) -> str | None:
+    role = party.roles.get(agreement.signer) if agreement.signer else None
+    return role.title if role is not None and role.title else None
+
+
+def province(title: str) -> str | None:
+    """'… Công an tỉnh Lào Cai trong công tác …' -> 'Lào Cai' (the capitalised words after the last 'tỉnh' / 'thành phố')."""
+    import re
+
+    found = re.findall(r"(?:tỉnh|thành phố)\s+((?:[A-ZĐÀ-Ỹ][\wÀ-ỹ]*)(?:\s+[A-ZĐÀ-Ỹ][\wÀ-ỹ]*)*)", " ".join(title.split()))
+    return found[-1] if found else None
