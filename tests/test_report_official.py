@@ -6,6 +6,8 @@ two information_exchange requests opened in the fourth quarter of 2027, one of t
 
 from __future__ import annotations
 
+import re
+import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -54,17 +56,17 @@ def test_quarter_and_year_count_the_requests(coopflow_cli, config, played, perio
     code, out, err = report(coopflow_cli, config, "--period", period)
     assert code == 0, err
     assert out.startswith(heading)
-    assert "| 2 | Phối hợp trao đổi thông tin (`information_exchange`) | 2 | 0 | 0 |" in out
+    assert "| 2 | Phối hợp trao đổi thông tin | 2 | 0 | 0 | 0 | 0 | 2 |" in out
 
 
 def test_quarter_before_the_requests_and_a_date_range(coopflow_cli, config, played):
     """2027Q3 (already over) holds nothing; --from/--to covering 15 November holds both."""
     code, out, err = report(coopflow_cli, config, "--period", "2027Q3")
     assert code == 0, err
-    assert "| | **Tổng cộng** | **0** | **0** | **0** |" in out
+    assert "|  | Tổng cộng | 0 | 0 | 0 | 0 | 0 | 0 |" in out
     code, out, err = report(coopflow_cli, config, "--from", "2027-11-01", "--to", "2027-11-15")
     assert code == 0, err
-    assert "từ ngày 01/11/2027 đến ngày 15/11/2027" in out and "| | **Tổng cộng** | **2** | **0** | **0** |" in out
+    assert "từ ngày 01/11/2027 đến ngày 15/11/2027" in out and "|  | Tổng cộng | 2 | 0 | 0 | 0 | 0 | 2 |" in out
 
 
 @pytest.mark.parametrize("args", [("--period", "2028Q1"), ("--period", "2028"), ("--from", "2027-12-01", "--to", "2027-12-31")],
@@ -90,7 +92,8 @@ def test_a_period_before_the_agreement_is_refused(coopflow_cli, config, stepped_
     (("--period", "2027Q5"), "YYYYQ1"), (("--from", "2027-11-01"), "--from and --to"),
     (("--period", "2027", "--from", "2027-01-01", "--to", "2027-02-01"), "either --period"),
     (("--from", "2027-11-30", "--to", "2027-11-01"), "before --from"), (("--period", "2027Q4", "--format", "docx"), "--out"),
-], ids=["Q5", "from-alone", "both", "reversed", "docx-no-out"])
+    (("--period", "2027Q4", "--format", "pdf"), "--out"),
+], ids=["Q5", "from-alone", "both", "reversed", "docx-no-out", "pdf-no-out"])
 def test_usage_mistakes_exit_2(coopflow_cli, config, stepped_clock, args, needle):
     stepped_clock.set(NOW)
     code, out, err = report(coopflow_cli, config, *args)
@@ -107,8 +110,10 @@ def test_html_is_an_official_document(coopflow_cli, config, played, tmp_path):
     assert "SỞ THÔNG TIN VÀ TRUYỀN THÔNG TỈNH LÀO CAI" in text and "CÔNG AN TỈNH LÀO CAI" in text
     assert "Số: …/BC-STTTT-CA" in text and "Lào Cai, ngày 15 tháng 11 năm 2027" in text
     assert "BÁO CÁO" in text and "Kết quả phối hợp quý IV năm 2027" in text
-    assert f"<td>{played['r1']}</td><td>Danh sách thuê bao trả trước</td><td>Đã gửi công văn</td><td>15/11/2027</td>" in text
-    assert f"<td>{played['r2']}</td><td>Tài khoản mạng xã hội giả mạo</td><td>Dự thảo công văn yêu cầu</td>" in text
+    assert (f"<td>{played['r1']}</td><td>Danh sách thuê bao trả trước</td><td>77/STTTT</td><td>15/11/2027</td>"
+            f"<td>Đã gửi công văn</td>") in text
+    assert f"<td>{played['r2']}</td><td>Tài khoản mạng xã hội giả mạo</td><td>—</td><td>15/11/2027</td><td>Dự thảo" in text
+    assert "Kỳ báo cáo chưa kết thúc: số liệu tính đến 09:00 15/11/2027." in text  # the quarter is not over yet
     assert "Nơi nhận:" in text and "Ủy ban nhân dân tỉnh Lào Cai (để báo cáo);" in text
     assert "GIÁM ĐỐC SỞ" in text and "GIÁM ĐỐC CÔNG AN TỈNH" in text
     assert "@page { size: A4" in text and "first applied event" not in text  # no English paragraph
@@ -129,11 +134,37 @@ def test_docx_has_the_same_blocks(coopflow_cli, config, played, tmp_path):
     assert "SỞ THÔNG TIN VÀ TRUYỀN THÔNG TỈNH LÀO CAI" in header and "CÔNG AN TỈNH LÀO CAI" in header
     assert "Lào Cai, ngày 15 tháng 11 năm 2027" in header and "Số: …/BC-STTTT-CA" in header
     assert "BÁO CÁO" in paragraphs and "Kết quả phối hợp quý IV năm 2027" in paragraphs
-    for instance, subject, state in ((played["r1"], "Danh sách thuê bao trả trước", "Đã gửi công văn"),
-                                     (played["r2"], "Tài khoản mạng xã hội giả mạo", "Dự thảo công văn yêu cầu")):
+    for instance, subject, number, state in ((played["r1"], "Danh sách thuê bao trả trước", "77/STTTT", "Đã gửi công văn"),
+                                             (played["r2"], "Tài khoản mạng xã hội giả mạo", "—", "Dự thảo công văn yêu cầu")):
         i = cells.index(instance)
-        assert cells[i + 1:i + 4] == [subject, state, "15/11/2027"]
+        assert cells[i + 1:i + 5] == [subject, number, "15/11/2027", state]
     assert "Nơi nhận:" in paragraphs and "- Ủy ban nhân dân tỉnh Lào Cai (để báo cáo);" in paragraphs
     signatures = "\n".join(cells[-2:])
     assert "GIÁM ĐỐC SỞ" in signatures and "GIÁM ĐỐC CÔNG AN TỈNH" in signatures
     assert doc.sections[0].page_width.mm == pytest.approx(210, abs=0.5)
+
+
+def test_pdf_read_back_holds_the_document(coopflow_cli, config, played, tmp_path):
+    """The PDF (WeasyPrint), read back with pdftotext, holds the national title, both agencies and every request."""
+    target = tmp_path / "bao-cao.pdf"
+    code, out, err = report(coopflow_cli, config, "--period", "2027Q4", "--format", "pdf", "-o", target)
+    assert code == 0, err
+    assert target.read_bytes().startswith(b"%PDF-")
+    text = subprocess.run(["pdftotext", "-layout", str(target), "-"], check=True, capture_output=True, text=True).stdout
+    flat = re.sub(r"\s+", "", text)  # table cells wrap long ids and subjects over lines
+    assert "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" in text and "Độc lập - Tự do - Hạnh phúc" in text
+    assert "SỞTHÔNGTINVÀTRUYỀNTHÔNGTỈNHLÀOCAI" in flat and "CÔNGANTỈNHLÀOCAI" in flat  # the head cell wraps
+    for instance, subject in ((played["r1"], "Danh sách thuê bao trả trước"), (played["r2"], "Tài khoản mạng xã hội giả mạo")):
+        assert instance in flat and re.sub(r"\s+", "", subject) in flat
+    assert "Mốc kiểm toán" in text and "Nơi nhận:" in text
+
+
+def test_check_refuses_a_report_template_that_does_not_render(coopflow_cli, config):
+    """A province's edited template with an unknown variable is a policy mistake: check exits 1 naming the template."""
+    template = config.parent / "templates" / "report" / "report.html.j2"
+    template.write_text(template.read_text(encoding="utf-8").replace("{{ doc.motto }}", "{{ doc.slogan }}"), encoding="utf-8")
+    code, out, err = coopflow_cli("check", "-c", config)
+    assert code == 1 and "report.html.j2" in err and "slogan" in err and "Traceback" not in err
+    template.unlink()
+    code, out, err = coopflow_cli("check", "-c", config)
+    assert code == 1 and "not found" in err
