@@ -21,7 +21,7 @@ from engine.views import report as reports
 from engine.execution.executor import Executor
 from engine.policy.loader import load_policy
 from engine.execution.runtime import Runtime
-from engine.store.database import SqlStore, instances
+from engine.store.database import SqlStore, history, instances
 
 HOUR = 3600
 
@@ -51,6 +51,10 @@ class Scenario:
             self.runtime.settle()
         self.clock.set(moment)
         self.runtime.settle()
+
+    def down(self, moment: datetime) -> None:
+        """The daemon is down until `moment`: deadlines due meanwhile fire late, when `until` next runs."""
+        self.clock.set(moment)
 
     def _apply(self, when: str, submit) -> str:
         self.until(at(when))
@@ -99,18 +103,32 @@ def scenario(tmp_path_factory) -> dict:
         play.fire("2027-05-12T16:00+07:00", e2, "finish", "dic.focal_point")        # meeting_time fired at 14:00
         play.fire("2027-05-13T09:00+07:00", e2, "issue_conclusions", "police.focal_point", conclusions="TB 12/KL")
         play.fire("2027-05-14T09:00+07:00", e2, "close", "dic.leader")
+        # R4 (police to dic): deemed received, then the daemon is down when the answer falls due (11 June 00:00);
+        # `overdue` fires late on 16 June 09:00, dic answers on 17 June 10:00: 5 working days late, from the due time.
+        r4 = ids["r4"] = play.start("2027-06-01T09:00+07:00", "information_exchange", "police.focal_point",
+                                    requester="police", recipient="dic", subject="Thuê bao ảo")
+        play.fire("2027-06-01T09:10+07:00", r4, "send", "police.focal_point", dispatch_no="31/CAT")
+        play.until(at("2027-06-10T12:00+07:00"))
+        play.down(at("2027-06-16T09:00+07:00"))
+        play.fire("2027-06-17T10:00+07:00", r4, "answer", "dic.focal_point", answer="Công văn 210/STTTT")
+        # E3 (dic proposes): agreed, the meeting time comes (a timer), and nobody records the meeting.
+        e3 = ids["e3"] = play.start("2027-06-21T09:00+07:00", "emergency_review", "dic.leader",
+                                    issue="Tin giả về dịch bệnh", proposed_by="dic")
+        play.fire("2027-06-21T12:00+07:00", e3, "agree", "police.leader")           # police responds after 3 h
+        play.fire("2027-06-21T13:00+07:00", e3, "agree", "dic.leader", meeting_at="2027-06-23T09:00+07:00")
+        play.until(at("2027-06-25T00:00+07:00"))
         # R3: in the second half year only.
         ids["r3"] = play.start("2027-08-02T09:00+07:00", "information_exchange", "police.focal_point",
                                requester="police", recipient="dic", subject="Kỳ sau")
         play.until(at("2027-09-01T00:00+07:00"))
     with play.store.reading() as conn:
         rows = {r.id: r for r in conn.execute(select(instances))}
-    e1 = [i for i, r in rows.items() if r.workflow == "emergency_review" and i != ids["e2"]]
+    e1 = [i for i, r in rows.items() if r.workflow == "emergency_review" and i not in (ids["e2"], ids["e3"])]
     assert len(e1) == 1 and rows[e1[0]].state == "lapsed" and rows[ids["r2"]].state == "referred"
     ids["e1"] = e1[0]
     data = reports.build(play.store, play.policy, reports.parse_period("2027H1", play.policy.tz))
     play.store.dispose()
-    return {"config": config, "ids": ids, "data": data, "policy": play.policy}
+    return {"config": config, "ids": ids, "data": data, "policy": play.policy, "db": db}
 
 
 @pytest.fixture(autouse=True)
@@ -128,73 +146,115 @@ def _party(data: dict, party: str) -> dict:
 
 
 def test_counts_per_clause(scenario):
-    """Opened, closed and overdue per clause count exactly the scenario's starts, final states and lateness transitions."""
+    """Opened, closed, overdue, escalated, referred and still open per clause count exactly the scenario's steps."""
     data = scenario["data"]
-    assert {k: _clause(data, "information_exchange")[k] for k in ("opened", "closed", "overdue")} == \
-        {"opened": 2, "closed": 1, "overdue": 3}  # deemed_received, overdue, escalate on R2
-    assert {k: _clause(data, "emergency_review")[k] for k in ("opened", "closed", "overdue")} == \
-        {"opened": 2, "closed": 2, "overdue": 1}  # consent_expired on E1; E2's meeting_time is on schedule
+    keys = ("opened", "closed", "overdue", "escalated", "referred", "open")
+    # overdue: deemed_received, overdue, escalate on R2; deemed_received, overdue on R4
+    assert {k: _clause(data, "information_exchange")[k] for k in keys} == \
+        {"opened": 3, "closed": 2, "overdue": 5, "escalated": 1, "referred": 1, "open": 1}
+    # consent_expired on E1; E2's and E3's meeting_time are on schedule (people may fire it too)
+    assert {k: _clause(data, "emergency_review")[k] for k in keys} == \
+        {"opened": 3, "closed": 2, "overdue": 1, "escalated": 0, "referred": 0, "open": 1}
     assert _clause(data, "periodic_review")["opened"] == 0
-    assert data["totals"] == {"opened": 4, "closed": 3, "overdue": 4}
+    assert data["totals"] == {"opened": 6, "closed": 4, "overdue": 6, "escalated": 1, "referred": 1, "open": 2}
 
 
-def test_response_times_per_party(scenario):
-    """Median and worst response times follow the documented definition (consents count, system moves do not)."""
+def test_a_response_is_an_action_on_what_another_party_addressed(scenario):
+    """A party's own drafting and sending is not a response; consents and steps on others' requests are."""
     data = scenario["data"]
     police, dic, ubnd = _party(data, "police"), _party(data, "dic"), _party(data, "ubnd")
-    # police: R1 sent->acknowledge 28 h, R1 in_progress->answer 50 h, E2 consent 1 h, E2 held->conclusions 17 h
-    assert police["responses"] == 4
-    assert police["median_seconds"] == 22.5 * HOUR and police["worst_seconds"] == 50 * HOUR
+    # police: R1 sent->acknowledge 28 h, R1 in_progress->answer 50 h, E3 consent 3 h (E2 is its own proposal; R4 its own request)
+    assert police["responses"] == 3
+    assert police["median_seconds"] == 28 * HOUR and police["worst_seconds"] == 50 * HOUR
     assert (police["worst_instance"], police["worst_state"]) == (scenario["ids"]["r1"], "in_progress")
-    # dic: R1 send 1 h, R2 send 30 min, E2 agree 2 h, E2 finish 2 h, E2 close 24 h
-    assert dic["responses"] == 5
-    assert dic["median_seconds"] == 2 * HOUR and dic["worst_seconds"] == 24 * HOUR
+    # dic: E2 agree 2 h, E2 finish 2 h, E2 close 24 h, R4 overdue->answer 25 h (its sending of R1 and R2 is not a response)
+    assert dic["responses"] == 4
+    assert dic["median_seconds"] == 13 * HOUR and dic["worst_seconds"] == 25 * HOUR
+    assert (dic["worst_instance"], dic["worst_state"]) == (scenario["ids"]["r4"], "overdue")
     assert ubnd["responses"] == 0 and ubnd["median_seconds"] is None
 
 
-def test_meetings_and_escalations(scenario):
-    """Both emergency reviews are listed with their outcome; escalations are the lateness and rule-driven steps."""
+def test_lateness_counts_from_the_nominal_due_time(scenario):
+    """R4's answer fell due on 11 June 00:00; the timer fired late (downtime), the lateness still counts from the due time."""
+    requests = {r["instance"]: r for r in _clause(scenario["data"], "information_exchange")["requests"]}
+    r4 = requests[scenario["ids"]["r4"]]
+    assert r4["due_at"] == "2027-06-11T00:00:00+07:00" and r4["late_days"] == 5  # 11, 14, 15, 16, 17 June
+    assert r4["dispatch"] == ["31/CAT"] and r4["answer"] == "Công văn 210/STTTT"
+    assert requests[scenario["ids"]["r1"]]["late_days"] is None  # answered in time
+    assert set(requests) == {scenario["ids"][k] for k in ("r1", "r2", "r4")}
+
+
+def test_a_meeting_is_held_when_a_person_records_it(scenario):
+    """E2 was recorded held by a person; E3's meeting time came by a timer and nobody recorded it; E1 lapsed."""
     data, ids = scenario["data"], scenario["ids"]
     meetings = {m["instance"]: m for m in data["meetings"]}
-    assert set(meetings) == {ids["e1"], ids["e2"]}
-    assert meetings[ids["e2"]]["held"] and meetings[ids["e2"]]["outcome"] == "Kết thúc"
-    assert not meetings[ids["e1"]]["held"]
+    assert set(meetings) == {ids["e1"], ids["e2"], ids["e3"]}
+    e2 = meetings[ids["e2"]]
+    assert e2["held"] and e2["held_by"] == "dic.focal_point" and e2["held_at"] == "2027-05-12T16:00:00+07:00"
+    assert e2["conclusions"] == "TB 12/KL" and e2["outcome"] == "Kết thúc" and e2["opened_by"] == "police"
+    assert not meetings[ids["e3"]]["held"] and meetings[ids["e3"]]["state"] == "in_session"
+    assert not meetings[ids["e1"]]["held"] and meetings[ids["e1"]]["rule"] == "propose_emergency_review"
     assert meetings[ids["e1"]]["outcome"] == "Không thống nhất được việc họp — báo cáo UBND tỉnh"
-    steps = [(e["instance"], e["kind"], e["trigger"] or e["rule"]) for e in data["escalations"]]
+
+
+def test_escalations_in_history_order(scenario):
+    """Escalations are the lateness and rule-driven steps, in the order they happened, with their level."""
+    data, ids = scenario["data"], scenario["ids"]
+    steps = [(e["instance"], e["kind"], e["trigger"] or e["rule"], e["level"]) for e in data["escalations"]]
     assert steps == [
-        (ids["r2"], "deadline", "deemed_received"),
-        (ids["r2"], "deadline", "overdue"),
-        (ids["r2"], "deadline", "escalate"),
-        (ids["e1"], "rule", "propose_emergency_review"),
-        (ids["e1"], "deadline", "consent_expired"),
-        (ids["r2"], "rule", "refer_to_ubnd"),
+        (ids["r2"], "deadline", "deemed_received", "overdue"),
+        (ids["r2"], "deadline", "overdue", "overdue"),
+        (ids["r2"], "deadline", "escalate", "escalated"),
+        (ids["e1"], "rule", "propose_emergency_review", None),
+        (ids["e1"], "deadline", "consent_expired", "overdue"),
+        (ids["r2"], "rule", "refer_to_ubnd", "referred"),
+        (ids["r4"], "deadline", "deemed_received", "overdue"),
+        (ids["r4"], "deadline", "overdue", "overdue"),
     ]
+    assert [r["instance"] for r in data["remaining"]] == [ids["r2"]]  # open and late at the period's end
+
+
+def test_the_audit_anchor_is_the_last_row_of_the_period(scenario):
+    """The anchor is the head of the hash chain at the period's end: seq and hash of the last history row before it."""
+    anchor = scenario["data"]["anchor"]
+    store = SqlStore(f"sqlite:///{scenario['db']}")
+    try:
+        with store.reading() as conn:
+            last = conn.execute(select(history.c.seq, history.c.hash).where(history.c.at < at("2027-07-01T00:00+07:00"))
+                                .order_by(history.c.seq.desc()).limit(1)).one()
+            later = conn.execute(select(history.c.seq).where(history.c.seq > last.seq).limit(1)).first()
+    finally:
+        store.dispose()
+    assert (anchor["seq"], anchor["hash"]) == (last.seq, last.hash) and later is not None  # R3 came after the period
 
 
 def test_the_next_half_year_counts_only_its_own(coopflow_cli, scenario, tmp_path):
     """2027H2 counts R3 alone, and an empty period writes zero figures rather than failing."""
     code, out, err = coopflow_cli("report", "--period", "2027H2", "-c", scenario["config"])
     assert code == 0, err
-    assert "| 2 | Phối hợp trao đổi thông tin (`information_exchange`) | 1 | 0 | 0 |" in out
-    assert "| | **Tổng cộng** | **1** | **0** | **0** |" in out
+    assert "| 2 | Phối hợp trao đổi thông tin | 1 | 0 | 0 | 0 | 0 | 2 |" in out  # R3 opened; R2 (referred) and R3 open
     code, out, err = coopflow_cli("report", "--period", "2031H1", "-c", scenario["config"])
     assert code == 0, err
-    assert "| | **Tổng cộng** | **0** | **0** | **0** |" in out and "Không có đề xuất họp" in out
+    assert "|  | Tổng cộng | 0 | 0 | 0 | 0 | 0 | 3 |" in out and "Không có cuộc họp giao ban nào trong kỳ." in out
 
 
 def test_markdown_report_shows_the_figures(coopflow_cli, scenario):
-    """The Markdown report holds the per-clause row, the response times as text, the meetings and the definition."""
+    """The Markdown report holds the per-clause row, the requests, response times as text, meetings, anchor and definitions."""
+    ids = scenario["ids"]
     code, out, err = coopflow_cli("report", "--period", "2027H1", "-c", scenario["config"])
     assert code == 0, err
     assert out.startswith("# Báo cáo kết quả phối hợp 6 tháng đầu năm 2027 (2027H1)")
-    assert "| 2 | Phối hợp trao đổi thông tin (`information_exchange`) | 2 | 1 | 3 |" in out
-    assert "| review.adhoc | Họp giao ban đột xuất (`emergency_review`) | 2 | 2 | 1 |" in out
-    assert "| | **Tổng cộng** | **4** | **3** | **4** |" in out
-    assert f"| Công an tỉnh Lào Cai (`police`) | 4 | 22 giờ 30 phút | 2 ngày 2 giờ | {scenario['ids']['r1']} (in_progress) |" in out
-    assert "| Sở Thông tin và Truyền thông tỉnh Lào Cai (`dic`) | 5 | 2 giờ | 1 ngày |" in out
-    assert scenario["ids"]["e2"] in out and "Kết thúc" in out
-    assert "Tổng số lần chuyển cấp: 6." in out
-    assert "Thời gian phản hồi" in out and "first applied event in that state" in out
+    assert "| 2 | Phối hợp trao đổi thông tin | 3 | 2 | 5 | 1 | 1 | 1 |" in out
+    assert "| review.adhoc | Họp giao ban đột xuất | 3 | 2 | 1 | 0 | 0 | 1 |" in out
+    assert (f"| {ids['r4']} | Thuê bao ảo | 31/CAT | 01/06/2027 | Đã trả lời | Công văn 210/STTTT | 17/06/2027 | "
+            f"5 ngày làm việc |") in out
+    assert f"| Công an tỉnh Lào Cai | 3 | 1 ngày 4 giờ | 2 ngày 2 giờ | {ids['r1']} (Đang xử lý" in out
+    assert "| Sở Thông tin và Truyền thông tỉnh Lào Cai | 4 | 13 giờ | 1 ngày 1 giờ |" in out
+    assert "có, ghi nhận lúc 16:00 12/05/2027" in out and "chưa có người ghi nhận việc họp" in out
+    assert "Tổng số lần chuyển cấp: 8." in out
+    assert f"số thứ tự {scenario['data']['anchor']['seq']}" in out and scenario["data"]["anchor"]["hash"] in out
+    assert "**Phản hồi của một cơ quan**" in out and "**Đã họp**" in out and "thời hạn danh nghĩa" in out
+    assert "first applied event" not in out  # Vietnamese only
 
 
 def test_html_report_is_self_contained_and_printable(coopflow_cli, scenario, tmp_path):
@@ -210,10 +270,10 @@ def test_html_report_is_self_contained_and_printable(coopflow_cli, scenario, tmp
     assert "url(" not in text and "@import" not in text
     assert "Phối hợp trao đổi thông tin" in text and "Công an tỉnh Lào Cai" in text
     row = re.search(r"<tr><td>2</td><td>Phối hợp trao đổi thông tin</td>(.*?)</tr>", text)
-    assert row and re.findall(r'<td class="n">(\d+)</td>', row.group(1)) == ["2", "1", "3"]
-    assert "22 giờ 30 phút" in text and "2 ngày 2 giờ" in text
+    assert row and re.findall(r'<td class="n">(\d+)</td>', row.group(1)) == ["3", "2", "5", "1", "1", "1"]
+    assert "1 ngày 4 giờ" in text and "2 ngày 2 giờ" in text
     assert "Đang xử lý (yêu cầu đơn giản, 5 ngày làm việc)" in text  # the worst response's state, by its title
-    assert "50.0 giờ" in text and "22.5 giờ" in text  # the chart's bar labels for police (worst, median)
+    assert "50.0 giờ" in text and "28.0 giờ" in text  # the chart's bar labels for police (worst, median)
 
 
 @pytest.mark.parametrize("period", ["2027H3", "2027Q0", "H1-2027", "2027-06"], ids=["H3", "Q0", "reversed", "month"])
