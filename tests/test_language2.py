@@ -87,7 +87,7 @@ def test_check_reports_structural_and_cross_file_mistakes_in_one_run(coopflow_cl
     assert err.strip().splitlines() == [
         f"{Path('policy/rules/rules.yaml')}:18:9: no workflow emits 'never.emitted'; emitted events: none",
         f"{Path('policy/workflows/request.yaml')}:3:1: unknown key 'colour'; allowed here: clause, description, "
-        "fields, id, initial, meeting, started_by, states, subject, title, transitions",
+        "fields, id, initial, meeting, report, started_by, states, subject, title, transitions",
         "2 problem(s) found",
     ]
 

@@ -97,6 +97,8 @@ def problems(policy) -> list[str]:
     sample = assemble(policy, period, Tally(policy, period, {}), {"seq": 1, "hash": "0" * 64, "at": now.isoformat()},
                       now + timedelta(days=366))
     sample.templates = policy.root / policy.config.paths.report_templates
+    if not sample.templates.is_dir() and "report_templates" not in policy.config.paths.model_fields_set:
+        return []  # a policy without report templates: md and docx work, html and pdf say what is missing
     try:
         render_html(sample)
     except TemplateProblem as exc:
