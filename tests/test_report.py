@@ -33,9 +33,9 @@ def at(text: str) -> datetime:
 class Scenario:
     """Plays events at given instants; armed deadlines due on the way fire at their due instant."""
 
-    def __init__(self, config: Path, db: Path):
+    def __init__(self, config: Path, db: Path | str):
         self.policy = load_policy(config)
-        self.store = SqlStore(f"sqlite:///{db}")
+        self.store = SqlStore(db if isinstance(db, str) else f"sqlite:///{db}")
         self.runtime = Runtime(self.policy, self.store, Executor(self.store, self.policy))
         self.clock = clock.SteppedClock(at("2027-01-01T00:00:00+07:00"))
 

@@ -11,23 +11,22 @@ before the period is forgotten as soon as it ends.
 
 from __future__ import annotations
 
+import json
 import statistics
 from array import array
 from collections import defaultdict
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, func, literal_column, select, type_coerce
 
 from engine import clock
 from engine.policy.spec import SYSTEM, WorkflowSpec
-from engine.store.database import history, workflow_versions
-from engine.views.overview import clause_key, is_lateness, next_steps
+from engine.store.database import history, instances, workflow_versions
+from engine.views.overview import clause_key, next_steps
 from engine.views.report.periods import Period
 
 BATCH = 2000  # history rows fetched per round trip (a server-side cursor on PostgreSQL)
-COLUMNS = (history.c.instance, history.c.at, history.c.kind, history.c.workflow, history.c.trigger,
-           history.c.from_state, history.c.to_state, history.c.actor, history.c.data)
 
 
 def party_of(actor: str | None) -> str | None:
@@ -54,7 +53,7 @@ class Track:
     """What the report remembers of one instance while the history streams past."""
 
     __slots__ = ("spec", "opener", "opened", "inside", "state", "entered", "owed", "answered", "fields", "ended",
-                 "late_from", "held_at", "held_by", "meeting_due", "rule")
+                 "late_from", "held_at", "held_by", "meeting_due", "rule", "last_seq")
 
     def __init__(self, spec: WorkflowSpec, opener: str | None, opened: datetime, inside: bool, rule: str | None):
         self.spec, self.opener, self.opened, self.inside, self.rule = spec, opener, opened, inside, rule
@@ -68,6 +67,7 @@ class Track:
         self.held_at: datetime | None = None
         self.held_by: str | None = None
         self.meeting_due: str | None = None
+        self.last_seq = 0
 
 
 class Tally:
@@ -85,6 +85,10 @@ class Tally:
         self._owed_cache: dict[tuple, frozenset[str]] = {}
         self._keys: dict[int, tuple[str, ...]] = {}
         self.rule_titles = {r.id: r.title or r.id for r in policy.event_rules}
+        self._late: dict[int, tuple[list[bool], set[str]]] = {}
+        self.start = period.start
+        specs = [*policy.workflows.values(), *(self.spec(None, v) for v in stored_versions)]
+        self.party_fields = tuple(sorted({n for spec in specs for n in self.names(spec)}))
 
     # ---- helpers
 
@@ -124,68 +128,86 @@ class Tally:
 
     # ---- one row
 
-    def add(self, iid: str, at: datetime, kind: str, workflow: str | None, trigger: str | None, from_state: str | None,
-            to_state: str | None, actor: str | None, data: dict | None) -> None:
-        data = data or {}
-        audit = data.get("audit") or {}
-        inside = at >= self.period.start
+    def lateness(self, spec: WorkflowSpec) -> tuple[list[bool], set[str]]:
+        """Per transition index, and by trigger, whether it is system-only (a deadline firing it is a lateness)."""
+        found = self._late.get(id(spec))
+        if found is None:
+            found = self._late[id(spec)] = ([set(t.by) == {SYSTEM} for t in spec.transitions],
+                                            {t.trigger for t in spec.transitions if set(t.by) == {SYSTEM}})
+        return found
+
+    def add(self, seq: int, iid: str, at, kind: str, workflow: str | None, trigger: str | None, from_state: str | None,
+            to_state: str | None, actor: str | None, extra) -> None:
+        """One applied row; `extra` is [timer, transition, rule, due_at, version, armed due_at, audit seq, *party fields]."""
+        if at.__class__ is str:
+            at = datetime.fromisoformat(at).replace(tzinfo=timezone.utc)  # SQLite's text, read without SQLAlchemy's parsing
+        if extra.__class__ is str:
+            extra = json.loads(extra)
+        inside = at >= self.start
         t = self.tracks.get(iid)
         if kind == "start":
-            spec = self.spec(workflow, audit.get("version"))
+            spec = self.spec(workflow, extra[4])
             if spec is None:
                 return
-            t = self.tracks[iid] = Track(spec, party_of(actor), at, inside, data.get("rule"))
+            t = self.tracks[iid] = Track(spec, party_of(actor), at, inside, extra[2])
         elif t is None:
             return  # ended before the period (forgotten), or a row of an instance the policy no longer knows
-        party = party_of(actor)
-        if (kind in ("fire", "consent") and party in t.owed and party != t.opener and party not in t.answered):
-            t.answered.add(party)
-            if inside:
-                seconds = (at - t.entered).total_seconds()
-                self.responses[party].append(seconds)
-                if party not in self.worst or seconds > self.worst[party][0]:
-                    self.worst[party] = (seconds, iid, t.spec.id, t.state)
-        if kind not in ("start", "fire") or to_state is None:
+        if kind != "start" and t.owed:
+            party = party_of(actor)
+            if party in t.owed and party != t.opener and party not in t.answered and kind in ("fire", "consent"):
+                t.answered.add(party)
+                if inside:
+                    seconds = (at - t.entered).total_seconds()
+                    self.responses[party].append(seconds)
+                    if party not in self.worst or seconds > self.worst[party][0]:
+                        self.worst[party] = (seconds, iid, t.spec.id, t.state)
+        if to_state is None or (kind != "fire" and kind != "start"):
             return
         spec, report = t.spec, t.spec.report
-        fields = audit.get("fields") if "fields" in audit else {**t.fields, **(data.get("set") or {})}
-        t.fields = fields if self.keeps_fields(t) else {k: fields.get(k) for k in (*self.names(spec), spec.subject) if k}
+        t.last_seq = seq
+        if extra[6] is not None:  # the row's audit record holds the fields after the move (older rows keep the last known)
+            t.fields = dict(zip(self.party_fields, extra[7:]))
         st = spec.states.get(to_state)
-        final = bool(st is not None and st.final)
+        final = st is not None and st.final
         entry = self.clause(spec)
+        rule = extra[2]
         if kind == "start":
             if inside:
                 entry["opened"] += 1
-                if data.get("rule"):
-                    self.escalation(at, "rule", spec, iid, None, data.get("rule"), None, to_state)
+                if rule:
+                    self.escalation(at, "rule", spec, iid, None, rule, None, to_state)
         else:
-            late = is_lateness(spec, {"outcome": "applied", "kind": kind, "data": data, "trigger": trigger})
-            entry["closed"] += inside and final
-            if inside and late:
-                entry["overdue"] += 1
-                self.escalation(at, "deadline", spec, iid, trigger, None, from_state, to_state)
-            elif inside and data.get("rule"):
-                self.escalation(at, "rule", spec, iid, trigger, data.get("rule"), from_state, to_state)
-            elif inside and report is not None and to_state in (*report.escalated, *report.referred):
-                self.escalation(at, "person", spec, iid, trigger, None, from_state, to_state)
+            late = False
+            if extra[0]:
+                by_index, by_trigger = self.lateness(spec)
+                index = extra[1]
+                late = by_index[index] if isinstance(index, int) and 0 <= index < len(by_index) else trigger in by_trigger
+            if inside:
+                entry["closed"] += final
+                if late:
+                    entry["overdue"] += 1
+                    self.escalation(at, "deadline", spec, iid, trigger, None, from_state, to_state)
+                elif rule:
+                    self.escalation(at, "rule", spec, iid, trigger, rule, from_state, to_state)
+                elif report is not None and (to_state in report.escalated or to_state in report.referred):
+                    self.escalation(at, "person", spec, iid, trigger, None, from_state, to_state)
             marks_late = to_state in report.overdue if report is not None and report.overdue else late
             if marks_late and t.late_from is None:
-                t.late_from = datetime.fromisoformat(data["due_at"]) if data.get("due_at") else at
+                t.late_from = datetime.fromisoformat(extra[3]) if extra[3] else at
         if inside and report is not None:
             entry["escalated"] += to_state in report.escalated
             entry["referred"] += to_state in report.referred
         meeting = spec.meeting
         if meeting is not None:
-            self.meeting_names[iid] = str(fields.get(spec.subject) or "") if spec.subject else ""
             if to_state in meeting.held and actor != SYSTEM and t.held_at is None:
                 t.held_at, t.held_by = at, actor
             if to_state == meeting.state:
-                t.meeting_due = (audit.get("timer") or {}).get("due_at")
+                t.meeting_due = extra[5]
         t.state, t.entered, t.answered = to_state, at, set()
-        t.owed = self.owed(spec, to_state, fields)
+        t.owed = self.owed(spec, to_state, t.fields)
         if final:
             t.ended = at
-            if not inside:
+            if not inside and spec.meeting is None:  # meetings stay: later action items name them
                 del self.tracks[iid]  # over before the period: nothing of it is reported
 
     def escalation(self, at: datetime, kind: str, spec: WorkflowSpec, iid: str, trigger: str | None, rule: str | None,
@@ -205,19 +227,58 @@ def _trigger_title(spec: WorkflowSpec, trigger: str | None) -> str | None:
     return next((t.title or t.trigger for t in spec.transitions if t.trigger == trigger), trigger) if trigger else None
 
 
+EXTRA = ("timer", "transition", "rule", "due_at", "audit.version", "audit.timer.due_at", "audit.seq")
+
+
+def _extra(dialect: str, names: tuple[str, ...]):
+    """One small JSON array per row of what the report reads from `data` (the database parses the row's JSON once)."""
+    paths = [p.split(".") for p in EXTRA] + [["audit", "fields", n] for n in names]
+    if dialect == "sqlite":
+        return func.json_extract(history.c.data, *("$." + ".".join(p) for p in paths))
+    # The paths are the report's own constants and policy ids (^[a-z][a-z0-9_]*$): safe as literal text[] values.
+    return func.json_build_array(*(history.c.data.op("#>")(literal_column("'{" + ",".join(p) + "}'::text[]")) for p in paths))
+
+
 def stream(store, policy, period: Period) -> tuple[Tally, dict[str, Any] | None]:
-    """Every applied history row before the period's end through a `Tally`, and the audit anchor at the period's end."""
-    query = select(*COLUMNS).where(history.c.outcome == "applied", history.c.at < period.end).order_by(history.c.seq)
+    """Every applied history row before the period's end through a `Tally`, and the audit anchor at the period's end.
+
+    Rows come in batches (`yield_per`: a server-side cursor on PostgreSQL); the database extracts the few values each
+    row contributes, and the full fields are read at the end for the instances the report lists."""
     with store.reading() as conn:
         stored = {v: s for v, s in conn.execute(select(workflow_versions.c.version, workflow_versions.c.spec))}
         tally = Tally(policy, period, stored)
+        dialect = conn.dialect.name
+        at = type_coerce(history.c.at, String) if dialect == "sqlite" else history.c.at
+        query = (select(history.c.seq, history.c.instance, at, history.c.kind, history.c.workflow, history.c.trigger,
+                        history.c.from_state, history.c.to_state, history.c.actor,
+                        type_coerce(_extra(dialect, tally.party_fields), String))
+                 .where(history.c.outcome == "applied", history.c.at < period.end).order_by(history.c.seq))
         add = tally.add
         for row in conn.execution_options(yield_per=BATCH).execute(query):
             add(*row)
+        _fill_fields(conn, tally)
         head = conn.execute(select(history.c.seq, history.c.hash, history.c.at).where(history.c.at < period.end)
                             .order_by(history.c.seq.desc()).limit(1)).first()
     anchor = None if head is None else {"seq": head.seq, "hash": head.hash, "at": head.at.astimezone(policy.tz).isoformat()}
     return tally, anchor
+
+
+def _fill_fields(conn, tally: Tally) -> None:
+    """The fields as of the period's end (the last move's audit record) of every instance the report lists."""
+    wanted = {t.last_seq: t for t in tally.tracks.values() if tally.keeps_fields(t) or (t.ended is None and t.late_from)}
+    seqs = sorted(wanted)
+    fields = history.c.data[("audit", "fields")]
+    for i in range(0, len(seqs), 500):
+        chunk = seqs[i:i + 500]
+        for seq, iid, values in conn.execute(select(history.c.seq, history.c.instance, fields).where(history.c.seq.in_(chunk))):
+            wanted[seq].fields = values if isinstance(values, dict) else wanted[seq].fields
+    legacy = [iid for iid, t in tally.tracks.items() if t.last_seq in wanted and not t.fields]
+    for i in range(0, len(legacy), 500):  # rows from before the audit record: the instance's current fields
+        for iid, values in conn.execute(select(instances.c.id, instances.c.fields).where(instances.c.id.in_(legacy[i:i + 500]))):
+            tally.tracks[iid].fields = values or {}
+    for iid, t in tally.tracks.items():
+        if t.spec.meeting is not None and t.spec.subject:
+            tally.meeting_names[iid] = str(t.fields.get(t.spec.subject) or "")
 
 
 class ReportData(dict):
