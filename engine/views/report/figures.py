@@ -23,7 +23,8 @@ from sqlalchemy import String, func, literal_column, select, type_coerce
 from engine import clock
 from engine.policy.spec import SYSTEM, WorkflowSpec
 from engine.store.database import history, instances, workflow_versions
-from engine.views.overview import clause_key, next_steps
+from engine.rules import duties
+from engine.views.overview import clause_key
 from engine.views.report.periods import Period
 
 BATCH = 2000  # history rows fetched per round trip (a server-side cursor on PostgreSQL)
@@ -85,7 +86,7 @@ class Tally:
         self._owed_cache: dict[tuple, frozenset[str]] = {}
         self._keys: dict[int, tuple[str, ...]] = {}
         self.rule_titles = {r.id: r.title or r.id for r in policy.event_rules}
-        self._late: dict[int, tuple[list[bool], set[str]]] = {}
+        self._late: dict[tuple, bool] = {}
         self.start = period.start
         specs = [*policy.workflows.values(), *(self.spec(None, v) for v in stored_versions)]
         self.party_fields = tuple(sorted({n for spec in specs for n in self.names(spec)}))
@@ -112,7 +113,7 @@ class Tally:
         key = (id(spec), state, tuple(fields.get(n) for n in names))
         found = self._owed_cache.get(key)
         if found is None:
-            found = self._owed_cache[key] = frozenset(next_steps(spec, state, fields, self.config))
+            found = self._owed_cache[key] = frozenset(duties.owed(spec, state, fields, self.config))
         return found
 
     def names(self, spec: WorkflowSpec) -> tuple[str, ...]:
@@ -128,12 +129,12 @@ class Tally:
 
     # ---- one row
 
-    def lateness(self, spec: WorkflowSpec) -> tuple[list[bool], set[str]]:
-        """Per transition index, and by trigger, whether it is system-only (a deadline firing it is a lateness)."""
-        found = self._late.get(id(spec))
+    def lateness(self, spec: WorkflowSpec, index, trigger: str | None, from_state: str | None) -> bool:
+        """Is this deadline-fired move a lateness transition (engine.rules.duties.late_transition), cached?"""
+        key = (id(spec), index, trigger, from_state)
+        found = self._late.get(key)
         if found is None:
-            found = self._late[id(spec)] = ([set(t.by) == {SYSTEM} for t in spec.transitions],
-                                            {t.trigger for t in spec.transitions if set(t.by) == {SYSTEM}})
+            found = self._late[key] = duties.late_transition(spec, index, trigger, from_state)
         return found
 
     def add(self, seq: int, iid: str, at, kind: str, workflow: str | None, trigger: str | None, from_state: str | None,
@@ -179,9 +180,7 @@ class Tally:
         else:
             late = False
             if extra[0]:
-                by_index, by_trigger = self.lateness(spec)
-                index = extra[1]
-                late = by_index[index] if isinstance(index, int) and 0 <= index < len(by_index) else trigger in by_trigger
+                late = self.lateness(spec, extra[1], trigger, from_state)
             if inside:
                 entry["closed"] += final
                 if late:
