@@ -199,9 +199,6 @@ def main() -> None:
         root = Path(args.keep or tmp)
         db = root / "coopflow.db"
         config = copy_shipped_policy(root / "policy", f"sqlite:///{db}")
-        import shutil
-
-        shutil.copytree(Path(__file__).resolve().parent.parent / "templates", root / "policy" / "templates")
         play_templates(config, db)
         t0 = time.perf_counter()
         rows = clone(db, args.rows)

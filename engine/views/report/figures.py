@@ -18,7 +18,7 @@ from collections import defaultdict
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import String, func, literal_column, select, type_coerce
+from sqlalchemy import String, false, func, literal_column, select, tuple_, type_coerce
 
 from engine import clock
 from engine.policy.spec import SYSTEM, WorkflowSpec
@@ -109,7 +109,7 @@ class Tally:
 
     def owed(self, spec: WorkflowSpec, state: str, fields: dict[str, Any]) -> frozenset[str]:
         """The parties owing the next step from `state` (cached by the fields the role patterns read)."""
-        names = self.names(spec)
+        names = self._keys.get(id(spec)) or self.names(spec)
         key = (id(spec), state, tuple(fields.get(n) for n in names))
         found = self._owed_cache.get(key)
         if found is None:
@@ -206,7 +206,7 @@ class Tally:
         t.owed = self.owed(spec, to_state, t.fields)
         if final:
             t.ended = at
-            if not inside and spec.meeting is None:  # meetings stay: later action items name them
+            if not inside:
                 del self.tracks[iid]  # over before the period: nothing of it is reported
 
     def escalation(self, at: datetime, kind: str, spec: WorkflowSpec, iid: str, trigger: str | None, rule: str | None,
@@ -251,7 +251,9 @@ def stream(store, policy, period: Period) -> tuple[Tally, dict[str, Any] | None]
         query = (select(history.c.seq, history.c.instance, at, history.c.kind, history.c.workflow, history.c.trigger,
                         history.c.from_state, history.c.to_state, history.c.actor,
                         type_coerce(_extra(dialect, tally.party_fields), String))
-                 .where(history.c.outcome == "applied", history.c.at < period.end).order_by(history.c.seq))
+                 .where(history.c.outcome == "applied", history.c.at < period.end,
+                        history.c.instance.not_in(_over_before(policy, stored, period)))
+                 .order_by(history.c.seq))
         add = tally.add
         for row in conn.execution_options(yield_per=BATCH).execute(query):
             add(*row)
@@ -260,6 +262,17 @@ def stream(store, policy, period: Period) -> tuple[Tally, dict[str, Any] | None]
                             .order_by(history.c.seq.desc()).limit(1)).first()
     anchor = None if head is None else {"seq": head.seq, "hash": head.hash, "at": head.at.astimezone(policy.tz).isoformat()}
     return tally, anchor
+
+
+def _over_before(policy, stored: dict[str, dict], period: Period):
+    """The instances that reached a final state before the period: nothing of them is reported, so
+    the database skips their rows instead of sending them (most of a long history)."""
+    specs = [*policy.workflows.values(), *(WorkflowSpec.from_stored(s) for s in stored.values())]
+    finals = sorted({(spec.id, sid) for spec in specs for sid, st in spec.states.items() if st.final})
+    return (select(history.c.instance)
+            .where(history.c.outcome == "applied", history.c.kind == "fire", history.c.at < period.start,
+                   tuple_(history.c.workflow, history.c.to_state).in_(finals))
+            .scalar_subquery() if finals else select(history.c.instance).where(false()).scalar_subquery())
 
 
 def _fill_fields(conn, tally: Tally) -> None:
@@ -278,6 +291,13 @@ def _fill_fields(conn, tally: Tally) -> None:
     for iid, t in tally.tracks.items():
         if t.spec.meeting is not None and t.spec.subject:
             tally.meeting_names[iid] = str(t.fields.get(t.spec.subject) or "")
+    named = sorted({str(t.fields.get(t.spec.report.action.meeting)) for t in tally.tracks.values()
+                    if t.spec.report is not None and t.spec.report.action is not None} - set(tally.meeting_names))
+    for i in range(0, len(named), 500):  # meetings over before the period that set items still followed up
+        for iid, workflow, values in conn.execute(select(instances.c.id, instances.c.workflow, instances.c.fields)
+                                                  .where(instances.c.id.in_(named[i:i + 500]))):
+            spec = tally.policy.workflows.get(workflow)
+            tally.meeting_names[iid] = str((values or {}).get(spec.subject) or "") if spec is not None and spec.subject else ""
 
 
 class ReportData(dict):
