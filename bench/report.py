@@ -169,6 +169,9 @@ def measure_report(config: Path, out: Path, profile: bool) -> tuple[float, float
     args = [COOPFLOW, "report", "--period", "2026H2", "--format", "md", "-o", str(out), "-c", str(config)]
     if profile:
         args = [sys.executable, "-m", "cProfile", "-s", "cumulative", *args]
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE if profile else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak = 0.0
@@ -184,8 +187,8 @@ def measure_report(config: Path, out: Path, profile: bool) -> tuple[float, float
         raise SystemExit(f"coopflow report failed: {stderr[-2000:]}")
     if profile:
         print("\n".join(stdout.splitlines()[:60]))
-    usage = __import__("resource").getrusage(__import__("resource").RUSAGE_CHILDREN)
-    return wall, usage.ru_utime + usage.ru_stime, peak
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # this child's CPU alone: the difference
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), peak
 
 
 def main() -> None:
