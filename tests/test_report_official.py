@@ -168,3 +168,20 @@ def test_check_refuses_a_report_template_that_does_not_render(coopflow_cli, conf
     template.unlink()
     code, out, err = coopflow_cli("check", "-c", config)
     assert code == 1 and "not found" in err
+
+
+def test_docx_starts_from_the_province_word_template(coopflow_cli, config, played, tmp_path):
+    """A report.docx in the templates folder is the base of the Word file: its page header and margins are kept."""
+    from docx.shared import Mm
+
+    base = Document()
+    base.sections[0].header.paragraphs[0].text = "Mẫu của tỉnh: lưu hành nội bộ"
+    base.sections[0].left_margin = Mm(35)
+    base.save(str(config.parent / "templates" / "report" / "report.docx"))
+    target = tmp_path / "bao-cao.docx"
+    code, out, err = report(coopflow_cli, config, "--period", "2027Q4", "--format", "docx", "--out", target)
+    assert code == 0, err
+    doc = Document(str(target))
+    assert doc.sections[0].header.paragraphs[0].text == "Mẫu của tỉnh: lưu hành nội bộ"
+    assert doc.sections[0].left_margin.mm == pytest.approx(35, abs=0.5)
+    assert "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" in doc.tables[0].cell(0, 1).text
