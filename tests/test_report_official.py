@@ -185,3 +185,22 @@ def test_docx_starts_from_the_province_word_template(coopflow_cli, config, playe
     assert doc.sections[0].header.paragraphs[0].text == "Mẫu của tỉnh: lưu hành nội bộ"
     assert doc.sections[0].left_margin.mm == pytest.approx(35, abs=0.5)
     assert "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" in doc.tables[0].cell(0, 1).text
+
+
+def test_without_a_period_the_review_cadence_chooses(coopflow_cli, config, played):
+    """No --period: the shipped agreement meets twice a year, so 15 November 2027 falls in 2027H2."""
+    code, out, err = report(coopflow_cli, config)
+    assert code == 0, err
+    assert out.startswith("# Báo cáo kết quả phối hợp 6 tháng cuối năm 2027 (2027H2)")
+
+
+def test_a_quarterly_agreement_reports_its_quarter(coopflow_cli, config, played):
+    """An agreement whose reviews meet every quarter gets the quarter by default, with its requests."""
+    rules = config.parent / "rules" / "reviews.yaml"
+    text = rules.read_text(encoding="utf-8")
+    assert "months: [6, 12]" in text
+    rules.write_text(text.replace("months: [6, 12]", "months: [3, 6, 9, 12]"), encoding="utf-8")
+    code, out, err = report(coopflow_cli, config)
+    assert code == 0, err
+    assert out.startswith("# Báo cáo kết quả phối hợp quý IV năm 2027 (2027Q4)")
+    assert played["r1"] in out and played["r2"] in out

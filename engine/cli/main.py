@@ -621,7 +621,8 @@ def upcoming(days: int, limit: int, page: int, as_json: bool, config_path: str |
 
 @cli.command()
 @click.option("--period", default=None, metavar="YYYYQn|YYYYHn|YYYY",
-              help="Quarter (2027Q4), half year (2027H1) or year (2027) in the policy's time zone.")
+              help="Quarter (2027Q4), half year (2027H1) or year (2027) in the policy's time zone "
+                   "(default: the current period of the agreement's review cadence).")
 @click.option("--from", "first", default=None, metavar="DATE", help="First day of the period (YYYY-MM-DD), with --to.")
 @click.option("--to", "last", default=None, metavar="DATE", help="Last day of the period (YYYY-MM-DD, included), with --from.")
 @click.option("--format", "fmt", type=click.Choice(["md", "html", "pdf", "docx"]), default="md", show_default=True,
@@ -634,11 +635,13 @@ def report(period: str | None, first: str | None, last: str | None, fmt: str, ou
     from engine import clock
     from engine.views import report as reports
 
-    if (period is None) == (first is None and last is None) or (first is None) != (last is None):
-        raise click.UsageError("give either --period or both --from and --to")
+    if (period is not None and (first or last)) or (first is None) != (last is None):
+        raise click.UsageError("give either --period or both --from and --to (neither: the review cadence's current period)")
     if fmt in ("pdf", "docx") and not out:
         raise click.UsageError(f"--format {fmt} writes a file: give --out FILE")
     policy = load_policy(config_path)
+    if period is None and first is None:
+        period = reports.cadence_label(policy, clock.now())
     try:
         chosen = reports.of_policy(policy, period=period, first=first, last=last, now=clock.now())
     except reports.PeriodRefused:

@@ -103,3 +103,16 @@ def of_policy(policy, *, period: str | None = None, first: str | None = None, la
     if period is not None:
         return parse_period(period, policy.tz, **bounds)
     return parse_range(first or "", last or "", policy.tz, **bounds)
+
+
+def cadence_label(policy, now: datetime) -> str:
+    """The period of the agreement's review cadence that holds `now`: the schedules starting a meeting workflow meet
+    1, 2 or 4 times a year (a year, half years, quarters); any other cadence, or none, gives half years."""
+    months = {m for s in policy.schedules.values() if getattr(policy.workflows.get(s.start), "meeting", None)
+              for m in s.every.months}
+    per_year = len(months) if len(months) in (1, 2, 4) else 2
+    local = now.astimezone(policy.tz)
+    if per_year == 1:
+        return str(local.year)
+    size = 12 // per_year
+    return f"{local.year}{'H' if per_year == 2 else 'Q'}{(local.month - 1) // size + 1}"
