@@ -54,7 +54,7 @@ class Track:
     """What the report remembers of one instance while the history streams past."""
 
     __slots__ = ("spec", "opener", "opened", "inside", "state", "entered", "owed", "answered", "fields", "ended",
-                 "late_from", "held_at", "held_by", "meeting_due", "rule", "last_seq")
+                 "late_from", "held_at", "held_by", "meeting_due", "rule", "last_seq", "move_seq")
 
     def __init__(self, spec: WorkflowSpec, opener: str | None, opened: datetime, inside: bool, rule: str | None):
         self.spec, self.opener, self.opened, self.inside, self.rule = spec, opener, opened, inside, rule
@@ -69,6 +69,7 @@ class Track:
         self.held_by: str | None = None
         self.meeting_due: str | None = None
         self.last_seq = 0
+        self.move_seq: int | None = None  # the instance's own move counter after its last move (audit record)
 
 
 class Tally:
@@ -165,7 +166,7 @@ class Tally:
         if to_state is None or (kind != "fire" and kind != "start"):
             return
         spec, report = t.spec, t.spec.report
-        t.last_seq = seq
+        t.last_seq, t.move_seq = seq, extra[6]
         if extra[6] is not None:  # the row's audit record holds the fields after the move (older rows keep the last known)
             t.fields = dict(zip(self.party_fields, extra[7:]))
         st = spec.states.get(to_state)
@@ -276,18 +277,23 @@ def _over_before(policy, stored: dict[str, dict], period: Period):
 
 
 def _fill_fields(conn, tally: Tally) -> None:
-    """The fields as of the period's end (the last move's audit record) of every instance the report lists."""
-    wanted = {t.last_seq: t for t in tally.tracks.values() if tally.keeps_fields(t) or (t.ended is None and t.late_from)}
-    seqs = sorted(wanted)
-    fields = history.c.data[("audit", "fields")]
+    """The fields as of the period's end of every instance the report lists: the instance's own (stored) fields when it
+    has not moved since, else its last move's audit record in the history (older rows: the instance's fields)."""
+    wanted = {iid: t for iid, t in tally.tracks.items() if tally.keeps_fields(t) or (t.ended is None and t.late_from)}
+    ids, later = sorted(wanted), {}
+    for i in range(0, len(ids), 500):
+        query = select(instances.c.id, instances.c.seq, instances.c.fields).where(instances.c.id.in_(ids[i:i + 500]))
+        for iid, seq, values in conn.execute(query):
+            t = wanted[iid]
+            if t.move_seq is None or seq == t.move_seq:
+                t.fields = values or {}
+            else:
+                later[t.last_seq] = t  # moved after the period: its fields then are in the history
+    seqs, fields = sorted(later), history.c.data[("audit", "fields")]
     for i in range(0, len(seqs), 500):
-        chunk = seqs[i:i + 500]
-        for seq, iid, values in conn.execute(select(history.c.seq, history.c.instance, fields).where(history.c.seq.in_(chunk))):
-            wanted[seq].fields = values if isinstance(values, dict) else wanted[seq].fields
-    legacy = [iid for iid, t in tally.tracks.items() if t.last_seq in wanted and not t.fields]
-    for i in range(0, len(legacy), 500):  # rows from before the audit record: the instance's current fields
-        for iid, values in conn.execute(select(instances.c.id, instances.c.fields).where(instances.c.id.in_(legacy[i:i + 500]))):
-            tally.tracks[iid].fields = values or {}
+        for seq, values in conn.execute(select(history.c.seq, fields).where(history.c.seq.in_(seqs[i:i + 500]))):
+            if isinstance(values, dict):
+                later[seq].fields = values
     for iid, t in tally.tracks.items():
         if t.spec.meeting is not None and t.spec.subject:
             tally.meeting_names[iid] = str(t.fields.get(t.spec.subject) or "")
