@@ -280,15 +280,15 @@ def _fill_fields(conn, tally: Tally) -> None:
     """The fields as of the period's end of every instance the report lists: the instance's own (stored) fields when it
     has not moved since, else its last move's audit record in the history (older rows: the instance's fields)."""
     wanted = {iid: t for iid, t in tally.tracks.items() if tally.keeps_fields(t) or (t.ended is None and t.late_from)}
-    ids, later = sorted(wanted), {}
+    ids, current = sorted(wanted), set()
     for i in range(0, len(ids), 500):
         query = select(instances.c.id, instances.c.seq, instances.c.fields).where(instances.c.id.in_(ids[i:i + 500]))
         for iid, seq, values in conn.execute(query):
             t = wanted[iid]
             if t.move_seq is None or seq == t.move_seq:
                 t.fields = values or {}
-            else:
-                later[t.last_seq] = t  # moved after the period: its fields then are in the history
+                current.add(iid)
+    later = {t.last_seq: t for iid, t in wanted.items() if iid not in current}  # moved since: the history has the fields
     seqs, fields = sorted(later), history.c.data[("audit", "fields")]
     for i in range(0, len(seqs), 500):
         for seq, values in conn.execute(select(history.c.seq, fields).where(history.c.seq.in_(seqs[i:i + 500]))):
