@@ -18,16 +18,13 @@ from collections import defaultdict
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import String, false, func, literal_column, select, tuple_, type_coerce
-
 from engine import clock
 from engine.policy.spec import SYSTEM, WorkflowSpec
-from engine.store.database import history, instances, workflow_versions
+from engine.store import report_rows
 from engine.rules import duties
 from engine.views.overview import clause_key
 from engine.views.report.periods import Period
 
-BATCH = 2000  # history rows fetched per round trip (a server-side cursor on PostgreSQL)
 
 
 def party_of(actor: str | None) -> str | None:
@@ -227,83 +224,46 @@ def _trigger_title(spec: WorkflowSpec, trigger: str | None) -> str | None:
     return next((t.title or t.trigger for t in spec.transitions if t.trigger == trigger), trigger) if trigger else None
 
 
-EXTRA = ("timer", "transition", "rule", "due_at", "audit.version", "audit.timer.due_at", "audit.seq")
-
-
-def _extra(dialect: str, names: tuple[str, ...]):
-    """One small JSON array per row of what the report reads from `data` (the database parses the row's JSON once)."""
-    paths = [p.split(".") for p in EXTRA] + [["audit", "fields", n] for n in names]
-    if dialect == "sqlite":
-        return func.json_extract(history.c.data, *("$." + ".".join(p) for p in paths))
-    # The paths are the report's own constants and policy ids (^[a-z][a-z0-9_]*$): safe as literal text[] values.
-    return func.json_build_array(*(history.c.data.op("#>")(literal_column("'{" + ",".join(p) + "}'::text[]")) for p in paths))
-
-
 def stream(store, policy, period: Period) -> tuple[Tally, dict[str, Any] | None]:
-    """Every applied history row before the period's end through a `Tally`, and the audit anchor at the period's end.
-
-    Rows come in batches (`yield_per`: a server-side cursor on PostgreSQL); the database extracts the few values each
-    row contributes, and the full fields are read at the end for the instances the report lists."""
+    """Every applied history row before the period's end through a `Tally` (engine.store.report_rows: batched, the
+    database extracting each row's few values, instances over before the period skipped), then the listed instances'
+    fields, and the audit anchor at the period's end."""
     with store.reading() as conn:
-        stored = {v: s for v, s in conn.execute(select(workflow_versions.c.version, workflow_versions.c.spec))}
+        stored = report_rows.stored_versions(conn)
         tally = Tally(policy, period, stored)
-        dialect = conn.dialect.name
-        at = type_coerce(history.c.at, String) if dialect == "sqlite" else history.c.at
-        query = (select(history.c.seq, history.c.instance, at, history.c.kind, history.c.workflow, history.c.trigger,
-                        history.c.from_state, history.c.to_state, history.c.actor,
-                        type_coerce(_extra(dialect, tally.party_fields), String))
-                 .where(history.c.outcome == "applied", history.c.at < period.end,
-                        history.c.instance.not_in(_over_before(policy, stored, period)))
-                 .order_by(history.c.seq))
+        specs = [*policy.workflows.values(), *(tally.spec(None, v) for v in stored)]
+        finals = {(spec.id, sid) for spec in specs for sid, st in spec.states.items() if st.final}
         add = tally.add
-        for row in conn.execution_options(yield_per=BATCH).execute(query):
+        for row in report_rows.applied_rows(conn, period.start, period.end, finals, tally.party_fields):
             add(*row)
         _fill_fields(conn, tally)
-        head = conn.execute(select(history.c.seq, history.c.hash, history.c.at).where(history.c.at < period.end)
-                            .order_by(history.c.seq.desc()).limit(1)).first()
+        head = report_rows.head_before(conn, period.end)
     anchor = None if head is None else {"seq": head.seq, "hash": head.hash, "at": head.at.astimezone(policy.tz).isoformat()}
     return tally, anchor
 
 
-def _over_before(policy, stored: dict[str, dict], period: Period):
-    """The instances that reached a final state before the period: nothing of them is reported, so
-    the database skips their rows instead of sending them (most of a long history)."""
-    specs = [*policy.workflows.values(), *(WorkflowSpec.from_stored(s) for s in stored.values())]
-    finals = sorted({(spec.id, sid) for spec in specs for sid, st in spec.states.items() if st.final})
-    return (select(history.c.instance)
-            .where(history.c.outcome == "applied", history.c.kind == "fire", history.c.at < period.start,
-                   tuple_(history.c.workflow, history.c.to_state).in_(finals))
-            .scalar_subquery() if finals else select(history.c.instance).where(false()).scalar_subquery())
-
-
 def _fill_fields(conn, tally: Tally) -> None:
     """The fields as of the period's end of every instance the report lists: the instance's own (stored) fields when it
-    has not moved since, else its last move's audit record in the history (older rows: the instance's fields)."""
+    has not moved since, else its last move's audit record in the history."""
     wanted = {iid: t for iid, t in tally.tracks.items() if tally.keeps_fields(t) or (t.ended is None and t.late_from)}
-    ids, current = sorted(wanted), set()
-    for i in range(0, len(ids), 500):
-        query = select(instances.c.id, instances.c.seq, instances.c.fields).where(instances.c.id.in_(ids[i:i + 500]))
-        for iid, seq, values in conn.execute(query):
-            t = wanted[iid]
-            if t.move_seq is None or seq == t.move_seq:
-                t.fields = values or {}
-                current.add(iid)
+    current = set()
+    for iid, _workflow, seq, values in report_rows.instance_fields(conn, sorted(wanted)):
+        t = wanted[iid]
+        if t.move_seq is None or seq == t.move_seq:
+            t.fields = values or {}
+            current.add(iid)
     later = {t.last_seq: t for iid, t in wanted.items() if iid not in current}  # moved since: the history has the fields
-    seqs, fields = sorted(later), history.c.data[("audit", "fields")]
-    for i in range(0, len(seqs), 500):
-        for seq, values in conn.execute(select(history.c.seq, fields).where(history.c.seq.in_(seqs[i:i + 500]))):
-            if isinstance(values, dict):
-                later[seq].fields = values
+    for seq, values in report_rows.audit_fields(conn, sorted(later)):
+        if isinstance(values, dict):
+            later[seq].fields = values
     for iid, t in tally.tracks.items():
         if t.spec.meeting is not None and t.spec.subject:
             tally.meeting_names[iid] = str(t.fields.get(t.spec.subject) or "")
     named = sorted({str(t.fields.get(t.spec.report.action.meeting)) for t in tally.tracks.values()
                     if t.spec.report is not None and t.spec.report.action is not None} - set(tally.meeting_names))
-    for i in range(0, len(named), 500):  # meetings over before the period that set items still followed up
-        for iid, workflow, values in conn.execute(select(instances.c.id, instances.c.workflow, instances.c.fields)
-                                                  .where(instances.c.id.in_(named[i:i + 500]))):
-            spec = tally.policy.workflows.get(workflow)
-            tally.meeting_names[iid] = str((values or {}).get(spec.subject) or "") if spec is not None and spec.subject else ""
+    for iid, workflow, _seq, values in report_rows.instance_fields(conn, named):  # meetings over before the period
+        spec = tally.policy.workflows.get(workflow)
+        tally.meeting_names[iid] = str((values or {}).get(spec.subject) or "") if spec is not None and spec.subject else ""
 
 
 class ReportData(dict):
