@@ -104,13 +104,13 @@ def scenario(tmp_path_factory) -> dict:
         play.fire("2027-05-13T09:00+07:00", e2, "issue_conclusions", "police.focal_point", conclusions="TB 12/KL")
         play.fire("2027-05-14T09:00+07:00", e2, "close", "dic.leader")
         # R4 (police to dic): deemed received, then the daemon is down when the answer falls due (11 June 00:00);
-        # `overdue` fires late on 16 June 09:00, dic answers on 17 June 10:00: 5 working days late, from the due time.
+        # `overdue` fires late on 14 June 09:00, dic answers at 15:00: 2 working days late (11 and 14 June), from the due time.
         r4 = ids["r4"] = play.start("2027-06-01T09:00+07:00", "information_exchange", "police.focal_point",
                                     requester="police", recipient="dic", subject="Thuê bao ảo")
         play.fire("2027-06-01T09:10+07:00", r4, "send", "police.focal_point", dispatch_no="31/CAT")
         play.until(at("2027-06-10T12:00+07:00"))
-        play.down(at("2027-06-16T09:00+07:00"))
-        play.fire("2027-06-17T10:00+07:00", r4, "answer", "dic.focal_point", answer="Công văn 210/STTTT")
+        play.down(at("2027-06-14T09:00+07:00"))
+        play.fire("2027-06-14T15:00+07:00", r4, "answer", "dic.focal_point", answer="Công văn 210/STTTT")
         # E3 (dic proposes): agreed, the meeting time comes (a timer), and nobody records the meeting.
         e3 = ids["e3"] = play.start("2027-06-21T09:00+07:00", "emergency_review", "dic.leader",
                                     issue="Tin giả về dịch bệnh", proposed_by="dic")
@@ -167,18 +167,18 @@ def test_a_response_is_an_action_on_what_another_party_addressed(scenario):
     assert police["responses"] == 3
     assert police["median_seconds"] == 28 * HOUR and police["worst_seconds"] == 50 * HOUR
     assert (police["worst_instance"], police["worst_state"]) == (scenario["ids"]["r1"], "in_progress")
-    # dic: E2 agree 2 h, E2 finish 2 h, E2 close 24 h, R4 overdue->answer 25 h (its sending of R1 and R2 is not a response)
+    # dic: E2 agree 2 h, E2 finish 2 h, E2 close 24 h, R4 overdue->answer 6 h (its sending of R1 and R2 is not a response)
     assert dic["responses"] == 4
-    assert dic["median_seconds"] == 13 * HOUR and dic["worst_seconds"] == 25 * HOUR
-    assert (dic["worst_instance"], dic["worst_state"]) == (scenario["ids"]["r4"], "overdue")
+    assert dic["median_seconds"] == 4 * HOUR and dic["worst_seconds"] == 24 * HOUR
+    assert (dic["worst_instance"], dic["worst_state"]) == (scenario["ids"]["e2"], "concluded")
     assert ubnd["responses"] == 0 and ubnd["median_seconds"] is None
 
 
 def test_lateness_counts_from_the_nominal_due_time(scenario):
-    """R4's answer fell due on 11 June 00:00; the timer fired late (downtime), the lateness still counts from the due time."""
+    """R4's answer fell due on 11 June 00:00; the timer fired late (downtime, 14 June 09:00): lateness counts from the due time."""
     requests = {r["instance"]: r for r in _clause(scenario["data"], "information_exchange")["requests"]}
     r4 = requests[scenario["ids"]["r4"]]
-    assert r4["due_at"] == "2027-06-11T00:00:00+07:00" and r4["late_days"] == 5  # 11, 14, 15, 16, 17 June
+    assert r4["due_at"] == "2027-06-11T00:00:00+07:00" and r4["late_days"] == 2  # 11 and 14 June (not 0: from the firing)
     assert r4["dispatch"] == ["31/CAT"] and r4["answer"] == "Công văn 210/STTTT"
     assert requests[scenario["ids"]["r1"]]["late_days"] is None  # answered in time
     assert set(requests) == {scenario["ids"][k] for k in ("r1", "r2", "r4")}
@@ -246,10 +246,10 @@ def test_markdown_report_shows_the_figures(coopflow_cli, scenario):
     assert out.startswith("# Báo cáo kết quả phối hợp 6 tháng đầu năm 2027 (2027H1)")
     assert "| 2 | Phối hợp trao đổi thông tin | 3 | 2 | 5 | 1 | 1 | 1 |" in out
     assert "| review.adhoc | Họp giao ban đột xuất | 3 | 2 | 1 | 0 | 0 | 1 |" in out
-    assert (f"| {ids['r4']} | Thuê bao ảo | 31/CAT | 01/06/2027 | Đã trả lời | Công văn 210/STTTT | 17/06/2027 | "
-            f"5 ngày làm việc |") in out
+    assert (f"| {ids['r4']} | Thuê bao ảo | 31/CAT | 01/06/2027 | Đã trả lời | Công văn 210/STTTT | 14/06/2027 | "
+            f"2 ngày làm việc |") in out
     assert f"| Công an tỉnh Lào Cai | 3 | 1 ngày 4 giờ | 2 ngày 2 giờ | {ids['r1']} (Đang xử lý" in out
-    assert "| Sở Thông tin và Truyền thông tỉnh Lào Cai | 4 | 13 giờ | 1 ngày 1 giờ |" in out
+    assert "| Sở Thông tin và Truyền thông tỉnh Lào Cai | 4 | 4 giờ | 1 ngày |" in out
     assert "có, ghi nhận lúc 16:00 12/05/2027" in out and "chưa có người ghi nhận việc họp" in out
     assert "Tổng số lần chuyển cấp: 8." in out
     assert f"số thứ tự {scenario['data']['anchor']['seq']}" in out and scenario["data"]["anchor"]["hash"] in out
