@@ -234,7 +234,7 @@ def test_both_leaders_agree_and_the_meeting_is_convened(server, browser):
     assert police.page.locator("figure.diagram g#node-proposed path").get_attribute("fill") == "none"
     police.shot("06-hop-dot-xuat-da-trieu-tap")
     police.page.get_by_role("link", name="Lịch").click()
-    assert "Họp đột xuất: Phối hợp xử lý tin giả về dịch bệnh" in police.page.locator("main").inner_text()
+    assert "Họp giao ban đột xuất: Phối hợp xử lý tin giả về dịch bệnh" in police.page.locator("main").inner_text()
     police.shot("07-lich")
     police.page.get_by_role("link", name="Tổng quan").click()
     police.shot("08-tong-quan")
