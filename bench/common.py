@@ -245,3 +245,59 @@ def run_cmd(cmd: list[str], timeout: float = 170, **kwargs):
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu, proc
+
+
+# --------------------------------------------------------------------------- interleaved runners
+# Each runner keeps its store or connection open; run(budget) works for about `budget` seconds.
+# A benchmark interleaves its runners in rounds so that the machine's changing load (it is
+# shared) hits them alike, and reports medians over the rounds.
+
+
+class Runner:
+    """work(budget) returns how many events it did; `part` (wall, CPU) is the share of it spent
+    in the measured part alone, when a runner also does unmeasured set-up work (submitting)."""
+
+    part = [0.0, 0.0]
+
+    def run(self, budget: float) -> tuple[int, float, float, float, float]:
+        """(events, wall s, CPU s, measured part's wall s, its CPU s)."""
+        self.part = [0.0, 0.0]
+        wall, cpu = time.perf_counter(), time.process_time()
+        done = self.work(budget)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        part_wall, part_cpu = self.part if self.part[0] else (wall, cpu)
+        return done, wall, cpu, part_wall, part_cpu
+
+    @contextmanager
+    def measured(self):
+        """The part of `work` that counts as the measured part."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        yield
+        self.part[0] += time.perf_counter() - wall
+        self.part[1] += time.process_time() - cpu
+
+    def work(self, budget: float) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def rounds(runners: dict, count: int, slice_s: float) -> dict[str, dict]:
+    """Run every runner `count` times for `slice_s`, order rotated each round; medians per runner:
+    events/s (all, and of the measured part), CPU µs per event (all, and of the measured part)."""
+    samples: dict[str, list] = {name: [] for name in runners}
+    names = list(runners)
+    for r in range(count):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            samples[name].append(runners[name].run(slice_s))
+    out = {}
+    for name, runs in samples.items():
+        rates = [s[0] / s[1] for s in runs]
+        part_rates = [s[0] / s[3] for s in runs]
+        events = sum(s[0] for s in runs)
+        out[name] = {"rate": median(rates), "min": min(rates), "max": max(rates),
+                     "part_rate": median(part_rates), "part_min": min(part_rates), "part_max": max(part_rates),
+                     "cpu_us": 1e6 * sum(s[2] for s in runs) / events, "part_cpu_us": 1e6 * sum(s[4] for s in runs) / events}
+    return out

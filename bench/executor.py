@@ -5,24 +5,23 @@ Workload: the shipped policy's `information_exchange` request, four events per i
 disarms, arms 5 working days), answer (final; disarms, notify + emit). Every event is checked to
 be applied. Engine log lines are kept out (WARNING and up only).
 
-Modes, each beside the raw limit of the same database measured in the same run:
+Modes, each beside the raw database measured in the same rounds (bench/raw.py):
 
-* one event per commit: `Executor.submit_*(..., apply=True)`: submitted and applied in one transaction;
-* batched: 100 events submitted in one transaction (`inbox.submit`), then `drain()` — one event
-  per transaction — and, where the executor has it, `drain(batch=100)`: group commit (up to 100
-  events per transaction, each in a savepoint);
-* raw: a bare transaction updating one row and inserting one (SQLite via stdlib sqlite3 and via
-  SQLAlchemy Core; PostgreSQL via psycopg on one connection, and via SQLAlchemy), one per commit
-  and 100 per commit (what group commit could reach);
-* SQLite with synchronous=OFF (not durable) for the executor and the raw loop: shows the CPU cost
-  of an event apart from the fsync.
+* one event per commit: `Executor.submit_*(..., apply=True)`: submitted and applied in one
+  transaction; beside raw sqlite3's (psycopg's) bare commit rate and the same rows written by
+  hand, one event per commit;
+* group commit: 100 events submitted in one transaction (`inbox.submit`, not measured), then
+  `drain(batch=100)`: up to 100 events decided in memory and written with one statement per
+  table; beside the same rows written by hand with one executemany per table;
+* per event: CPU µs of the benchmark process and SQL statements sent (hooks on the engine).
 
 Then 100k live instances (bulk-inserted into the executor's tables, each with an armed timer): a
 fresh process opens the store, applies events on random instances, and reports its RSS and the
 time per event, beside the same probe on an empty store.
 
-Aims (issue): one event per commit >= 50% of the raw rate; >= 10,000 events/s on SQLite when
-batched; 100k instances in <= 300 MB RSS. A miss is profiled with cProfile (--profile forces it).
+Aims (issue #9, item 6): group commit >= 5,000 events/s on SQLite and >= 3,000/s on PostgreSQL;
+one event per commit >= 40% of raw sqlite3's commit rate; 100k instances in <= 300 MB RSS. A miss
+is profiled with cProfile (--profile forces it).
 
     /tmp/v/bin/python bench/executor.py [--rounds 5] [--slice 0.8] [--only throughput|100k] [--no-pg] [--profile]
 """
@@ -31,20 +30,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    PG_URL, REPO, bulk_instances, environment, median, peak_rss_mb, percentile, pg_available, pg_schema, profile, quiet_logs,
-    rss_mb, table,
+    PG_URL, REPO, Runner, bulk_instances, environment, peak_rss_mb, percentile, pg_available, pg_schema, profile, quiet_logs,
+    rounds, rss_mb, table,
 )
+from raw import RawCommit, RawRows, psycopg_conn, sqlite3_conn  # noqa: E402
 
 BATCH = 100
 WORKFLOW = "information_exchange"
@@ -77,26 +77,7 @@ def _check(outcome) -> None:
         raise SystemExit(f"benchmark event not applied: {outcome}")
 
 
-# --------------------------------------------------------------------------- runners
-# Each runner keeps its store or connection open; run(budget) works for about `budget` seconds
-# and returns (events or row pairs, wall seconds, CPU seconds of this process). The benchmark
-# interleaves the runners in rounds so that the machine's changing load (it is shared) hits
-# them alike, and reports medians over the rounds.
-
-
-class Runner:
-    name = ""
-
-    def run(self, budget: float) -> tuple[int, float, float]:
-        wall, cpu = time.perf_counter(), time.process_time()
-        done = self.work(budget)
-        return done, time.perf_counter() - wall, time.process_time() - cpu
-
-    def work(self, budget: float) -> int:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
+# --------------------------------------------------------------------------- runners (common.Runner)
 
 
 class ExecOnePerCommit(Runner):
@@ -128,13 +109,8 @@ class ExecOnePerCommit(Runner):
 
 
 class ExecBatched(ExecOnePerCommit):
-    """100 events submitted in one transaction, then drained: one event per transaction, or, with
-    `group` > 1, `Executor.drain(batch=group)` (group commit: up to `group` events per transaction,
-    each in a savepoint) where the executor has it."""
-
-    def __init__(self, url: str, group: int = 1):
-        super().__init__(url)
-        self.group = group
+    """100 events submitted in one transaction, then `Executor.drain(batch=100)` (group commit);
+    the drain alone is the measured part."""
 
     def work(self, budget: float, max_events: int = 1_000_000) -> int:
         from engine.store import inbox
@@ -148,7 +124,8 @@ class ExecBatched(ExecOnePerCommit):
                         inbox.submit(conn, inbox.START if kind == "start" else inbox.FIRE, instance=instance,
                                      workflow=WORKFLOW if kind == "start" else None, trigger=trigger, actor=actor, values=values)
                     self.n += 1
-            applied = ex.drain(batch=self.group) if self.group > 1 else ex.drain()
+            with self.measured():
+                applied = ex.drain(batch=BATCH)
             self.applied.clear()
             if applied != BATCH:
                 raise SystemExit(f"drained {applied} events, expected {BATCH}")
@@ -167,148 +144,37 @@ class ExecBatched(ExecOnePerCommit):
             raise SystemExit(f"{bad} batched events were not applied")
 
 
-class RawSqlite3(Runner):
-    """Bare transactions (UPDATE one row + INSERT one) through stdlib sqlite3, WAL."""
-
-    def __init__(self, path: Path, batch: int = 1, synchronous: str = "FULL"):
-        self.batch = batch
-        self.conn = conn = sqlite3.connect(path, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={synchronous}")
-        conn.execute("CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
-        conn.execute("CREATE TABLE IF NOT EXISTS log (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, payload TEXT NOT NULL)")
-        conn.execute("INSERT OR IGNORE INTO counter VALUES (1, 0)")
-
-    def work(self, budget: float) -> int:
-        done, start, conn = 0, time.perf_counter(), self.conn
-        while time.perf_counter() - start < budget:
-            conn.execute("BEGIN IMMEDIATE")
-            for _ in range(self.batch):
-                conn.execute("UPDATE counter SET n = n + 1 WHERE id = 1")
-                conn.execute("INSERT INTO log (at, payload) VALUES (?, ?)", (time.time(), '{"k": "v"}'))
-            conn.execute("COMMIT")
-            done += self.batch
-        return done
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-class RawSqlAlchemy(Runner):
-    """The same bare transaction through SQLAlchemy Core (SQLite: WAL and BEGIN IMMEDIATE like the store)."""
-
-    def __init__(self, url: str, batch: int = 1, synchronous: str = "FULL"):
-        from sqlalchemy import Column, Float, Integer, MetaData, String, Table, create_engine, event, insert, update
-
-        self.batch = batch
-        if url.startswith("sqlite"):
-            engine = create_engine(url)
-
-            @event.listens_for(engine, "connect")
-            def _on_connect(dbapi_conn, _record):
-                dbapi_conn.isolation_level = None
-                dbapi_conn.execute("PRAGMA journal_mode=WAL")
-                dbapi_conn.execute(f"PRAGMA synchronous={synchronous}")
-
-            @event.listens_for(engine, "begin")
-            def _on_begin(conn):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), pool_size=1)
-        self.engine = engine
-        md = MetaData()
-        counter = Table("bench_counter", md, Column("id", Integer, primary_key=True), Column("n", Integer, nullable=False))
-        self.log = Table("bench_log", md, Column("id", Integer, primary_key=True, autoincrement=True),
-                         Column("at", Float, nullable=False), Column("payload", String(100), nullable=False))
-        md.create_all(engine)
-        with engine.begin() as conn:
-            if conn.execute(counter.select()).first() is None:
-                conn.execute(insert(counter).values(id=1, n=0))
-        self.up = update(counter).where(counter.c.id == 1).values(n=counter.c.n + 1)
-        self.insert = insert
-
-    def work(self, budget: float) -> int:
-        done, start = 0, time.perf_counter()
-        while time.perf_counter() - start < budget:
-            with self.engine.begin() as conn:
-                for _ in range(self.batch):
-                    conn.execute(self.up)
-                    conn.execute(self.insert(self.log).values(at=time.time(), payload='{"k": "v"}'))
-            done += self.batch
-        return done
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-
-class RawPsycopg(Runner):
-    """Bare transactions on one psycopg connection (one COMMIT per transaction)."""
-
-    def __init__(self, conninfo: str, schema: str, batch: int = 1):
-        import psycopg
-
-        self.batch = batch
-        self.conn = conn = psycopg.connect(conninfo, options=f"-csearch_path={schema}")
-        conn.execute("CREATE TABLE IF NOT EXISTS raw_counter (id int PRIMARY KEY, n int NOT NULL)")
-        conn.execute("CREATE TABLE IF NOT EXISTS raw_log (id bigserial PRIMARY KEY, at double precision NOT NULL, payload text NOT NULL)")
-        conn.execute("INSERT INTO raw_counter VALUES (1, 0) ON CONFLICT DO NOTHING")
-        conn.commit()
-
-    def work(self, budget: float) -> int:
-        done, start, conn = 0, time.perf_counter(), self.conn
-        with conn.cursor() as cur:
-            while time.perf_counter() - start < budget:
-                for _ in range(self.batch):
-                    cur.execute("UPDATE raw_counter SET n = n + 1 WHERE id = 1")
-                    cur.execute("INSERT INTO raw_log (at, payload) VALUES (%s, %s)", (time.time(), '{"k": "v"}'))
-                conn.commit()
-                done += self.batch
-        return done
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-def rounds(runners: dict[str, Runner], count: int, slice_s: float) -> dict[str, dict]:
-    """Run every runner `count` times for `slice_s`, order rotated each round; medians per runner."""
-    samples: dict[str, list] = {name: [] for name in runners}
-    names = list(runners)
-    for r in range(count):
-        order = names[r % len(names):] + names[: r % len(names)]
-        for name in order:
-            samples[name].append(runners[name].run(slice_s))
-    out = {}
-    for name, runs in samples.items():
-        rates = [d / w for d, w, _ in runs]
-        out[name] = {"rate": median(rates), "min": min(rates), "max": max(rates), "rates": rates,
-                     "cpu_ms": 1000 * sum(c for _, _, c in runs) / sum(d for d, _, _ in runs)}
-    return out
-
-
 # --------------------------------------------------------------------------- explanations
 
 
-def statements_per_event(url: str) -> dict[str, float]:
-    """SQL statements and transactions the executor sends per event (one event per commit), counted by hooks."""
+def statements_per_event(runner: Runner, events: int) -> float:
+    """SQL statements the executor sends per event (its measured part only), counted by a hook."""
     from sqlalchemy import event
 
-    runner = ExecOnePerCommit(url)
-    counts = {"statements": 0, "transactions": 0}
+    counts = [0]
+    counting = [False]
 
     @event.listens_for(runner.store.engine, "before_cursor_execute")
     def _count(conn, cursor, statement, params, context, executemany):
-        counts["statements"] += 1
+        counts[0] += counting[0]
 
-    @event.listens_for(runner.store.engine, "commit")
-    def _commit(conn):
-        counts["transactions"] += 1
+    measured = runner.measured
 
-    runner.work(1e9, max_events=40)  # warm: versions remembered, caches filled
-    for k in counts:
-        counts[k] = 0
-    events = runner.work(1e9, max_events=400)
-    runner.close()
-    return {k: v / events for k, v in counts.items()}
+    @contextmanager
+    def counted():
+        counting[0] = True
+        with measured():
+            yield
+        counting[0] = False
+
+    runner.measured = counted
+    if not isinstance(runner, ExecBatched):
+        counting[0] = True
+    runner.part = [0.0, 0.0]
+    done = runner.work(1e9, max_events=events)
+    event.remove(runner.store.engine, "before_cursor_execute", _count)
+    runner.measured = measured
+    return counts[0] / done
 
 
 # --------------------------------------------------------------------------- 100k instances
@@ -418,121 +284,71 @@ def main() -> None:
             memory(tmp, args, use_pg)
 
 
-def fmt(r: dict) -> str:
-    return f"{r['rate']:,.0f} ({r['min']:,.0f}–{r['max']:,.0f})"
+def fmt(r: dict, part: bool = False) -> str:
+    p = "part_" if part else ""
+    return f"{r[p + 'rate']:,.0f} ({r[p + 'min']:,.0f}–{r[p + 'max']:,.0f})"
 
 
 def throughput(tmp: Path, args, use_pg: bool) -> None:
     from contextlib import ExitStack
 
-    def sqlite_url(name: str) -> str:
-        return f"sqlite:///{tmp / name}"
-
-    import inspect
-
-    from engine.execution.executor import Executor
-
-    group_commit = "batch" in inspect.signature(Executor.drain).parameters
-    if not group_commit:
-        print("this executor has no group commit (Executor.drain has no batch parameter): that row is skipped")
     with ExitStack() as stack:
         runners: dict[str, Runner] = {
-            "exec_one": ExecOnePerCommit(sqlite_url("one.db")),
-            "exec_batch": ExecBatched(sqlite_url("batch.db")),
-            **({"exec_group": ExecBatched(sqlite_url("group.db"), group=BATCH)} if group_commit else {}),
-            "exec_off": ExecOnePerCommit(sqlite_url("off.db"), durable=False),
-            "raw3_1": RawSqlite3(tmp / "raw1.db"),
-            "rawsa_1": RawSqlAlchemy(sqlite_url("rawsa1.db")),
-            "raw3_100": RawSqlite3(tmp / "raw100.db", batch=BATCH),
-            "rawsa_100": RawSqlAlchemy(sqlite_url("rawsa100.db"), batch=BATCH),
-            "raw3_off": RawSqlite3(tmp / "rawoff.db", synchronous="OFF"),
+            "one": ExecOnePerCommit(f"sqlite:///{tmp / 'one.db'}"),
+            "group": ExecBatched(f"sqlite:///{tmp / 'group.db'}"),
+            "commit": RawCommit(sqlite3_conn(tmp / "commit.db"), pg=False),
+            "rows_1": RawRows(sqlite3_conn(tmp / "rows1.db"), pg=False),
+            "rows_100": RawRows(sqlite3_conn(tmp / "rows100.db"), pg=False, batch=BATCH),
         }
         if use_pg:
-            schemas = [stack.enter_context(pg_schema()) for _ in range(5)]
+            (one, _, _), (group, _, _), (_, info, schema), (_, _, schema100) = (stack.enter_context(pg_schema()) for _ in range(4))
             runners.update({
-                "pg_exec_one": ExecOnePerCommit(schemas[0][0]),
-                "pg_exec_batch": ExecBatched(schemas[1][0]),
-                **({"pg_exec_group": ExecBatched(schemas[4][0], group=BATCH)} if group_commit else {}),
-                "pg_raw_1": RawPsycopg(schemas[2][1], schemas[2][2]),
-                "pg_raw_100": RawPsycopg(schemas[2][1], schemas[2][2], batch=BATCH),
-                "pg_rawsa_1": RawSqlAlchemy(schemas[3][0]),
+                "pg_one": ExecOnePerCommit(one), "pg_group": ExecBatched(group),
+                "pg_commit": RawCommit(psycopg_conn(info, schema), pg=True),
+                "pg_rows_1": RawRows(psycopg_conn(info, schema), pg=True),
+                "pg_rows_100": RawRows(psycopg_conn(info, schema100), pg=True, batch=BATCH),
             })
         for runner in runners.values():  # warm-up: imports, caches, workflow versions
             runner.run(0.05)
         try:
-            res = rounds(runners, args.rounds, args.slice)
+            r = rounds(runners, args.rounds, args.slice)
+            statements = {name: statements_per_event(runners[name], 400) for name in runners if name.endswith(("one", "group"))}
         finally:
             for runner in runners.values():
                 runner.close()
 
-    r = res
-    rows = [
-        ["SQLite FULL", "executor, one event per commit (submit + apply in 1 tx)", fmt(r["exec_one"]), f"{r['exec_one']['cpu_ms']:.2f}",
-         f"{fmt(r['raw3_1'])} sqlite3; {fmt(r['rawsa_1'])} SQLAlchemy", f"{r['raw3_1']['cpu_ms']:.3f} / {r['rawsa_1']['cpu_ms']:.3f}",
-         f"{r['exec_one']['rate'] / r['raw3_1']['rate']:.0%} / {r['exec_one']['rate'] / r['rawsa_1']['rate']:.0%}"],
-        ["SQLite FULL", f"executor, {BATCH} submitted in 1 tx, then applied 1 per tx", fmt(r["exec_batch"]), f"{r['exec_batch']['cpu_ms']:.2f}",
-         f"{fmt(r['raw3_100'])} sqlite3; {fmt(r['rawsa_100'])} SQLAlchemy ({BATCH} per tx)",
-         f"{r['raw3_100']['cpu_ms']:.3f} / {r['rawsa_100']['cpu_ms']:.3f}",
-         f"{r['exec_batch']['rate'] / r['raw3_100']['rate']:.1%} / {r['exec_batch']['rate'] / r['rawsa_100']['rate']:.1%}"],
-    ]
-    if group_commit:
-        rows.append(["SQLite FULL", f"executor, {BATCH} submitted in 1 tx, then drain(batch={BATCH}): group commit", fmt(r["exec_group"]),
-                     f"{r['exec_group']['cpu_ms']:.2f}", f"{fmt(r['raw3_100'])} sqlite3; {fmt(r['rawsa_100'])} SQLAlchemy ({BATCH} per tx)",
-                     f"{r['raw3_100']['cpu_ms']:.3f} / {r['rawsa_100']['cpu_ms']:.3f}",
-                     f"{r['exec_group']['rate'] / r['raw3_100']['rate']:.1%} / {r['exec_group']['rate'] / r['rawsa_100']['rate']:.1%}"])
-    rows += [
-        ["SQLite OFF (not durable)", "executor, one event per commit", fmt(r["exec_off"]), f"{r['exec_off']['cpu_ms']:.2f}",
-         f"{fmt(r['raw3_off'])} sqlite3", f"{r['raw3_off']['cpu_ms']:.3f}", f"{r['exec_off']['rate'] / r['raw3_off']['rate']:.1%}"],
-    ]
-    verdicts = [
-        ("SQLite: one event per commit >= 50% of raw (sqlite3)", r["exec_one"]["rate"] / r["raw3_1"]["rate"]),
-        ("SQLite: one event per commit >= 50% of raw (SQLAlchemy)", r["exec_one"]["rate"] / r["rawsa_1"]["rate"]),
-    ]
-    best_batched = max(r[k]["rate"] for k in ("exec_batch", "exec_group") if k in r)
-    batched_ok = best_batched >= 10_000
-    if use_pg:
+    rows, verdicts = [], []
+    for db, p, aim in (("SQLite (WAL, synchronous=FULL)", "", 5000), ("PostgreSQL", "pg_", 3000)):
+        if p + "one" not in r:
+            continue
+        one, group, commit, rows_1, rows_100 = (r[p + k] for k in ("one", "group", "commit", "rows_1", "rows_100"))
+        driver = "psycopg" if p else "sqlite3"
         rows += [
-            ["PostgreSQL", "executor, one event per commit (submit + apply in 1 tx)", fmt(r["pg_exec_one"]), f"{r['pg_exec_one']['cpu_ms']:.2f}",
-             f"{fmt(r['pg_raw_1'])} psycopg; {fmt(r['pg_rawsa_1'])} SQLAlchemy", f"{r['pg_raw_1']['cpu_ms']:.3f} / {r['pg_rawsa_1']['cpu_ms']:.3f}",
-             f"{r['pg_exec_one']['rate'] / r['pg_raw_1']['rate']:.0%} / {r['pg_exec_one']['rate'] / r['pg_rawsa_1']['rate']:.0%}"],
-            ["PostgreSQL", f"executor, {BATCH} submitted in 1 tx, then applied 1 per tx", fmt(r["pg_exec_batch"]), f"{r['pg_exec_batch']['cpu_ms']:.2f}",
-             f"{fmt(r['pg_raw_100'])} psycopg ({BATCH} per tx)", f"{r['pg_raw_100']['cpu_ms']:.3f}",
-             f"{r['pg_exec_batch']['rate'] / r['pg_raw_100']['rate']:.1%}"],
+            [db, "one event per commit (submit + apply in 1 tx)", fmt(one), f"{one['cpu_us']:.0f}", f"{statements[p + 'one']:.1f}",
+             f"{fmt(commit)} bare commits ({commit['cpu_us']:.0f} µs); {fmt(rows_1)} same rows ({driver}; {rows_1['cpu_us']:.0f} µs)",
+             f"{one['rate'] / commit['rate']:.0%} / {one['rate'] / rows_1['rate']:.0%}"],
+            [db, f"group commit: drain(batch={BATCH}) of {BATCH} submitted events", fmt(group, part=True),
+             f"{group['part_cpu_us']:.0f}", f"{statements[p + 'group']:.2f}",
+             f"{fmt(rows_100, part=True)} same rows, 1 executemany per table ({driver}; apply tx; {rows_100['part_cpu_us']:.0f} µs)",
+             f"{group['part_rate'] / rows_100['part_rate']:.0%}"],
+            [db, "  the same, with the submit tx (100 `inbox.submit`)", fmt(group), f"{group['cpu_us']:.0f}", "",
+             f"{fmt(rows_100)} (submit tx + apply tx; {rows_100['cpu_us']:.0f} µs)", f"{group['rate'] / rows_100['rate']:.0%}"],
         ]
-        if group_commit:
-            rows.append(["PostgreSQL", f"executor, {BATCH} submitted in 1 tx, then drain(batch={BATCH}): group commit", fmt(r["pg_exec_group"]),
-                         f"{r['pg_exec_group']['cpu_ms']:.2f}", f"{fmt(r['pg_raw_100'])} psycopg ({BATCH} per tx)", f"{r['pg_raw_100']['cpu_ms']:.3f}",
-                         f"{r['pg_exec_group']['rate'] / r['pg_raw_100']['rate']:.1%}"])
-        verdicts.append(("PostgreSQL: one event per commit >= 50% of raw (psycopg)", r["pg_exec_one"]["rate"] / r["pg_raw_1"]["rate"]))
-    print(table(["database", "mode", "events/s median (min–max)", "CPU ms/event (bench process)",
-                 "raw limit, same rounds: tx/s or row pairs/s", "raw CPU ms/tx or /pair", "executor / raw"], rows))
-    for label, ratio in verdicts:
-        print(f"aim {label}: {'met' if ratio >= 0.5 else 'MISSED'} ({ratio:.0%})")
-    print(f"aim SQLite batched >= 10,000 events/s: {'met' if batched_ok else 'MISSED'} (best batched mode {best_batched:,.0f}/s)")
-    counts = statements_per_event(sqlite_url("count.db"))
-    print(f"SQLite: per event the executor sends {counts['statements']:.1f} SQL statements in {counts['transactions']:.1f} "
-          "transactions (submit + apply; the raw loop: 2 statements in 1)")
-    if use_pg:
-        with pg_schema() as (url, _, _):
-            counts = statements_per_event(url)
-        print(f"PostgreSQL: per event {counts['statements']:.1f} SQL statements in {counts['transactions']:.1f} transactions "
-              "(plus one pool pre-ping round trip per transaction, not counted by the hook)")
-    if args.profile or not batched_ok or not all(ratio >= 0.5 for _, ratio in verdicts):
-        runner = ExecOnePerCommit(sqlite_url("prof.db"))
-        runner.work(1e9, max_events=40)
-        wall = time.perf_counter()
-        done, report = profile(runner.work, 1e9, max_events=400, top=20, sorts=("tottime",))
-        runner.close()
-        print(f"\n--- cProfile: {done} events one per commit on SQLite FULL ({time.perf_counter() - wall:.2f} s under the profiler) ---")
-        print(report)
-        runner = ExecBatched(sqlite_url("prof_group.db"), group=BATCH if group_commit else 1)
-        runner.work(0)
-        wall = time.perf_counter()
-        done, report = profile(runner.work, 1e9, max_events=1000, top=30)
-        runner.close()
-        print(f"--- cProfile: {done} events batched ({'group commit' if group_commit else 'one per tx'}) on SQLite FULL "
-              f"({time.perf_counter() - wall:.2f} s under the profiler): where the CPU goes ---")
-        print(report)
+        verdicts.append((f"{db}: group commit >= {aim:,} events/s", group["part_rate"] >= aim, f"{group['part_rate']:,.0f}/s"))
+        if not p:
+            verdicts.append((f"{db}: one event per commit >= 40% of raw sqlite3's commit rate", one["rate"] >= 0.4 * commit["rate"],
+                             f"{one['rate'] / commit['rate']:.0%}"))
+    print(table(["database", "mode", "events/s median (min–max)", "CPU µs/event", "statements/event",
+                 "raw, same rounds: events/s or commits/s (CPU µs each)", "executor / raw"], rows))
+    for label, met, value in verdicts:
+        print(f"aim {label}: {'met' if met else 'MISSED'} ({value})")
+    if args.profile or not all(met for _, met, _ in verdicts):
+        for name, runner, events in (("one event per commit", ExecOnePerCommit(f"sqlite:///{tmp / 'prof1.db'}"), 400),
+                                     ("group commit", ExecBatched(f"sqlite:///{tmp / 'prof2.db'}"), 1000)):
+            runner.work(0.0, max_events=40)
+            done, report = profile(runner.work, 1e9, max_events=events, top=25, sorts=("tottime",))
+            runner.close()
+            print(f"\n--- cProfile: {done} events, {name}, SQLite FULL ---\n{report}")
 
 
 def memory(tmp: Path, args, use_pg: bool) -> None:

@@ -15,6 +15,7 @@ from engine.policy.loader import load_policy
 from engine.execution.executor import Executor
 from engine.scheduling import timers
 from engine.store import history, inbox
+from engine.store.batch import EventWrites
 from engine.store.database import SqlStore, inbox as inbox_table, timers as timers_table
 
 START = ("start", "request", "--as", "a.focal_point", "--set", "recipient=b", "--set", "subject=Xin thông tin thuê bao")
@@ -105,15 +106,15 @@ def test_refusal_that_cannot_be_recorded_is_recorded_escaped(policy: Path, store
         with store.transaction() as conn:
             sub = inbox.submit(conn, inbox.FIRE, instance="nowhere-1", trigger="answer", actor="b.focal_point",
                                values={"subject": "a\udcffb\x00"})
-        real, calls = history.append, []
+        real, calls = EventWrites.history, []
 
-        def fragile(conn, **row):
+        def fragile(writes, **row):
             calls.append(row)
             if len(calls) == 1:
                 raise UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates not allowed")
-            return real(conn, **row)
+            return real(writes, **row)
 
-        monkeypatch.setattr(history, "append", fragile)
+        monkeypatch.setattr(EventWrites, "history", fragile)
         (outcome,) = executor.apply_batch(10)
         assert outcome.status == inbox.REFUSED and outcome.text == "unknown instance 'nowhere-1'"
         assert calls[1]["data"]["set"] == {"subject": "a\\udcffb\\x00"}

@@ -1,9 +1,11 @@
-"""The executor: applies inbox events one at a time, each in one database transaction.
+"""The executor: applies inbox events in batches, each batch in one database transaction.
 
-For each event: load the instance, check the trigger, the actor's role, the guard and the
-fields, record a consent or move the state, write history, timers and outbox rows, mark the
-inbox row with its outcome, commit. A refused event changes nothing but its inbox row and a
-history row saying why.
+For each event of a batch: take the instance as the batch sees it (engine.store.batch: stored,
+or as an earlier event of the same batch left it), check the trigger, the actor's role, the
+guard and the fields, record a consent or move the state, and gather the history, timer,
+outbox and inbox rows it writes. An accepted event's rows join the batch, a refused one's are
+dropped and replaced by its inbox outcome and a history row saying why. The batch then writes
+each table once and commits.
 """
 
 from __future__ import annotations
@@ -14,19 +16,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DataError, DBAPIError
 
 from loguru import logger
 
 from engine import clock
 from engine.rules import actors, consent, decision
 from engine.execution import intake
-from engine.store import audit, history
+from engine.store import audit
 from engine.store import inbox
 from engine.scheduling import timers
-from engine.exceptions import ExpressionError, InfrastructureError, UserError
+from engine.exceptions import ExpressionError, UserError
 from engine.policy.expr import Expression, parse
 from engine.rules.fields import coerce_all, defaults
 from engine.logs import event_logger
@@ -34,46 +35,15 @@ from engine.rules.machines import MachineCache
 from engine.rules.reasons import Reason
 from engine.policy.loader import Policy, is_expression, workflow_version
 from engine.policy.spec import EmitAction, NotifyAction, SetAction, StartAction, WorkflowSpec
-from engine.store.database import SqlStore, consents, insert_or_ignore, instances, outbox, workflow_versions
-from engine.store.database import inbox as inbox_table
+from engine.execution.outcomes import Outcome, Refusal, provenance, refuse, store_failure
+from engine.store.batch import Batch, EventWrites
+from engine.store.database import SqlStore, consents, workflow_versions
+
+CHUNK = 100  # pending events read at once when a submitter applies everything up to its own event
 
 
-# Statements of the hot path, built once (SQLAlchemy then reuses their compiled form).
-_SELECT_INSTANCE = select(instances).where(instances.c.id == bindparam("instance_id")).with_for_update()
-_INSERT_INSTANCE = insert(instances)
-_UPDATE_INSTANCE = update(instances).where(instances.c.id == bindparam("instance_id"))
-_INSERT_OUTBOX = insert(outbox)
-_MARK_INBOX = update(inbox_table).where(inbox_table.c.id == bindparam("inbox_id"))
-
-
-class Refusal(UserError):
-    """An event that must change nothing; the message is the reason shown to the user, `code` its stable code."""
-
-    def __init__(self, message: str, code: str = Reason.REFUSED):
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass
-class Outcome:
-    """What became of one inbox event."""
-
-    status: str
-    text: str
-    instance: str
-    kind: str = ""
-    workflow: str | None = None
-    trigger: str | None = None
-    actor: str | None = None
-    from_state: str | None = None
-    to_state: str | None = None
-    provenance: dict[str, Any] = field(default_factory=dict)
-    fields: dict[str, Any] = field(default_factory=dict)
-    armed: list[timers.Timer] = field(default_factory=list)
-
-    @property
-    def applied(self) -> bool:
-        return self.status == inbox.APPLIED
+class _Rejected(Exception):
+    """The store rejected a whole batch's writes (not the store failing): apply it again carefully."""
 
 
 @dataclass
@@ -96,6 +66,9 @@ class Executor:
         self.policy = policy
         self.machines = MachineCache()
         self._specs: dict[str, WorkflowSpec] = {}
+        self._versions: dict[int, tuple[WorkflowSpec, str, dict]] = {}  # id(spec) -> (spec, version, stored form)
+        self._stored_versions: set[str] = set()  # versions this store is known to hold (committed)
+        self._consent_triggers: dict[str, frozenset[str]] = {}  # version -> triggers that record consents
         self._expressions: dict[str, Expression] = {}
         self.listeners: list[Callable[[Outcome], None]] = []
 
@@ -124,18 +97,14 @@ class Executor:
                              actor=fields["actor"], values=fields.get("values"), key=key)
         if key is not None:
             key = intake.user_key(key)
-        outcomes: list[Outcome] = []
-        with self.store.transaction() as conn:
-            sub = inbox.submit(conn, kind, key=key, same_request=key is not None, **fields)
-            while apply and sub.new:
-                row = inbox.next_pending(conn)
-                if row is None:
-                    break
-                outcomes.append(self._apply_guarded(conn, row))
-                if row["id"] == sub.inbox_id:
-                    break
-        self._tell(outcomes)
-        return sub
+        submitted: list[inbox.Submission] = []
+
+        def submit(conn: Connection) -> int | None:
+            submitted[:] = [inbox.submit(conn, kind, key=key, same_request=key is not None, **fields)]
+            return submitted[0].inbox_id if apply and submitted[0].new else None
+
+        self._tell(self._transaction(None, submit))
+        return submitted[0]
 
     def _tell(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
@@ -162,19 +131,55 @@ class Executor:
     def apply_batch(self, limit: int = 100) -> list[Outcome]:
         """Apply up to `limit` pending events, in order, in ONE transaction (group commit).
 
-        Each event stays all-or-nothing inside its own savepoint. A crash before the commit
-        undoes the whole batch and loses nothing: its events are all still pending. An
-        unexpected error while applying one event refuses that event as an internal error
-        (recorded and logged) instead of blocking the inbox; store errors propagate.
+        Each event stays all-or-nothing: its writes join the batch only when it is applied. A
+        crash before the commit undoes the whole batch and loses nothing: its events are all
+        still pending. An unexpected error while applying one event refuses that event as an
+        internal error (recorded and logged) instead of blocking the inbox; store errors propagate.
         """
-        outcomes: list[Outcome] = []
-        with self.store.transaction() as conn:
-            while len(outcomes) < limit:
-                row = inbox.next_pending(conn)
-                if row is None:
-                    break
-                outcomes.append(self._apply_guarded(conn, row))
+        outcomes = self._transaction(limit)
         self._tell(outcomes)
+        return outcomes
+
+    def _transaction(self, limit: int | None, submit: Callable[[Connection], int | None] | None = None) -> list[Outcome]:
+        """One transaction: `submit` (which returns the inbox id to apply up to, or None to apply
+        nothing), else up to `limit` pending events. Batch writes the store rejects (text it
+        refuses: a bug, data from an older coopflow) make the same transaction run again with
+        each event written in its own savepoint, so that only the offending event is refused."""
+        for careful in (False, True):
+            try:
+                with self.store.transaction() as conn:
+                    upto = submit(conn) if submit is not None else None
+                    if submit is not None and upto is None:
+                        return []
+                    batch = Batch(conn, careful)
+                    outcomes = self._apply_pending(batch, limit, upto)
+                    try:
+                        batch.flush()
+                    except Exception as exc:
+                        if store_failure(exc):
+                            raise
+                        raise _Rejected(f"{type(exc).__name__}: {exc}") from exc
+            except _Rejected as exc:
+                logger.warning("the store rejected the writes of a batch ({}); applying its events one at a time", exc)
+                continue
+            self._stored_versions |= batch.versions
+            return outcomes
+        raise AssertionError("a careful batch writes at each event")  # pragma: no cover
+
+    def _apply_pending(self, batch: Batch, limit: int | None, upto: int | None) -> list[Outcome]:
+        """Apply pending events in id order: up to `limit`, or every one up to inbox id `upto`."""
+        outcomes: list[Outcome] = []
+        after = 0
+        more = True
+        while more and (limit is None or len(outcomes) < limit):
+            asked = CHUNK if limit is None else limit - len(outcomes)
+            rows, more = inbox.next_pending_batch(batch.conn, asked, upto, after)
+            if not rows:
+                break
+            batch.load(r["instance"] for r in rows)
+            outcomes.extend(self._apply_guarded(batch, row) for row in rows)
+            after = rows[-1]["id"]
+            more = more and after != upto
         return outcomes
 
     def wait(self, inbox_id: int, timeout: float = 30.0, poll: float = 0.05) -> tuple[str, str | None]:
@@ -187,49 +192,68 @@ class Executor:
                 return status, text
             time.sleep(poll)
 
-    def _apply_guarded(self, conn: Connection, row) -> Outcome:
-        """Apply one event inside a savepoint: a refusal or an internal error undoes what it wrote.
+    def _apply_guarded(self, batch: Batch, row) -> Outcome:
+        """Apply one event: a refusal or an internal error keeps nothing of what it wrote.
 
-        An event that fails for any reason but the store's (a bug, text a store rejects) is
-        refused and dead-lettered, never left to block the inbox; a store error propagates and
-        the event stays pending, to be retried.
+        Its rows join the batch only when it is applied; consents (written at once) are written
+        inside a savepoint of the event's own. An event that fails for any reason but the
+        store's (a bug, text a store rejects) is refused and dead-lettered, never left to block
+        the inbox; a store error propagates and the event stays pending, to be retried.
         """
         now = clock.now()
-        instance_row = None
-        savepoint = conn.begin_nested()
+        conn = batch.conn
+        instance_row = batch.view.get(row["instance"])
+        savepoint = None
         try:
-            instance_row = conn.execute(_SELECT_INSTANCE, {"instance_id": row["instance"]}).mappings().first()
-            outcome = self._apply(conn, row, instance_row, now)
+            if self._writes_consents(conn, row, instance_row):
+                savepoint = conn.begin_nested()
+            writes = EventWrites()
+            outcome = self._apply(conn, writes, row, instance_row, now)
+            batch.accept(writes)
         except (Refusal, UserError) as exc:  # never InfrastructureError: a store fault is retried, not refused
-            savepoint.rollback()
-            return self._refuse(conn, row, instance_row, str(exc), now, getattr(exc, "code", Reason.REFUSED))
+            if savepoint is not None:
+                savepoint.rollback()
+            return refuse(batch, row, instance_row, str(exc), now, getattr(exc, "code", Reason.REFUSED))
         except Exception as exc:  # a bug or data a store rejects, not the store being down: refuse it, keep the inbox moving
-            savepoint.rollback()
-            if _store_failure(exc):
+            if savepoint is not None:
+                savepoint.rollback()
+            if store_failure(exc):
                 raise
             logger.opt(exception=exc).error("internal error applying inbox #{}", row["id"])
-            return self._refuse(conn, row, instance_row, f"internal error: {type(exc).__name__}: {exc}", now, Reason.INTERNAL_ERROR)
-        savepoint.commit()
+            return refuse(batch, row, instance_row, f"internal error: {type(exc).__name__}: {exc}", now, Reason.INTERNAL_ERROR)
+        if savepoint is not None:
+            savepoint.commit()
         return outcome
 
-    def _apply(self, conn: Connection, row, instance_row, now: datetime) -> Outcome:
-        """Decide (raising Refusal) and then write everything the event changes."""
+    def _writes_consents(self, conn, row, instance_row) -> bool:
+        """Whether the event may write consents (which are written at once, not batched)."""
+        if row["kind"] == inbox.WITHDRAW:
+            return True
+        if row["kind"] != inbox.FIRE or instance_row is None:
+            return False
+        version = instance_row["version"]
+        if version not in self._consent_triggers:
+            spec = self._spec(conn, version)
+            self._consent_triggers[version] = frozenset(t.trigger for t in spec.transitions if t.approvals)
+        return row["trigger"] in self._consent_triggers[version]
+
+    def _apply(self, conn: Connection, writes: EventWrites, row, instance_row, now: datetime) -> Outcome:
+        """Decide (raising Refusal) and then gather everything the event changes."""
         actor = actors.parse_actor(row["actor"], self.policy.config)
         if row["kind"] == inbox.START:
-            spec, version, current = self._start_target(conn, row, instance_row)
+            spec, version, current = self._start_target(writes, row, instance_row)
         else:
             spec, version, current = self._existing(conn, row, instance_row)
         change = self._decide(conn, row, actor, spec, current, now)
-        return self._commit(conn, row, actor, spec, version, current, change, now)
+        return self._commit(conn, writes, row, actor, spec, version, current, change, now)
 
-    def _start_target(self, conn, row, instance_row):
+    def _start_target(self, writes: EventWrites, row, instance_row):
         if instance_row is not None:
             raise Refusal(f"instance '{row['instance']}' already exists")
         spec = self.policy.workflows.get(row["workflow"])
         if spec is None:
             raise Refusal(f"unknown workflow '{row['workflow']}'; workflows: {', '.join(sorted(self.policy.workflows))}")
-        version = workflow_version(spec)
-        self._remember_version(conn, version, spec)
+        version = self._remember_version(writes, spec)
         current = {"id": row["instance"], "state": None, "fields": defaults(spec.fields), "seq": 0}
         return spec, version, current
 
@@ -323,11 +347,11 @@ class Executor:
 
     # ---- writing
 
-    def _commit(self, conn, row, actor, spec, version, current, change: _Change, now) -> Outcome:
+    def _commit(self, conn, writes: EventWrites, row, actor, spec, version, current, change: _Change, now) -> Outcome:
         instance_id = row["instance"]
         from_state = current["state"]
         outcome = Outcome(inbox.APPLIED, "", instance_id, kind=change.kind, workflow=spec.id, trigger=row["trigger"],
-                          actor=str(actor), from_state=from_state, provenance=_provenance(row), fields=change.fields or current["fields"])
+                          actor=str(actor), from_state=from_state, provenance=provenance(row), fields=change.fields or current["fields"])
         if change.to_state is not None:
             to_state = change.to_state if change.kind == "start" else self.machines.move(
                 version, spec, from_state, row["trigger"], change.data["transition"])
@@ -335,18 +359,19 @@ class Executor:
             values = {"state": to_state, "fields": change.fields, "seq": seq, "updated_at": now, "state_entered_at": now,
                       "final": int(spec.states[to_state].final)}
             if change.kind == "start":
-                conn.execute(_INSERT_INSTANCE, {"id": instance_id, "workflow": spec.id, "version": version, "created_at": now, **values})
+                writes.start({"id": instance_id, "workflow": spec.id, "version": version, "created_at": now, **values})
             else:
-                conn.execute(_UPDATE_INSTANCE, {"instance_id": instance_id, **values})
-                timers.disarm(conn, instance_id)
+                writes.move(instance_id, values)
+                writes.disarm(instance_id)
             deadline = spec.states[to_state].deadline
             if deadline:
                 timer = timers.Timer(f"{instance_id}:{seq}", instance_id, spec.id, to_state, deadline.fire,
                                      timers.deadline_due(deadline, timers.armed_from(row["payload"], now), change.fields, self.policy.calendar))
-                timers.arm(conn, timer, timers.reminder_times(deadline, now, timer.due_at, self.policy))  # and its reminders
+                writes.arm(timers.row(timer))
+                writes.remind(timers.reminder_rows(timer, timers.reminder_times(deadline, now, timer.due_at, self.policy)))
                 outcome.armed.append(timer)
             for kind, payload in change.actions:
-                conn.execute(_INSERT_OUTBOX, {"instance": instance_id, "kind": kind, "payload": {**payload, "source": {
+                writes.outbox({"instance": instance_id, "kind": kind, "payload": {**payload, "source": {
                     "workflow": spec.id, "instance": instance_id, "state": to_state, "from": from_state,
                     "trigger": row["trigger"], "actor": str(actor), "fields": change.fields,
                     "nominal_at": timers.armed_from(row["payload"], now).isoformat()}},
@@ -358,61 +383,19 @@ class Executor:
         outcome.to_state = to_state
         timer_id = row["payload"].get("timer")
         if timer_id:
-            timers.mark_fired(conn, timer_id)
+            writes.fired(timer_id)
         approvals = change.kind in ("consent", "withdraw") or (
             change.kind == "fire" and spec.transitions[change.data["transition"]].approvals is not None)
-        data = {**change.data, **_provenance(row), "audit": audit.state_record(
+        data = {**change.data, **provenance(row), "audit": audit.state_record(
             conn, instance_id, row["trigger"], change.kind, outcome_seq if change.to_state is not None else None,
             change.fields, version, outcome.armed, approvals)}
-        history.append(conn, instance=instance_id, inbox_id=row["id"], at=now, kind=change.kind, workflow=spec.id,
+        writes.history(instance=instance_id, inbox_id=row["id"], at=now, kind=change.kind, workflow=spec.id,
                        trigger=row["trigger"], from_state=from_state, to_state=to_state, actor=str(actor),
                        outcome=inbox.APPLIED, reason=change.text or None, data=data)
-        self._mark(conn, row, inbox.APPLIED, f"applied: {outcome.text}", now)
+        writes.mark(row["id"], inbox.APPLIED, f"applied: {outcome.text}", now)
         event_logger(instance=instance_id, workflow=spec.id, trigger=row["trigger"], actor=str(actor), outcome=inbox.APPLIED,
                      **{"from": from_state, "to": to_state}).info("applied {}: {}", row["kind"], outcome.text)
         return outcome
-
-    def _refuse(self, conn, row, instance_row, reason: str, now, code: str = Reason.REFUSED) -> Outcome:
-        """Record the refusal; if even that fails (text a store or the hash rejects, a bug), record
-        it again with everything reduced to escaped text, and as a last resort mark the row alone."""
-        for safe in (False, True):
-            savepoint = conn.begin_nested()
-            try:
-                outcome = self._record_refusal(conn, row, instance_row, reason, now, safe, code)
-            except Exception as exc:
-                savepoint.rollback()
-                if _store_failure(exc):
-                    raise
-                logger.opt(exception=exc).error("could not record the refusal of inbox #{}{}", row["id"],
-                                                " even as escaped text" if safe else "; recording it as escaped text")
-                continue
-            savepoint.commit()
-            return outcome
-        text = intake.safe_text(f"refused: {reason}")
-        self._mark(conn, row, inbox.REFUSED, text + " (not recorded in history)", now)
-        return Outcome(inbox.REFUSED, intake.safe_text(reason), intake.safe_text(row["instance"]), kind=row["kind"])
-
-    def _record_refusal(self, conn, row, instance_row, reason: str, now, safe: bool, code: str = Reason.REFUSED) -> Outcome:
-        clean = (lambda v, limit=None: v if v is None else intake.safe_text(v, limit)) if safe else (lambda v, limit=None: v)
-        workflow = clean(instance_row["workflow"] if instance_row else row["workflow"], 120)
-        state = clean(instance_row["state"] if instance_row else None, 120)
-        instance, trigger, actor = clean(row["instance"], 120), clean(row["trigger"], 120), clean(row["actor"], 200)
-        reason = clean(reason)
-        data = {"set": row["payload"].get("set", {}), "code": str(code), **_provenance(row)}
-        history.append(conn, instance=instance, inbox_id=row["id"], at=now, kind=row["kind"], workflow=workflow,
-                       trigger=trigger, from_state=state, to_state=state, actor=actor, outcome=inbox.REFUSED,
-                       reason=reason, data=intake.safe_data(data) if safe else data)
-        if row["payload"].get("timer"):
-            timers.mark_fired(conn, row["payload"]["timer"])  # its one chance was taken; the refusal says why
-        self._mark(conn, row, inbox.REFUSED, f"refused: {reason}", now)
-        event_logger(instance=instance, workflow=workflow, trigger=trigger, actor=actor,
-                     outcome=inbox.REFUSED, reason=reason, **{"from": state}).warning("refused {}: {}", row["kind"], reason)
-        return Outcome(inbox.REFUSED, reason, instance, kind=row["kind"], workflow=workflow, trigger=trigger,
-                       actor=actor, from_state=state, to_state=state, provenance=_provenance(row))
-
-    @staticmethod
-    def _mark(conn, row, status: str, text: str, now) -> None:
-        conn.execute(_MARK_INBOX, {"inbox_id": row["id"], "status": status, "outcome": text, "applied_at": now})
 
     # ---- helpers
 
@@ -437,13 +420,18 @@ class Executor:
     def _values(self, values: dict[str, Any], context: dict) -> dict[str, Any]:
         return {k: self._evaluate(v[1:].strip(), context, "value") if is_expression(v) else v for k, v in values.items()}
 
-    def _remember_version(self, conn, version: str, spec: WorkflowSpec) -> None:
-        """Store the definition a new instance is pinned to (in the same transaction as the start)."""
-        exists = conn.execute(select(workflow_versions.c.version).where(workflow_versions.c.version == version)).first()
-        if exists is None:  # another executor may be pinning the same version right now: no conflict error
-            insert_or_ignore(conn, workflow_versions, ["version"], version=version, workflow=spec.id,
-                             spec=spec.to_stored(), created_at=clock.now())
+    def _remember_version(self, writes: EventWrites, spec: WorkflowSpec) -> str:
+        """The version a new instance is pinned to, hashed once per spec; stored with the start
+        (in the same transaction) unless this store is known to hold it already."""
+        known = self._versions.get(id(spec))
+        if known is None or known[0] is not spec:
+            stored = spec.to_stored()
+            known = self._versions[id(spec)] = (spec, workflow_version(spec), stored)
+        version = known[1]
+        if version not in self._stored_versions:  # another executor may pin it meanwhile: insert-or-ignore
+            writes.version(version, spec.id, known[2], clock.now())
         self._specs.setdefault(version, spec)
+        return version
 
     def _spec(self, conn, version: str) -> WorkflowSpec:
         spec = self._specs.get(version)
@@ -451,13 +439,3 @@ class Executor:
             stored = conn.execute(select(workflow_versions.c.spec).where(workflow_versions.c.version == version)).scalar_one()
             spec = self._specs[version] = WorkflowSpec.from_stored(stored)
         return spec
-
-
-def _store_failure(exc: Exception) -> bool:
-    """A store that is down, busy or lost (retry later), as opposed to data it rejects (refuse the event)."""
-    return isinstance(exc, InfrastructureError) or (isinstance(exc, DBAPIError) and not isinstance(exc, DataError))
-
-
-def _provenance(row) -> dict[str, Any]:
-    """Where an event came from (a rule, a schedule, a timer, an outbox row), for history."""
-    return {k: v for k, v in row["payload"].items() if k != "set"}

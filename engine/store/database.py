@@ -348,7 +348,10 @@ def _make_engine(url: str, durable: bool = True) -> Engine:
         url = url.replace("postgresql://", "postgresql+psycopg://", 1).replace("postgres://", "postgresql+psycopg://", 1)
         args = pg_connect_args()
         session = args.pop("_session")
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=args)
+        # No pre-ping per checkout (a round trip per transaction): the keepalives and timeouts above
+        # bound a dead peer, and a connection that fails is invalidated by SQLAlchemy (a disconnect
+        # error discards it and the pool's older connections), the daemon retrying the transaction.
+        engine = create_engine(url, pool_size=5, max_overflow=5, connect_args=args)
 
         @event.listens_for(engine, "connect")
         def _on_pg_connect(dbapi_conn, _record):

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from engine.store.database import history, meta
+from engine.store.prepared import Prepared
 
 GENESIS = "0" * 64
 HEAD_KEY = "history_head"
@@ -33,7 +34,7 @@ ADVISORY_LOCK_ID = 0x636F6F70  # "coop": serialises appends on PostgreSQL
 
 
 _SELECT_HEAD = select(meta.c.value).where(meta.c.key == HEAD_KEY)
-_SELECT_HEAD_AND_KEY = select(meta.c.key, meta.c.value).where(meta.c.key.in_([HEAD_KEY, KEY_FILE_KEY]))
+_SELECT_HEAD_AND_KEY = select(meta.c.key, meta.c.value).where(or_(meta.c.key == HEAD_KEY, meta.c.key == KEY_FILE_KEY))  # no IN list to expand
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,9 @@ def keying_of(conn: Connection, key_file: str | None = None) -> Keying | None:
     return read_key_file(key_file).keying
 
 
-_UPDATE_HEAD = meta.update().where(meta.c.key == HEAD_KEY)
-_INSERT_ROW = history.insert()
+_UPDATE_HEAD = Prepared(meta.update().where(meta.c.key == HEAD_KEY).values(value=bindparam("value")))
+_INSERT_ROW = Prepared(history.insert())
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 
 
 def row_hash(prev_hash: str, row: dict[str, Any], key: bytes | None = None) -> str:
@@ -91,23 +93,33 @@ def _key_for(keying: Keying | None, seq: int) -> bytes | None:
 
 def append(conn: Connection, **row: Any) -> int:
     """Append one row (inside the caller's transaction); returns its seq."""
+    return append_many(conn, [row])
+
+
+def append_many(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Append rows in order (inside the caller's transaction), chained in memory from the head
+    read once under the append lock, written with one statement; returns the last seq."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_ID})
+        conn.execute(_ADVISORY_LOCK, {"k": ADVISORY_LOCK_ID})
     found = dict(conn.execute(_SELECT_HEAD_AND_KEY).all())
     head = found.get(HEAD_KEY)
-    last_seq, prev = (int(head.split(":")[0]), head.split(":")[1]) if head else (0, GENESIS)
-    row.setdefault("data", {})
-    row = {**row, "seq": last_seq + 1}
-    row["at"] = row["at"].astimezone(timezone.utc)  # hashed exactly as the store gives it back
+    seq, prev = head_of(head)
     keying = keying_of(conn, found[KEY_FILE_KEY]) if KEY_FILE_KEY in found else _KEYS.get(conn.engine)
-    digest = row_hash(prev, row, _key_for(keying, row["seq"]))
-    conn.execute(_INSERT_ROW, {**row, "prev_hash": prev, "hash": digest})
-    value = f"{row['seq']}:{digest}"
+    chained = []
+    for given in rows:
+        seq += 1
+        row = {"data": {}, **given, "seq": seq}
+        row["at"] = row["at"].astimezone(timezone.utc)  # hashed exactly as the store gives it back
+        digest = row_hash(prev, row, _key_for(keying, seq))
+        chained.append({**row, "prev_hash": prev, "hash": digest})
+        prev = digest
+    _INSERT_ROW.run(conn, chained)
+    value = f"{seq}:{prev}"
     if head:
-        conn.execute(_UPDATE_HEAD, {"value": value})
+        _UPDATE_HEAD.run(conn, [{"value": value}])
     else:
         conn.execute(meta.insert().values(key=HEAD_KEY, value=value))
-    return row["seq"]
+    return seq
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,39 @@ def next_pending(conn: Connection):
         after = row["id"]
 
 
+
+_PENDING_BATCH = (select(inbox).where(inbox.c.status == PENDING, inbox.c.id > bindparam("after"), inbox.c.id <= bindparam("upto"))
+                  .order_by(inbox.c.id).limit(bindparam("limit")))
+_PENDING_BATCH_PG = _PENDING_BATCH.with_for_update(skip_locked=True)
+_PENDING_OF = select(inbox.c.id, inbox.c.instance).where(
+    inbox.c.status == PENDING, inbox.c.instance.in_(bindparam("instances", expanding=True)), inbox.c.id < bindparam("below"))
+NO_LIMIT = 2**62
+
+
+def next_pending_batch(conn: Connection, limit: int, upto: int | None = None, after: int = 0) -> tuple[list[dict[str, Any]], bool]:
+    """Up to `limit` oldest pending rows with ids in (`after`, `upto`], in id order, read at once;
+    and whether more may follow (`limit` rows were found).
+
+    The same order as `next_pending`: on PostgreSQL rows held by another executor are skipped,
+    and so is every row of ours that has an older pending row of its instance that is not ours
+    (held by another executor): that instance is left alone for now.
+    """
+    params = {"limit": limit, "after": after, "upto": NO_LIMIT if upto is None else upto}
+    if conn.dialect.name != "postgresql":
+        rows = [dict(r) for r in conn.execute(_PENDING_BATCH, params).mappings()]
+        return rows, len(rows) == limit
+    taken = [dict(r) for r in conn.execute(_PENDING_BATCH_PG, params).mappings()]
+    if not taken:
+        return taken, False
+    ours = {r["id"] for r in taken}
+    first_foreign: dict[str, int] = {}
+    for other in conn.execute(_PENDING_OF, {"instances": sorted({r["instance"] for r in taken}),
+                                            "below": taken[-1]["id"]}):
+        if other.id not in ours and other.id < first_foreign.get(other.instance, NO_LIMIT):
+            first_foreign[other.instance] = other.id
+    return [r for r in taken if r["id"] < first_foreign.get(r["instance"], NO_LIMIT)], len(taken) == limit
+
+
 def rows(conn: Connection, statuses: tuple[str, ...] = (PENDING, REFUSED), instance: str | None = None,
          workflow: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """Inbox rows with these statuses (optionally of one instance or workflow), newest first."""

@@ -34,13 +34,23 @@ _ARM = timers.insert()
 _ARM_REMINDER = reminders.insert()
 
 
-def arm(conn: Connection, timer: Timer, remind_at: Iterable[datetime] = ()) -> None:
-    """Arm the deadline's timer and its reminders (rows `<timer id>:remind:<n>`, engine.notify.reminders)."""
-    conn.execute(_ARM, {"id": timer.id, "instance": timer.instance, "workflow": timer.workflow, "state": timer.state,
-                        "trigger": timer.trigger, "due_at": timer.due_at, "status": ARMED})
-    rows = [{"id": f"{timer.id}:remind:{n}", "timer": timer.id, "instance": timer.instance, "workflow": timer.workflow,
+def row(timer: Timer) -> dict:
+    """The timer's row as armed (the executor's batch writes it: engine.store.batch)."""
+    return {"id": timer.id, "instance": timer.instance, "workflow": timer.workflow, "state": timer.state,
+            "trigger": timer.trigger, "due_at": timer.due_at, "status": ARMED}
+
+
+def reminder_rows(timer: Timer, remind_at: Iterable[datetime]) -> list[dict]:
+    """The rows of the deadline's reminders (`<timer id>:remind:<n>`, engine.notify.reminders), armed."""
+    return [{"id": f"{timer.id}:remind:{n}", "timer": timer.id, "instance": timer.instance, "workflow": timer.workflow,
              "state": timer.state, "due_at": at, "deadline_at": timer.due_at, "status": ARMED}
             for n, at in enumerate(remind_at, 1)]
+
+
+def arm(conn: Connection, timer: Timer, remind_at: Iterable[datetime] = ()) -> None:
+    """Arm the deadline's timer and its reminders, one at a time (the executor batches them instead)."""
+    conn.execute(_ARM, row(timer))
+    rows = reminder_rows(timer, remind_at)
     if rows:
         conn.execute(_ARM_REMINDER, rows)
 

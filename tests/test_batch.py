@@ -1,0 +1,127 @@
+"""The batch write path (engine/store/batch.py, Executor.apply_batch) on SQLite and PostgreSQL.
+
+Several events of one instance in one batch see each other's changes; a refusal in the middle of
+a batch leaves nothing but its refusal; text the store rejects makes only its own event refused;
+a batch writes each table once; on PostgreSQL a connection killed under the pool is replaced
+after the one failure (no pre-ping per transaction).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, select, text
+
+from engine.execution.executor import Executor
+from engine.policy.loader import load_policy
+from engine.store import audit, history, inbox
+from engine.store.database import SqlStore, StoreError, instances, outbox, timers
+from engine.store.database import history as history_table
+
+REQUESTER, RECIPIENT = "dic.focal_point", "police.focal_point"
+REQUEST = {"requester": "dic", "recipient": "police", "subject": "Danh sách tên miền vi phạm", "dispatch_no": "12/STTTT"}
+
+
+@pytest.fixture
+def executor(shipped_policy: Path, store: SqlStore) -> Executor:
+    return Executor(store, load_policy(shipped_policy))
+
+
+def queue(store: SqlStore, *events: tuple) -> list[int]:
+    """Submit events in one transaction without applying them: (kind, instance, trigger, actor, values)."""
+    ids = []
+    with store.transaction() as conn:
+        for kind, instance, trigger, actor, values in events:
+            ids.append(inbox.submit(conn, kind, instance=instance, workflow="information_exchange" if kind == inbox.START else None,
+                                    trigger=trigger, actor=actor, values=values).inbox_id)
+    return ids
+
+
+def history_of(store: SqlStore, inbox_id: int) -> list[dict]:
+    with store.reading() as conn:
+        return [dict(r) for r in conn.execute(select(history_table).where(history_table.c.inbox_id == inbox_id)).mappings()]
+
+
+def test_one_batch_sees_its_own_changes_and_a_refusal_leaves_only_itself(executor: Executor, store: SqlStore) -> None:
+    ids = queue(store, (inbox.START, "information_exchange-b1", None, REQUESTER, REQUEST),
+                (inbox.FIRE, "information_exchange-b1", "send", REQUESTER, {}),
+                (inbox.FIRE, "information_exchange-b1", "answer", RECIPIENT, {"answer": "too early"}),  # refused: state sent
+                (inbox.FIRE, "information_exchange-b1", "acknowledge", RECIPIENT, {}),
+                (inbox.START, "information_exchange-b1", None, REQUESTER, REQUEST))  # refused: exists (in this batch)
+    outcomes = executor.apply_batch(100)
+    assert [o.status for o in outcomes] == ["applied", "applied", "refused", "applied", "refused"]
+    assert "not allowed from state 'sent'" in outcomes[2].text
+    assert outcomes[4].text == "instance 'information_exchange-b1' already exists"
+    with store.reading() as conn:
+        row = conn.execute(select(instances).where(instances.c.id == "information_exchange-b1")).mappings().one()
+        assert (row["state"], row["seq"]) == ("in_progress", 3)
+        assert "answer" not in row["fields"] or row["fields"]["answer"] in (None, "")
+        armed = {r.id: r.status for r in conn.execute(select(timers))}
+        assert armed == {"information_exchange-b1:2": "disarmed", "information_exchange-b1:3": "armed"}
+        assert history.verify(conn) == (5, None)
+        assert [inbox.status(conn, i)[0] for i in ids] == ["applied", "applied", "refused", "applied", "refused"]
+    refused = history_of(store, ids[2])
+    assert len(refused) == 1 and refused[0]["outcome"] == "refused" and refused[0]["to_state"] == "sent"
+    assert audit.verify(store).ok, audit.verify(store).problems
+
+
+def test_text_the_store_rejects_refuses_only_its_own_event(executor: Executor, store: SqlStore) -> None:
+    """A field name with a NUL byte (the door stops it; here it comes straight into the inbox) ends up in the
+    refusal's text: PostgreSQL rejects it when the batch is written, and the batch is applied again
+    event by event. SQLite takes it as it is."""
+    ids = queue(store, (inbox.START, "information_exchange-b2", None, REQUESTER, REQUEST),
+                (inbox.FIRE, "information_exchange-b2", "send", REQUESTER, {"no\x00such": "x"}),
+                (inbox.FIRE, "information_exchange-b2", "send", REQUESTER, {}))
+    outcomes = executor.apply_batch(100)
+    assert [o.status for o in outcomes] == ["applied", "refused", "applied"]
+    with store.reading() as conn:
+        status, outcome = inbox.status(conn, ids[1])
+        assert status == "refused"
+        assert ("\\x00" in outcome) if store.dialect == "postgresql" else ("\x00" in outcome)
+        assert conn.execute(select(instances.c.state).where(instances.c.id == "information_exchange-b2")).scalar_one() == "sent"
+        assert history.verify(conn) == (3, None)
+
+
+def test_a_batch_writes_each_table_once(executor: Executor, store: SqlStore) -> None:
+    events = []
+    for n in range(25):
+        instance = f"information_exchange-c{n}"
+        events += [(inbox.START, instance, None, REQUESTER, {**REQUEST, "subject": f"Yêu cầu {n}"}),
+                   (inbox.FIRE, instance, "send", REQUESTER, {}),
+                   (inbox.FIRE, instance, "acknowledge", RECIPIENT, {}),
+                   (inbox.FIRE, instance, "answer", RECIPIENT, {"answer": f"Trả lời {n}"})]
+    queue(store, *events[:4])
+    executor.apply_batch(100)  # the workflow version is stored once, before the measured batch
+    queue(store, *events[4:])
+    statements: list[str] = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def count(conn, cursor, statement, params, context, executemany):
+        statements.append(statement.split()[0].upper() + " " + statement.split()[2 if statement.startswith("INSERT") else 1])
+
+    outcomes = executor.apply_batch(100)
+    event.remove(store.engine, "before_cursor_execute", count)
+    assert len(outcomes) == 96 and all(o.applied for o in outcomes)
+    writes = [s for s in statements if not s.startswith(("SELECT", "BEGIN", "SAVEPOINT", "RELEASE"))]
+    assert len(writes) == len(set(writes)), writes  # one statement per table and kind
+    assert len(statements) <= 12, statements
+    with store.reading() as conn:
+        assert conn.execute(select(outbox.c.id)).all() and history.verify(conn) == (100, None)
+
+
+def test_postgres_connection_killed_under_the_pool_is_replaced_after_one_failure(shipped_policy: Path, store: SqlStore) -> None:
+    if store.dialect != "postgresql":
+        pytest.skip("a PostgreSQL pool")
+    victim = store.engine.connect()
+    with store.engine.connect() as admin:  # a second connection of the same pool kills the first
+        pid = victim.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        victim.rollback()
+        victim.close()  # back in the pool, first in line
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        admin.commit()
+    with pytest.raises(StoreError):  # the dead connection comes out of the pool once, unpinged
+        with store.transaction() as conn:
+            conn.execute(text("SELECT 1"))
+    with store.transaction() as conn:
+        assert conn.execute(text("SELECT 1")).scalar_one() == 1
