@@ -35,8 +35,8 @@ from engine.rules.machines import MachineCache
 from engine.rules.reasons import Reason
 from engine.policy.loader import Policy, is_expression, workflow_version
 from engine.policy.spec import EmitAction, NotifyAction, SetAction, StartAction, WorkflowSpec
-from engine.execution.outcomes import Outcome, Refusal, provenance, refuse, store_failure
-from engine.store.batch import Batch, EventWrites
+from engine.execution.outcomes import Outcome, Refusal, provenance, refuse
+from engine.store.batch import Batch, EventWrites, store_failure
 from engine.store.database import SqlStore, consents, workflow_versions
 
 CHUNK = 100  # pending events read at once when a submitter applies everything up to its own event

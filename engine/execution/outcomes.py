@@ -10,15 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
-from sqlalchemy.exc import DataError, DBAPIError
 
-from engine.exceptions import InfrastructureError, UserError
+from engine.exceptions import UserError
 from engine.execution import intake
 from engine.logs import event_logger
 from engine.rules.reasons import Reason
 from engine.scheduling import timers
 from engine.store import inbox
-from engine.store.batch import Batch, EventWrites
+from engine.store.batch import Batch, EventWrites, store_failure
 
 
 class Refusal(UserError):
@@ -89,11 +88,6 @@ def _record_refusal(writes: EventWrites, row, instance_row, reason: str, now, sa
                  outcome=inbox.REFUSED, reason=reason, **{"from": state}).warning("refused {}: {}", row["kind"], reason)
     return Outcome(inbox.REFUSED, reason, instance, kind=row["kind"], workflow=workflow, trigger=trigger,
                    actor=actor, from_state=state, to_state=state, provenance=provenance(row))
-
-
-def store_failure(exc: Exception) -> bool:
-    """A store that is down, busy or lost (retry later), as opposed to data it rejects (refuse the event)."""
-    return isinstance(exc, InfrastructureError) or (isinstance(exc, DBAPIError) and not isinstance(exc, DataError))
 
 
 def provenance(row) -> dict[str, Any]:

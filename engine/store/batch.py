@@ -20,7 +20,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DataError, DBAPIError
 
+from engine.exceptions import InfrastructureError
 from engine.store import history
 from engine.store.database import inbox, insert_or_ignore, instances, outbox, reminders, timers, workflow_versions
 from engine.store.prepared import Prepared
@@ -207,3 +209,8 @@ class Batch:
         """Write everything accepted so far, one statement per table."""
         tables, self._tables = self._tables, _Tables()
         tables.write(self.conn)
+
+
+def store_failure(exc: Exception) -> bool:
+    """A store that is down, busy or lost (retry later), as opposed to data it rejects (refuse the event)."""
+    return isinstance(exc, InfrastructureError) or (isinstance(exc, DBAPIError) and not isinstance(exc, DataError))
