@@ -18,7 +18,7 @@ import statistics
 import sys
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -48,7 +48,7 @@ def environment() -> str:
     except Exception:  # PostgreSQL is optional for most benchmarks
         pass
     cores = os.cpu_count()
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     versions.insert(0, f"commit {_git_state()}")
     return (f"{stamp}; {cores} cores; load average {load} (shared machine); Python {platform.python_version()}; "
@@ -203,8 +203,8 @@ def bulk_instances(store, policy, count: int, state: str, trigger: str, seq: int
     from sqlalchemy import insert, select
 
     from engine import clock
-    from engine.rules.fields import defaults
     from engine.policy.loader import canonical_json, workflow_version
+    from engine.rules.fields import defaults
     from engine.store.database import instances, timers, workflow_versions
 
     spec = policy.workflows[workflow]

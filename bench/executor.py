@@ -41,8 +41,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    PG_URL, REPO, Runner, bulk_instances, environment, peak_rss_mb, percentile, pg_available, pg_schema, profile, quiet_logs,
-    rounds, rss_mb, table,
+    PG_URL,
+    REPO,
+    Runner,
+    bulk_instances,
+    environment,
+    peak_rss_mb,
+    percentile,
+    pg_available,
+    pg_schema,
+    profile,
+    quiet_logs,
+    rounds,
+    rss_mb,
+    table,
 )
 from raw import RawCommit, RawRows, psycopg_conn, sqlite3_conn  # noqa: E402
 

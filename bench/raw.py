@@ -19,7 +19,7 @@ import hmac
 import json
 import sqlite3
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from common import Runner
 
@@ -135,13 +135,13 @@ class RawRows(RawCommit):
             i, step = divmod(self.n, 4)
             trigger, _, actor, values, _, _ = STEPS[step]
             rows.append((f"auto:{self.n}", "fire" if trigger else "start", f"information_exchange-raw{i}", None if trigger else "information_exchange",
-                         trigger, actor, json.dumps({"set": values}), self._at(datetime.now(timezone.utc))))
+                         trigger, actor, json.dumps({"set": values}), self._at(datetime.now(UTC))))
             self.n += 1
         cur.executemany(self.submit, rows)
 
     def _apply(self, cur, events: int) -> None:
         cur.execute(self.pending, (events,))
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         at = self._at(now)
         out: dict[str, list] = {name: [] for name, _ in self.writes}
         fields: dict[str, dict] = {}

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -92,7 +92,7 @@ HISTORY_COLUMNS = ("seq, instance, inbox_id, at, kind, workflow, trigger, from_s
 
 
 def _sqlite_value(v):
-    return v.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v
+    return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v
 
 
 def fill_sqlite(path: Path, generated) -> None:
@@ -248,7 +248,7 @@ def scenario(name: str, kind: str, count: int, history: bool, spread: timedelta)
             policy = load_policy(config)
             version = workflow_version(policy.workflows["information_exchange"])
             _store_version(url, policy)
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             start = time.perf_counter()
             if pg:
                 fill_pg(pg[1], pg[2], lambda: rows(count, now, version, history, spread))
@@ -259,7 +259,7 @@ def scenario(name: str, kind: str, count: int, history: bool, spread: timedelta)
             raw = raw_pg(pg[1], pg[2], now) if pg else raw_sqlite(tmp_path / "store.db", now)
             one = f"information_exchange-b{count // 2:07d}"
             wall, rss, size = run_measured(config, ["status", one])
-            results.append([name, kind, f"`status ID` (fixed cost)", f"{wall:.2f}", f"{rss:.0f}", f"{size:,}"])
+            results.append([name, kind, "`status ID` (fixed cost)", f"{wall:.2f}", f"{rss:.0f}", f"{size:,}"])
             for label, args in COMMANDS:
                 wall, rss, size = run_measured(config, args)
                 verdict = "" if wall <= 2 and rss <= 150 else " **missed**"
@@ -285,7 +285,7 @@ def _store_version(url: str, policy) -> None:
         with store.transaction() as conn:
             conn.execute(insert(workflow_versions).values(version=workflow_version(spec), workflow=spec.id,
                                                           spec=json.loads(canonical_json(spec)),
-                                                          created_at=datetime.now(timezone.utc)))
+                                                          created_at=datetime.now(UTC)))
     finally:
         store.dispose()
 

@@ -27,15 +27,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import COOPFLOW, copy_shipped_policy, environment, peak_rss_mb, quiet_logs  # noqa: E402
 
-FIRST = datetime(2023, 4, 3, 1, 0, tzinfo=timezone.utc)
-LAST = datetime(2026, 11, 20, 1, 0, tzinfo=timezone.utc)
+FIRST = datetime(2023, 4, 3, 1, 0, tzinfo=UTC)
+LAST = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
 END = "2027-01-01 00:00:00"  # past the end of 2026H2 (2026-12-31 17:00 UTC); every cloned row is before it
 COLUMNS = "seq, instance, inbox_id, at, kind, workflow, trigger, from_state, to_state, actor, outcome, reason, data, prev_hash, hash"
 
@@ -112,14 +112,14 @@ def clone(db: Path, rows_wanted: int) -> int:
     conn.execute("DELETE FROM history")
     units = max(1, rows_wanted // len(template))
     step = (LAST - FIRST) / units
-    base = datetime.fromisoformat(template[0][3]).replace(tzinfo=timezone.utc)
+    base = datetime.fromisoformat(template[0][3]).replace(tzinfo=UTC)
     parsed = [(r, json.loads(r[12])) for r in template]
     seq, batch = 0, []
     for u in range(units):
         delta = FIRST + step * u - base
         for row, data in parsed:
             seq += 1
-            at = (datetime.fromisoformat(row[3]).replace(tzinfo=timezone.utc) + delta).strftime("%Y-%m-%d %H:%M:%S.%f")
+            at = (datetime.fromisoformat(row[3]).replace(tzinfo=UTC) + delta).strftime("%Y-%m-%d %H:%M:%S.%f")
             shifted = dict(data)
             if "due_at" in data:
                 shifted["due_at"] = _shift_iso(data["due_at"], delta)

@@ -29,7 +29,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, environment, median, profile  # noqa: E402
-
 from transitions import Machine  # noqa: E402
 
 from engine.policy.loader import load_policy  # noqa: E402
@@ -109,7 +108,7 @@ def main() -> None:
         return out
 
     new_cases, old_cases = situations(decision), situations(old)
-    for (s, trigger, values), (o, _, _) in zip(new_cases, old_cases):  # the same answers before and after
+    for (s, trigger, values), (o, _, _) in zip(new_cases, old_cases, strict=False):  # the same answers before and after
         assert decision.decide(s, trigger, values).refusal == old.decide(o, trigger, values).refusal, (s.spec.id, trigger)
 
     def bare(a, b):
@@ -150,9 +149,9 @@ def main() -> None:
     for name, (mid, lo, hi), divide in rows:
         print(f"{name:55} {mid / divide:8.2f} ({lo / divide:.2f}–{hi / divide:.2f})")
     print(f"{'per case':55} {'before':>10} {'decide':>10}")
-    for (s, trigger, values), (o, _, _) in zip(new_cases, old_cases):
-        before = per_call(lambda: old.decide(o, trigger, values), max(3, args.rounds // 2))[0]
-        now = per_call(lambda: decision.decide(s, trigger, values), max(3, args.rounds // 2))[0]
+    for (s, trigger, values), (o, _, _) in zip(new_cases, old_cases, strict=False):
+        before = per_call(lambda o=o, t=trigger, v=values: old.decide(o, t, v), max(3, args.rounds // 2))[0]
+        now = per_call(lambda s=s, t=trigger, v=values: decision.decide(s, t, v), max(3, args.rounds // 2))[0]
         code = decision.decide(s, trigger, values).code
         print(f"{s.spec.id + ' ' + str(s.state) + ' ' + trigger + ' (' + str(code or 'allowed') + ')':55} "
               f"{before:10.2f} {now:10.2f}")

@@ -36,7 +36,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    COOPFLOW, bulk_instances, copy_shipped_policy, environment, peak_rss_mb, percentile, quiet_logs, rss_mb, table,
+    COOPFLOW,
+    bulk_instances,
+    copy_shipped_policy,
+    environment,
+    peak_rss_mb,
+    percentile,
+    quiet_logs,
+    rss_mb,
+    table,
 )
 
 
@@ -70,7 +78,7 @@ class Daemon:
                     return at
             seen = len(self.lines)
             if self.proc.poll() is not None:
-                raise SystemExit(f"daemon exited with {self.proc.returncode}:\n" + "\n".join(l for _, l in self.lines[-30:]))
+                raise SystemExit(f"daemon exited with {self.proc.returncode}:\n" + "\n".join(line for _, line in self.lines[-30:]))
             time.sleep(0.05)
         return None
 
@@ -179,10 +187,10 @@ def explain_lag(args) -> None:
     """In-process, on the daemon's own objects: what one timer costs on each step of its path."""
     from engine import clock, logs
     from engine.execution import outbox
-    from engine.scheduling.daemon import Daemon as EngineDaemon
     from engine.execution.executor import Executor
-    from engine.policy.loader import load_policy
     from engine.execution.runtime import Runtime
+    from engine.policy.loader import load_policy
+    from engine.scheduling.daemon import Daemon as EngineDaemon
     from engine.store.database import SqlStore
 
     n = args.explain_timers

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from engine import settings
 
@@ -21,7 +21,7 @@ CLOCK_ENV = settings.CLOCK_START
 
 
 def _system() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _refusing(message: str) -> Callable[[], datetime]:
@@ -65,9 +65,9 @@ def _from_env() -> Callable[[], datetime]:
         if isinstance(anchor, str):
             return _refusing(anchor)
         shift = origin - anchor  # the same in every process: virtual now = real now + shift
-        return lambda: (_system() + shift).astimezone(timezone.utc)
+        return lambda: (_system() + shift).astimezone(UTC)
     began = time.monotonic()
-    return lambda: (origin + timedelta(seconds=time.monotonic() - began)).astimezone(timezone.utc)
+    return lambda: (origin + timedelta(seconds=time.monotonic() - began)).astimezone(UTC)
 
 
 _source: Callable[[], datetime] = _from_env()
@@ -107,13 +107,13 @@ class SteppedClock:
     def __init__(self, start: datetime):
         if start.tzinfo is None:
             raise ValueError("a clock needs an aware datetime")
-        self.current = start.astimezone(timezone.utc)
+        self.current = start.astimezone(UTC)
 
     def now(self) -> datetime:
         return self.current
 
     def set(self, moment: datetime) -> None:
-        self.current = moment.astimezone(timezone.utc)
+        self.current = moment.astimezone(UTC)
 
     def advance(self, delta: timedelta) -> datetime:
         self.current += delta

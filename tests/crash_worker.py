@@ -25,8 +25,8 @@ import traceback
 
 from loguru import logger
 
-from engine.store import inbox
 from engine.execution.runtime import open_runtime
+from engine.store import inbox
 
 CHUNK = 50
 INSTANCE = "pingpong-crash"

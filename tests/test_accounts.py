@@ -16,9 +16,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from conftest import MINIMAL_CONFIG, REPO_ROOT, write_minimal_policy
 from sqlalchemy import func, select
 
-from conftest import MINIMAL_CONFIG, REPO_ROOT, write_minimal_policy
 from engine.auth import accounts, local_cli_principal
 from engine.auth.people import principal_for
 from engine.exceptions import AuthError

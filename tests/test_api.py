@@ -17,13 +17,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import copy_shipped_policy
 from sqlalchemy import update
 
-from conftest import copy_shipped_policy
 from engine import clock
 from engine.auth import accounts, tokens
 from engine.policy.loader import load_policy
-from engine.store.database import SqlStore, tokens as tokens_table
+from engine.store.database import SqlStore
+from engine.store.database import tokens as tokens_table
 
 PASSWORD = "mật khẩu đủ dài 2027"
 PEOPLE = {

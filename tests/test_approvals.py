@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from engine.store import inbox
 from engine.execution.executor import Executor
-from engine.policy.loader import load_policy
 from engine.execution.runtime import Runtime
+from engine.policy.loader import load_policy
+from engine.store import inbox
 from engine.store.database import SqlStore, consents, instances
 from engine.store.database import history as history_table
 

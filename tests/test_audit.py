@@ -21,11 +21,10 @@ import pytest
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from engine.store import history
-from engine.store import inbox
 from engine.execution.executor import Executor
-from engine.policy.loader import load_policy
 from engine.execution.runtime import Runtime
+from engine.policy.loader import load_policy
+from engine.store import history, inbox
 from engine.store.database import SqlStore
 from engine.store.database import history as history_table
 

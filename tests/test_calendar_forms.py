@@ -13,7 +13,7 @@ is a working day and Thursday 2 September is National Day.
 from __future__ import annotations
 
 import calendar as stdcal
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import holidays
 import pytest
@@ -75,8 +75,8 @@ def cal() -> WorkCalendar:
 
 def computed(rule: dict, cal: WorkCalendar) -> list[date]:
     trigger = CalendarRuleTrigger(CalendarRule.model_validate(rule), cal)
-    start = datetime(2026, 12, 31, 17, 0, tzinfo=timezone.utc)  # 1 Jan 2027 00:00 in Vietnam
-    end = datetime(2030, 12, 31, 16, 59, tzinfo=timezone.utc)
+    start = datetime(2026, 12, 31, 17, 0, tzinfo=UTC)  # 1 Jan 2027 00:00 in Vietnam
+    end = datetime(2030, 12, 31, 16, 59, tzinfo=UTC)
     return [t.date() for t in trigger.occurrences(start, end)]
 
 
@@ -131,9 +131,9 @@ def test_explicit_dates(cal):
     """One-off meetings: each listed date once, at the stated time, nothing else."""
     rule = {"dates": [date(2027, 5, 20), date(2029, 11, 8)], "at": "14:00"}
     trigger = CalendarRuleTrigger(CalendarRule.model_validate(rule), cal)
-    got = list(trigger.occurrences(datetime(2027, 1, 1, tzinfo=timezone.utc), datetime(2031, 1, 1, tzinfo=timezone.utc)))
+    got = list(trigger.occurrences(datetime(2027, 1, 1, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC)))
     assert [(t.date(), t.hour) for t in got] == [(date(2027, 5, 20), 14), (date(2029, 11, 8), 14)]
-    after = datetime(2029, 11, 8, 8, tzinfo=timezone.utc)
+    after = datetime(2029, 11, 8, 8, tzinfo=UTC)
     assert trigger.get_next_fire_time(None, after) is None
 
 

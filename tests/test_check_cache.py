@@ -7,8 +7,8 @@ import pickle
 from pathlib import Path
 
 import pytest
-
 from conftest import copy_shipped_policy
+
 from engine.exceptions import PolicyError
 from engine.policy import loader
 from engine.policy.cache import CheckCache, cache_folder

@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT, copy_shipped_policy
 from sqlalchemy import select
 
-from conftest import REPO_ROOT, copy_shipped_policy
 from engine.execution.executor import Executor
 from engine.execution.runtime import Runtime
 from engine.policy.loader import load_policy

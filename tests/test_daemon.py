@@ -22,15 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import copy_shipped_policy
 from sqlalchemy import func, select, text
 
-from conftest import copy_shipped_policy
-from engine.store import history
-from engine.store import lease
+from engine.exceptions import CoopflowError
 from engine.execution.executor import Executor
 from engine.policy.loader import load_policy
+from engine.store import history, lease
 from engine.store.database import SqlStore, inbox, instances, occurrences
-from engine.exceptions import CoopflowError
 
 LEASE_TTL = "4"          # seconds; the daemon renews every third of it
 START_TIMEOUT = 20.0     # a daemon's first lines (imports, policy, store)
@@ -391,8 +390,7 @@ def test_sigkill_then_restart_loses_and_doubles_nothing(policy_copy: Path, sqlit
         statuses = conn.execute(select(inbox.c.key, inbox.c.status).where(inbox.c.key.like("user:kill-%"))).all()
         assert sorted(s for _, s in statuses) == ["applied"] * 30
         per_event = conn.execute(text(
-            "SELECT inbox_id, count(*) FROM history WHERE inbox_id IN (%s) GROUP BY inbox_id"
-            % ",".join(str(s.inbox_id) for s in subs))).all()
+            "SELECT inbox_id, count(*) FROM history WHERE inbox_id IN ({}) GROUP BY inbox_id".format(",".join(str(s.inbox_id) for s in subs)))).all()
         assert sorted(n for _, n in per_event) == [1] * 30
         issues = conn.execute(select(instances.c.fields).where(instances.c.workflow == "emergency_review")).all()
         assert sorted(r.fields["issue"] for r in issues) == sorted(f"kill {i}" for i in range(30))

@@ -9,9 +9,9 @@ import subprocess
 import pytest
 import yaml
 
-from engine.views.diagram import FORMATS, GUARD_WIDTH, dot, mermaid
 from engine.policy.loader import load_policy
 from engine.policy.spec import WorkflowSpec
+from engine.views.diagram import FORMATS, GUARD_WIDTH, dot, mermaid
 from tests.conftest import REPO_ROOT, copy_shipped_policy
 
 WORKFLOW = {

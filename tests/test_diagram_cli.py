@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO_ROOT, copy_shipped_policy
+
 from engine.policy.loader import load_policy
 
 SHIPPED = load_policy(REPO_ROOT / "config.yaml")

@@ -11,17 +11,16 @@ the same months) ends, and history keeps each deadline's nominal due time beside
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-
 from conftest import copy_shipped_policy
+from sqlalchemy import select
+from test_daemon import base_env, open_store, run_cli, spawn, wait_until  # noqa: F401  (fixtures)
+
 from engine.scheduling.timers import late_text
 from engine.store.database import history, instances
-from test_daemon import base_env, open_store, run_cli, spawn, wait_until  # noqa: F401  (fixtures)
 
 SENT = "2027-03-01T09:00:00+07:00"
 BACK = "2027-06-25T09:00:00+07:00"

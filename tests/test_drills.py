@@ -7,11 +7,10 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from conftest import copy_shipped_policy
 from test_daemon import START_TIMEOUT, base_env, spawn  # noqa: F401  (spawn is a fixture)
 from test_files_and_faults import ADVISORY, assert_refused, cli
@@ -59,7 +58,7 @@ def now_in(env: dict[str, str]) -> datetime:
 def test_two_drill_processes_see_the_same_now(tmp_path: Path) -> None:
     """Two processes started 2 s apart with the same VIRTUAL@REAL read the same instant (to the
     time between the reads); with VIRTUAL alone, each process's clock started at its own start."""
-    anchor = datetime.now(timezone.utc).isoformat()
+    anchor = datetime.now(UTC).isoformat()
     shared = base_env("sqlite:///unused", COOPFLOW_CLOCK_START=f"{VIRTUAL}@{anchor}")
     first, read_first = now_in(shared), time.time()
     time.sleep(2)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import holidays
 import pytest
-
 from conftest import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "examples" / "quarterly"

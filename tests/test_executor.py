@@ -22,12 +22,11 @@ from conftest import STORE_KINDS, copy_shipped_policy, temporary_store_url
 from sqlalchemy import func, insert, select, update
 
 from engine import clock
-from engine.store import history
-from engine.store import inbox
 from engine.execution import outbox
 from engine.execution.executor import Executor
-from engine.policy.loader import load_policy
 from engine.execution.runtime import Runtime
+from engine.policy.loader import load_policy
+from engine.store import history, inbox
 from engine.store.database import SqlStore, consents, instances, occurrences, timers, workflow_versions
 from engine.store.database import history as history_table
 from engine.store.database import inbox as inbox_table
@@ -334,10 +333,10 @@ def test_concurrent_executors_keep_per_instance_order(store_url: str, runtime: R
     """Two executors draining one inbox at once still apply every instance's events in order."""
     rt = runtime
     chains = []
-    for n in range(4):
+    for _ in range(4):
         sub = rt.executor.submit_start("information_exchange", "dic.focal_point", REQUEST)
         chains.append(sub.instance)
-    for step, (trigger, actor, values) in enumerate([
+    for trigger, actor, values in ([
         ("send", "dic.focal_point", {"dispatch_no": "CV"}),
         ("acknowledge", "police.focal_point", {}),
         ("mark_complex", "police.focal_point", {}),

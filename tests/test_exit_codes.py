@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import copy_shipped_policy
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith(("COOPFLOW_", "LOGURU_"))}

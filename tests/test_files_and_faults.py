@@ -26,13 +26,13 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-
 from conftest import REPO_ROOT, copy_shipped_policy
+from sqlalchemy import text
+from test_daemon import START_TIMEOUT, base_env, spawn, wait_until  # noqa: F401  (spawn is a fixture)
+
 from engine import logs
 from engine.policy.loader import load_policy
 from engine.store.database import SqlStore, StoreError
-from test_daemon import START_TIMEOUT, base_env, spawn, wait_until  # noqa: F401  (spawn is a fixture)
 
 ADVISORY = ("advisory", "--as", "police.focal_point", "--set", "topic=Dự thảo quy chế",
             "--set", "doc_type=state_management")
@@ -299,6 +299,7 @@ def test_frozen_postgres_writer_cannot_hold_the_history_lock(policy: Path, monke
     from urllib.parse import urlsplit, urlunsplit
 
     from conftest import temporary_store_url
+
     from engine.store import history
 
     monkeypatch.setenv("COOPFLOW_PG_IDLE_TIMEOUT", "2")

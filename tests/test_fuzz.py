@@ -11,11 +11,9 @@ import copy
 import os
 import random
 import time
-from pathlib import Path
 from typing import Any
 
 import yaml
-
 from conftest import REPO_ROOT, copy_shipped_policy
 
 SEED = int(os.environ.get("COOPFLOW_FUZZ_SEED", "20270101"))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from test_daemon import base_env, run_cli
 from test_intake import FIRE, START, _start, policy  # noqa: F401  (policy is a fixture)
+
 from engine.store import history, inbox
 from engine.store.database import SqlStore
 
@@ -17,7 +18,7 @@ def test_list_and_cancel_a_pending_event(policy: Path, store_url: str) -> None:
     store = SqlStore(store_url)
     try:
         with store.transaction() as conn:  # as the CLI queues it while a daemon runs: pending
-            pending = inbox.submit(conn, inbox.FIRE, instance=instance, trigger="answer", actor="b.focal_point").inbox_id
+            inbox.submit(conn, inbox.FIRE, instance=instance, trigger="answer", actor="b.focal_point")
         refused = run_cli(policy, env, "fire", instance, "answer", "--as", "a.focal_point")  # applies the pending one first
         assert refused.returncode == 1
         with store.transaction() as conn:

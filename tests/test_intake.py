@@ -6,17 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-
 from conftest import write_minimal_policy
+from sqlalchemy import select
 from test_daemon import base_env, count_rows, run_cli, spawn, wait_until  # noqa: F401  (spawn is a fixture)
+
 from engine.execution import intake
-from engine.policy.loader import load_policy
 from engine.execution.executor import Executor
+from engine.policy.loader import load_policy
 from engine.scheduling import timers
 from engine.store import history, inbox
 from engine.store.batch import EventWrites
-from engine.store.database import SqlStore, inbox as inbox_table, timers as timers_table
+from engine.store.database import SqlStore
+from engine.store.database import inbox as inbox_table
+from engine.store.database import timers as timers_table
 
 START = ("start", "request", "--as", "a.focal_point", "--set", "recipient=b", "--set", "subject=Xin thông tin thuê bao")
 FIRE = ("answer", "--as", "b.focal_point")

@@ -25,7 +25,8 @@ from engine.execution.executor import Executor
 from engine.execution.runtime import Runtime
 from engine.notify import channels, deliveries
 from engine.policy.loader import load_policy
-from engine.store.database import SqlStore, deliveries as deliveries_table
+from engine.store.database import SqlStore
+from engine.store.database import deliveries as deliveries_table
 
 REQUEST = {"requester": "dic", "recipient": "police", "subject": "Danh sách tài khoản giả mạo"}
 POLICE_FP = "nguyen.thi.b@congan.laocai.example.gov.vn"

@@ -7,12 +7,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-
 from conftest import shipped_policy_with_store
-from engine.scheduling import timers
+
 from engine.execution.executor import Executor
-from engine.policy.loader import load_policy
 from engine.execution.runtime import Runtime
+from engine.policy.loader import load_policy
+from engine.scheduling import timers
 from engine.store.database import SqlStore
 
 MONDAY = datetime.fromisoformat("2027-03-01T09:00:00+07:00")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import MINIMAL_WORKFLOW, write_minimal_policy
+
 from engine.cli.main import main
 from engine.exceptions import PolicyError
 from engine.policy.loader import load_policy

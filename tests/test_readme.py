@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.views.diagram import mermaid
 from engine.policy.loader import load_policy
+from engine.views.diagram import mermaid
 
 REPO = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"<!-- diagram:(\w+) -->\n```mermaid\n(.*?)```\n<!-- /diagram -->", re.S)

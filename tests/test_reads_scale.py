@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import copy_shipped_policy, shipped_policy_with_store
 from sqlalchemy import insert
 
-from conftest import copy_shipped_policy, shipped_policy_with_store
 from engine.policy.loader import canonical_json, load_policy, workflow_version
 from engine.rules.fields import defaults
 from engine.store.database import SqlStore, instances, timers, workflow_versions
@@ -43,7 +43,7 @@ def bulk_sent_requests(store: SqlStore, policy, count: int, first_due: datetime,
             conn.execute(insert(instances), [
                 {"id": ids[i], "workflow": spec.id, "version": version, "state": "sent", "final": 0, "seq": 2,
                  "fields": {**base, "requester": "dic", "recipient": "police", "subject": f"Yêu cầu {i}"},
-                 "created_at": at, "updated_at": at, "state_entered_at": at} for i, at in zip(chunk, entered)])
+                 "created_at": at, "updated_at": at, "state_entered_at": at} for i, at in zip(chunk, entered, strict=False)])
             conn.execute(insert(timers), [
                 {"id": f"{ids[i]}:2", "instance": ids[i], "workflow": spec.id, "state": "sent", "trigger": "deemed_received",
                  "due_at": first_due + step * i, "status": "armed"} for i in chunk])

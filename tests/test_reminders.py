@@ -12,14 +12,16 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 from sqlalchemy import select
-
-from engine.notify import deliveries, digest, reminders
-from engine.store.database import SqlStore, deliveries as deliveries_table, reminders as reminders_table
-from engine.execution.executor import Executor
-from engine.policy.loader import load_policy
-from engine.scheduling import timers
 from test_daemon import base_env, count_rows, open_store, policy_copy, spawn, sqlite_url, wait_until  # noqa: F401  (fixtures)
 from test_notifications import POLICE_FP, PUBLIC, REQUEST, Mailbox, configure, free_port, runtime, send_request, smtp  # noqa: F401
+
+from engine.execution.executor import Executor
+from engine.notify import deliveries, digest, reminders
+from engine.policy.loader import load_policy
+from engine.scheduling import timers
+from engine.store.database import SqlStore
+from engine.store.database import deliveries as deliveries_table
+from engine.store.database import reminders as reminders_table
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 POLICE_LEADERS = {"hoang.van.son@congan.laocai.example.gov.vn", "ngo.thi.mai@congan.laocai.example.gov.vn"}

@@ -11,17 +11,17 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from conftest import copy_shipped_policy
 from sqlalchemy import select
 
-from conftest import copy_shipped_policy
 from engine import clock
-from engine.store import inbox
-from engine.scheduling import timers
-from engine.views import report as reports
 from engine.execution.executor import Executor
-from engine.policy.loader import load_policy
 from engine.execution.runtime import Runtime
+from engine.policy.loader import load_policy
+from engine.scheduling import timers
+from engine.store import inbox
 from engine.store.database import SqlStore, history, instances
+from engine.views import report as reports
 
 HOUR = 3600
 

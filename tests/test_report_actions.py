@@ -9,13 +9,13 @@ late or late, and the third quarter's shows the one not yet due as open.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
-
 from conftest import copy_shipped_policy
+from sqlalchemy import select
+from test_report import Scenario, at
+
 from engine import clock
 from engine.store.database import instances
 from engine.views import report as reports
-from test_report import Scenario, at
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ next year has not begun, 2022 is over before the shipped agreement took effect (
 from __future__ import annotations
 
 import pytest
+from test_api import Server
 
 from engine import clock
-from test_api import Server
 
 
 @pytest.fixture(scope="module")

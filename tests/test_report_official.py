@@ -12,9 +12,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from docx import Document
-
 from conftest import shipped_policy_with_store
+from docx import Document
 
 NOW = datetime.fromisoformat("2027-11-15T09:00:00+07:00")
 

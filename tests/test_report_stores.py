@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from conftest import copy_shipped_policy
+from test_report import HOUR, Scenario, at
+
 from engine import clock
 from engine.views import report as reports
-from test_report import HOUR, Scenario, at
 
 
 def test_figures_on_both_stores(store_url, tmp_path):

@@ -17,9 +17,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import copy_shipped_policy
 from sqlalchemy import select
 
-from conftest import copy_shipped_policy
 from engine import clock
 from engine.policy.loader import load_policy
 from engine.policy.spec import HostRotation

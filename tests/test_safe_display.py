@@ -13,9 +13,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from conftest import copy_shipped_policy
 from sqlalchemy import select, update
 
-from conftest import copy_shipped_policy
 from engine.store.database import SqlStore, instances
 from engine.views.text import NEWLINE_MARK, clean, line
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import MINIMAL_FILES
 from jsonschema import Draft7Validator
 
-from conftest import MINIMAL_FILES
 from engine.policy.schema import DRAFT_07, SCHEMAS, json_schema, render
 from engine.policy.yamlsource import load_document
 

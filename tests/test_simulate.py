@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO_ROOT, copy_shipped_policy
+
 from engine.execution.executor import Executor
-from engine.policy.loader import load_policy
 from engine.execution.runtime import Runtime
+from engine.policy.loader import load_policy
 from engine.store.database import SqlStore
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("COOPFLOW_")}

@@ -6,7 +6,7 @@ PostgreSQL (each PostgreSQL test in a schema of its own).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -153,8 +153,8 @@ def test_transaction_rolls_back_on_error(store):
         with store.transaction() as conn:
             conn.execute(instances.insert().values(
                 id="gone-1", workflow="w", version="v", state="s", fields={}, final=0, seq=1,
-                created_at=datetime.now(timezone.utc), updated_at=datetime.now(timezone.utc),
-                state_entered_at=datetime.now(timezone.utc)))
+                created_at=datetime.now(UTC), updated_at=datetime.now(UTC),
+                state_entered_at=datetime.now(UTC)))
             raise RuntimeError("boom")
     with store.reading() as conn:
         assert conn.execute(select(instances.c.id)).first() is None
@@ -213,7 +213,7 @@ def test_many_threads_share_one_sqlite_store(tmp_path: Path):
     import threading
 
     store = SqlStore(f"sqlite:///{tmp_path / 'threads.db'}")
-    insert_instance(store, "i-1", datetime(2027, 1, 4, tzinfo=timezone.utc))
+    insert_instance(store, "i-1", datetime(2027, 1, 4, tzinfo=UTC))
     errors: list[BaseException] = []
     barrier = threading.Barrier(24)
 

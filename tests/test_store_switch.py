@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import free_port, running_daemon, shipped_policy_with_store
+
 from engine.service import Deployment
 
 

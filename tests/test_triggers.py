@@ -11,7 +11,7 @@ the last Fri 26 Feb; 30 June 2027 is a Wednesday. Europe/Berlin switches on Sun 
 from __future__ import annotations
 
 import pickle
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,10 +19,10 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from engine.policy.spec import CalendarRule, DayRule
-from engine.scheduling.triggers import CalendarRuleTrigger, occurrence_facts
 from engine.rules.workcalendar import WorkCalendar
+from engine.scheduling.triggers import CalendarRuleTrigger, occurrence_facts
 
-UTC = timezone.utc
+UTC = UTC
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 BERLIN = ZoneInfo("Europe/Berlin")
 

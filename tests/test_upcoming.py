@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import shipped_policy_with_store
 from sqlalchemy import func, select
 
-from conftest import shipped_policy_with_store
-from engine.scheduling import schedules
 from engine.policy.loader import load_policy
+from engine.scheduling import schedules
 from engine.store.database import SqlStore, history, inbox, instances, occurrences
 
 NOW = datetime.fromisoformat("2027-05-20T09:00:00+07:00")  # a Thursday

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO_ROOT, clean_env, copy_shipped_policy, free_port, running_daemon
+
 from engine.server.web import catalog
 
 CHROMIUM = "/usr/bin/chromium"

@@ -8,7 +8,7 @@ as a day off substituted from Sat 26 Apr) and the weekdays checked by hand.
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -88,7 +88,7 @@ def test_weekend_skipped(cal, start, n, last_day):
 
 @pytest.mark.parametrize(
     "start",
-    [vn(2027, 3, 8, 0, 0), vn(2027, 3, 8, 23, 59), datetime(2027, 3, 7, 20, 0, tzinfo=timezone.utc)],
+    [vn(2027, 3, 8, 0, 0), vn(2027, 3, 8, 23, 59), datetime(2027, 3, 7, 20, 0, tzinfo=UTC)],
     ids=["monday-midnight", "monday-late", "utc-sunday-is-vn-monday"],
 )
 def test_starting_day_not_counted(cal, start):
@@ -202,7 +202,7 @@ def test_dst_add_hours_across_spring_forward():
     """3 h after 23:30 CET on 29 Mar 2025 is 01:30 UTC, shown as 03:30 CEST (one hour skipped)."""
     cal = WorkCalendar("Europe/Berlin", country="DE")
     result = cal.add_hours(datetime(2025, 3, 29, 23, 30, tzinfo=BERLIN), 3)
-    assert result == datetime(2025, 3, 30, 1, 30, tzinfo=timezone.utc)
+    assert result == datetime(2025, 3, 30, 1, 30, tzinfo=UTC)
     assert (result.hour, result.minute, result.utcoffset()) == (3, 30, timedelta(hours=2))
 
 
@@ -212,15 +212,15 @@ def test_dst_add_hours_across_fall_back():
     result = cal.add_hours(datetime(2025, 10, 26, 0, 30, tzinfo=BERLIN), 3)
     # 02:30 occurs twice that night; PEP 495 makes == across zones False for such times,
     # so compare in UTC.
-    assert result.astimezone(timezone.utc) == datetime(2025, 10, 26, 1, 30, tzinfo=timezone.utc)
+    assert result.astimezone(UTC) == datetime(2025, 10, 26, 1, 30, tzinfo=UTC)
     assert (result.hour, result.fold, result.utcoffset()) == (2, 1, timedelta(hours=1))
 
 
 @pytest.mark.parametrize(
     ("start", "offset_before", "expected_utc"),
     [
-        (datetime(2025, 3, 28, 10, tzinfo=BERLIN), 1, datetime(2025, 3, 31, 22, tzinfo=timezone.utc)),
-        (datetime(2025, 10, 24, 10, tzinfo=BERLIN), 2, datetime(2025, 10, 27, 23, tzinfo=timezone.utc)),
+        (datetime(2025, 3, 28, 10, tzinfo=BERLIN), 1, datetime(2025, 3, 31, 22, tzinfo=UTC)),
+        (datetime(2025, 10, 24, 10, tzinfo=BERLIN), 2, datetime(2025, 10, 27, 23, tzinfo=UTC)),
     ],
     ids=["spring-forward-weekend", "fall-back-weekend"],
 )
@@ -238,7 +238,7 @@ def test_end_of_day_where_midnight_does_not_exist():
     """In Santiago 8 Sep 2024 starts at 01:00 -03 (no midnight); the end of 7 Sep is that instant."""
     cal = WorkCalendar("America/Santiago", weekend=(), country=None)
     result = cal.add_days(datetime(2024, 9, 6, 12, tzinfo=cal.tz), 1)
-    assert result == datetime(2024, 9, 8, 4, tzinfo=timezone.utc)
+    assert result == datetime(2024, 9, 8, 4, tzinfo=UTC)
     assert (result.hour, result.utcoffset()) == (1, timedelta(hours=-3))
 
 

@@ -16,26 +16,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from loguru import logger
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
-from loguru import logger
-
 from engine import clock
-from engine.rules import actors, consent, decision
-from engine.execution import intake
-from engine.store import audit
-from engine.store import inbox
-from engine.scheduling import timers
 from engine.exceptions import ExpressionError, UserError
-from engine.policy.expr import Expression, parse
-from engine.rules.fields import coerce_all, defaults
+from engine.execution import intake
+from engine.execution.outcomes import Outcome, Refusal, provenance, refuse
 from engine.logs import event_logger
-from engine.rules.machines import MachineCache
-from engine.rules.reasons import Reason
+from engine.policy.expr import Expression, parse
 from engine.policy.loader import Policy, is_expression, workflow_version
 from engine.policy.spec import EmitAction, NotifyAction, SetAction, StartAction, WorkflowSpec
-from engine.execution.outcomes import Outcome, Refusal, provenance, refuse
+from engine.rules import actors, consent, decision
+from engine.rules.fields import coerce_all, defaults
+from engine.rules.machines import MachineCache
+from engine.rules.reasons import Reason
+from engine.scheduling import timers
+from engine.store import audit, inbox
 from engine.store.batch import Batch, EventWrites, store_failure
 from engine.store.database import SqlStore, consents, workflow_versions
 

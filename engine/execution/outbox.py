@@ -16,10 +16,10 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from engine import clock
-from engine.store import inbox
-from engine.notify import deliveries
 from engine.exceptions import ExpressionError
+from engine.notify import deliveries
 from engine.policy.loader import Policy, is_expression
+from engine.store import inbox
 from engine.store.database import SqlStore, outbox
 
 MAX_ATTEMPTS = 10

@@ -6,12 +6,11 @@ import os
 from dataclasses import dataclass
 
 from engine import settings
-from engine.store import anchors, lease
 from engine.execution import outbox
 from engine.execution.executor import Executor, Outcome
 from engine.policy.loader import Policy, load_policy
+from engine.store import anchors, lease
 from engine.store.database import SqlStore, resolve_url
-
 
 BATCH = settings.BATCH  # events applied per transaction when several are pending (group commit)
 

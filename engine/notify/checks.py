@@ -12,7 +12,7 @@ def config_problems(policy_root, config) -> list[tuple[tuple, str]]:
     if notifications is None:
         return []
     out = []
-    for i, party in enumerate(notifications.webhooks):
+    for party in notifications.webhooks:
         if party not in config.parties:
             out.append((("notifications", "webhooks", party), f"unknown party '{party}' (declared: {', '.join(config.parties)})"))
     if notifications.webhooks and notifications.webhook.secret is None:

@@ -471,7 +471,9 @@ class _Compiler:
         if isinstance(base, ast.Name) and base.id in self.allowed and isinstance(index, ast.Constant) and isinstance(index.value, str):
             self.check_field(base.id, index.value, self.col(index))
             root = base.id
-            value_fn: Fn = lambda ctx: ctx.get(root)
+
+            def value_fn(ctx, root=root):
+                return ctx.get(root)
         else:
             value_fn = self.node(base)
         key_fn = self.node(index)
@@ -581,7 +583,7 @@ class _Compiler:
 
         def chain(ctx: Mapping[str, Any]) -> Any:
             a = fns[0](ctx)
-            for (sym, op), f in zip(ops, fns[1:]):
+            for (sym, op), f in zip(ops, fns[1:], strict=False):
                 b = f(ctx)
                 try:
                     if not op(a, b):

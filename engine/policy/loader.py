@@ -22,11 +22,10 @@ import holidays
 from pydantic import BaseModel, ValidationError
 
 from engine import settings
-from engine.rules import actors
+from engine.exceptions import ExpressionError, PolicyError, PolicyProblem
 from engine.notify import checks as notify_checks
 from engine.policy import expr
-from engine.exceptions import ExpressionError, PolicyError, PolicyProblem
-from engine.rules.fields import coerce, typed_defaults
+from engine.policy.cache import CheckCache, LazyDocument, emits_of
 from engine.policy.spec import (
     ANY_STATE,
     SYSTEM,
@@ -41,9 +40,10 @@ from engine.policy.spec import (
     StartAction,
     WorkflowSpec,
 )
-from engine.rules.workcalendar import WorkCalendar
-from engine.policy.cache import CheckCache, LazyDocument, emits_of
 from engine.policy.yamlsource import Document, load_document
+from engine.rules import actors
+from engine.rules.fields import coerce, typed_defaults
+from engine.rules.workcalendar import WorkCalendar
 
 CONFIG_ENV = settings.CONFIG
 DEFAULT_CONFIG = "config.yaml"

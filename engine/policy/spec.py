@@ -7,10 +7,10 @@ keys. The documentation of every field is docs/policy.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import re
+from collections.abc import Callable
 from datetime import date
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -32,7 +32,7 @@ Clause = Annotated[
     str,
     BeforeValidator(
         lambda v: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v,
-        json_schema_input_type=Union[str, int, float],  # the JSON Schema accepts `clause: 2` as the loader does
+        json_schema_input_type=str | int | float,  # the JSON Schema accepts `clause: 2` as the loader does
     ),
     StringConstraints(min_length=1),
 ]
@@ -343,12 +343,7 @@ def _action_tag(value: Any) -> str | None:
 
 
 Action = Annotated[
-    Union[
-        Annotated[EmitAction, Tag("emit")],
-        Annotated[StartAction, Tag("start")],
-        Annotated[SetAction, Tag("set")],
-        Annotated[NotifyAction, Tag("notify")],
-    ],
+    Annotated[EmitAction, Tag("emit")] | Annotated[StartAction, Tag("start")] | Annotated[SetAction, Tag("set")] | Annotated[NotifyAction, Tag("notify")],
     Discriminator(
         _action_tag,
         custom_error_type="action_kind",

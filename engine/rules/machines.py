@@ -84,7 +84,7 @@ class Rules:
 
     def edges(self) -> Iterator[tuple[str, TransitionSpec]]:
         """(source state, transition) for every edge of the machine, in the policy's order."""
-        for t, sources in zip(self.spec.transitions, self.sources):
+        for t, sources in zip(self.spec.transitions, self.sources, strict=False):
             for source in sources:
                 yield source, t
 

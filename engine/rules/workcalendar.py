@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
@@ -185,7 +185,7 @@ class WorkCalendar:
         """The exclusive end of local day `d`: 00:00 of the next day, offset normalised."""
         nxt = d + timedelta(days=1)
         midnight = datetime(nxt.year, nxt.month, nxt.day, tzinfo=self.tz)
-        return midnight.astimezone(timezone.utc).astimezone(self.tz)
+        return midnight.astimezone(UTC).astimezone(self.tz)
 
     def add_working_days(self, start: datetime, n: int) -> datetime:
         """End of the n-th working day after start's local date (start day not counted).
@@ -213,4 +213,4 @@ class WorkCalendar:
     def add_hours(self, start: datetime, n: float) -> datetime:
         """start + n hours of elapsed time (UTC arithmetic, no shifting), in the calendar's tz."""
         self._local_date(start)
-        return (start.astimezone(timezone.utc) + timedelta(hours=n)).astimezone(self.tz)
+        return (start.astimezone(UTC) + timedelta(hours=n)).astimezone(self.tz)

@@ -16,18 +16,16 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
 
 from engine import clock, logs, settings
-from engine.scheduling import jobs
-from engine.store import anchors, lease
-from engine.execution import outbox
-from engine.notify import deliveries, digest, reminders
-from engine.scheduling import schedules
-from engine.scheduling import timers
-from engine.scheduling.watcher import PolicyWatcher
 from engine.exceptions import PolicyError
-from engine.policy.loader import Policy, load_policy, resolve_config_path
-from engine.execution.runtime import BATCH, Runtime
+from engine.execution import outbox
 from engine.execution.executor import Executor
-from engine.store.database import SqlStore, StoreError, StoreRefused, resolve_url, safe_url, wait_for
+from engine.execution.runtime import BATCH, Runtime
+from engine.notify import deliveries, digest, reminders
+from engine.policy.loader import load_policy, resolve_config_path
+from engine.scheduling import jobs, schedules, timers
+from engine.scheduling.watcher import PolicyWatcher
+from engine.store import anchors, lease
+from engine.store.database import StoreError, StoreRefused, resolve_url, safe_url, wait_for
 
 RENEW_FRACTION = settings.RENEW_FRACTION   # renew the lease every TTL/3 (COOPFLOW_LEASE_TTL)
 SWEEP_EVERY = settings.SWEEP_EVERY         # seconds between safety sweeps for anything due

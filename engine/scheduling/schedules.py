@@ -10,20 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from loguru import logger
 
 from engine import clock
-from engine.store import inbox
 from engine.policy.loader import Policy, is_expression
 from engine.policy.spec import ScheduleSpec
+from engine.scheduling import timers
+from engine.scheduling.triggers import CalendarRuleTrigger, occurrence_facts
+from engine.store import inbox
 from engine.store import occurrences as occurrence_rows
 from engine.store.database import SqlStore
 from engine.store.occurrences import last_fired, since
-from engine.scheduling import timers
-from engine.scheduling.triggers import CalendarRuleTrigger, occurrence_facts
-
 
 NO_ANCHOR = date(2000, 1, 1)  # turns count from here when neither `from` nor the agreement's dates say
 
@@ -107,16 +106,16 @@ def host_for(policy: Policy, schedule: ScheduleSpec, nominal: datetime) -> str |
     for change in rotation.changes:
         order = change.rotate or eras[-1][1]
         eras.append((change.from_, order, change.first or order[0]))
-    target = nominal.astimezone(timezone.utc)
+    target = nominal.astimezone(UTC)
     chosen = None
     for since_day, order, first in eras:
         anchor = trigger.get_next_fire_time(None, _midnight(policy, since_day))
-        if anchor is not None and (chosen is None or anchor.astimezone(timezone.utc) <= target):
+        if anchor is not None and (chosen is None or anchor.astimezone(UTC) <= target):
             chosen = (anchor, order, first)
     if chosen is None:  # no occurrence on or after any `from`: count back from the first era
         return rotation.first or rotation.rotate[0]
     anchor, order, first = chosen
-    if anchor.astimezone(timezone.utc) <= target:
+    if anchor.astimezone(UTC) <= target:
         turns = sum(1 for _ in trigger.occurrences(anchor, nominal))
     else:
         turns = -sum(1 for _ in trigger.occurrences(nominal, anchor))

@@ -19,15 +19,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine import clock
-from engine.notify import deliveries, digest, reminders
-from engine.scheduling import schedules
-from engine.scheduling import timers
 from engine.exceptions import CoopflowError, PolicyError
 from engine.execution.executor import Executor, Outcome
-from engine.policy.loader import Policy
 from engine.execution.runtime import Runtime
-from engine.store.database import SqlStore
+from engine.notify import deliveries, digest, reminders
+from engine.policy.loader import Policy
 from engine.policy.yamlsource import load_document
+from engine.scheduling import schedules, timers
+from engine.store.database import SqlStore
 from engine.views.report import MAX_YEAR, MIN_YEAR
 
 MAX_STEPS = 200_000

@@ -14,9 +14,22 @@ from datetime import datetime, time, timedelta
 
 from engine.policy.spec import Deadline, Duration
 from engine.rules.workcalendar import WorkCalendar
-from engine.store.timers import work_pending
+
 # The timer rows live in the store; these names stay importable from here for the executor and daemon.
-from engine.store.timers import ARMED, DISARMED, FIRED, Timer, arm, armed, disarm, mark_fired, reminder_rows, row, submit_due  # noqa: F401
+from engine.store.timers import (  # noqa: F401
+    ARMED,
+    DISARMED,
+    FIRED,
+    Timer,
+    arm,
+    armed,
+    disarm,
+    mark_fired,
+    reminder_rows,
+    row,
+    submit_due,
+    work_pending,
+)
 
 
 def duration_end(duration: Duration, start: datetime, calendar: WorkCalendar) -> datetime:

@@ -31,7 +31,7 @@ Decisions callers must know:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
@@ -40,7 +40,7 @@ from engine.policy.spec import WEEKDAYS, CalendarRule
 from engine.rules.workcalendar import WorkCalendar
 
 HORIZON_YEARS = 20
-_UTC = timezone.utc
+_UTC = UTC
 
 
 def _aware_utc(value: datetime, name: str) -> datetime:

@@ -91,9 +91,8 @@ def create_app(deployment: Deployment) -> FastAPI:
     async def refused(_request: Request, exc: CoopflowError):
         from engine.exceptions import AuthError
         from engine.service import NotFound
-        from engine.store.inbox import KeyReused
-
         from engine.store.database import StoreError
+        from engine.store.inbox import KeyReused
 
         if isinstance(exc, StoreError):
             return problem(503, "store-unavailable", "Store unavailable", str(exc))

@@ -22,7 +22,7 @@ import os
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -185,7 +185,7 @@ def write_anchor(store: SqlStore) -> Anchor | None:
     seq, digest = history.head_of(value)
     if seq == 0 or context.last_anchor == (seq, digest):
         return None
-    anchor = Anchor(datetime.now(timezone.utc).isoformat(), context.store_id, seq, digest, str(context.paths.anchor_file))
+    anchor = Anchor(datetime.now(UTC).isoformat(), context.store_id, seq, digest, str(context.paths.anchor_file))
     path = context.paths.anchor_file
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:

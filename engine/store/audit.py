@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -278,7 +278,7 @@ def _iso(value) -> str | None:
             value = datetime.fromisoformat(value)
         except ValueError:
             return value
-    return value.astimezone(timezone.utc).isoformat() if value.tzinfo else value.isoformat()
+    return value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
 
 
 def _norm(value) -> str:

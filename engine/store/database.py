@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -26,31 +26,31 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import QueuePool
 
 from engine import clock, settings
+from engine.exceptions import StoreError, StoreGone, StoreRefused  # noqa: F401 (re-exported: the store's errors)
 from engine.store import migrations
 from engine.store.statuses import ClockMark
 from engine.store.tables import (  # noqa: F401 (re-exported: the tables are imported from here)
-    UtcDateTime,
-    metadata,
     Id,
-    meta,
-    workflow_versions,
-    instances,
-    inbox,
-    history,
+    UtcDateTime,
     consents,
+    deliveries,
+    history,
+    inbox,
+    instances,
+    leases,
+    login_attempts,
+    meta,
+    metadata,
+    occurrences,
+    outbox,
+    reminders,
+    sessions,
     timers,
     timers_by_instance,
-    outbox,
-    deliveries,
-    reminders,
-    occurrences,
-    leases,
-    users,
     tokens,
-    login_attempts,
-    sessions,
+    users,
+    workflow_versions,
 )
-from engine.exceptions import StoreError, StoreGone, StoreRefused  # noqa: F401 (re-exported: the store's errors)
 
 STORE_ENV = settings.STORE_URL
 DRILL_ENV = settings.DRILL             # "allow-real-store": a drill may open a store with real history
@@ -149,7 +149,7 @@ class SqlStore:
             else:
                 migrations.upgrade(conn)
             if current == 0:
-                conn.execute(meta.insert().values(key="created_at", value=datetime.now(timezone.utc).isoformat()))
+                conn.execute(meta.insert().values(key="created_at", value=datetime.now(UTC).isoformat()))
                 logger.info("store created at schema {}", SCHEMA_VERSION)
             elif current == SCHEMA_VERSION:  # made by the last release before Alembic: nothing to change
                 logger.info("store at schema {} stamped with revision {} (it was made before Alembic)", current, migrations.HEAD)

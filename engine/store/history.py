@@ -16,7 +16,7 @@ import json
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, or_, select, text
@@ -109,7 +109,7 @@ def append_many(conn: Connection, rows: list[dict[str, Any]]) -> int:
     for given in rows:
         seq += 1
         row = {"data": {}, **given, "seq": seq}
-        row["at"] = row["at"].astimezone(timezone.utc)  # hashed exactly as the store gives it back
+        row["at"] = row["at"].astimezone(UTC)  # hashed exactly as the store gives it back
         digest = row_hash(prev, row, _key_for(keying, seq))
         chained.append({**row, "prev_hash": prev, "hash": digest})
         prev = digest

@@ -181,8 +181,8 @@ def cancel(conn: Connection, inbox_id: int, by: str, now=None) -> dict[str, Any]
 
     Raises CoopflowError when there is no such event or it is no longer pending.
     """
-    from engine.store import history
     from engine.scheduling import timers
+    from engine.store import history
 
     now = now or clock.now()
     text = f"cancelled by {by}"

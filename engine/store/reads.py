@@ -200,7 +200,7 @@ def _ref_columns(refs: Mapping[str, Sequence[str]]) -> list:
 
 
 def _refs(refs: Mapping[str, Sequence[str]], values) -> dict[str, Any]:
-    return {name: value for name, value in zip(refs, values) if value is not None}
+    return {name: value for name, value in zip(refs, values, strict=False) if value is not None}
 
 
 def open_groups(conn: Connection, refs: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:

@@ -14,7 +14,8 @@ from loguru import logger
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from engine.store.database import inbox as inbox_table, outbox, reminders, timers
+from engine.store.database import inbox as inbox_table
+from engine.store.database import outbox, reminders, timers
 from engine.store.statuses import InboxStatus, OutboxStatus, TimerStatus
 
 ARMED, DISARMED, FIRED = TimerStatus.ARMED, TimerStatus.DISARMED, TimerStatus.FIRED

@@ -31,9 +31,8 @@ import re
 from collections.abc import Callable, Iterator
 
 from engine.policy.spec import Approvals, Deadline, TransitionSpec, WorkflowSpec
-from engine.rules import duties
+from engine.rules import consent, duties
 from engine.rules.machines import rules_for
-from engine.rules import consent
 
 __all__ = ["FORMATS", "GUARD_WIDTH", "dot", "mermaid"]
 

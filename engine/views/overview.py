@@ -159,7 +159,7 @@ def build_overview(store, policy, now: datetime | None = None, limit: int = DEFA
         lateness = lateness_transitions(spec_of)
         overdue_all = reads.overdue_instances(conn, now, lateness)
         late = Counter((workflow, state) for _, workflow, _, state in overdue_all)
-        overdue_rows = [dict(zip(("id", "workflow", "version", "state"), r)) for r in overdue_all[offset:offset + limit]]
+        overdue_rows = [dict(zip(("id", "workflow", "version", "state"), r, strict=False)) for r in overdue_all[offset:offset + limit]]
         given = reads.live_consents(conn, now, refs)
         owed = _Owed(policy, spec_of, given)
         totals = owed.count(groups)

@@ -10,6 +10,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+
 from engine.exceptions import CoopflowError
 from engine.execution.runtime import Runtime
 from engine.rules import consent

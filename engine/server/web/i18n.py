@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ BABEL_LOCALE = {"vi": "vi_VN", "en": "en_GB"}
 COOKIE = "coopflow_lang"
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(lang: str) -> NullTranslations:
     """The catalog of `lang` (English is the msgids themselves)."""
     if lang == "en":

@@ -24,7 +24,8 @@ from engine import clock
 from engine.auth import accounts
 from engine.auth.people import Principal
 from engine.exceptions import AuthError, UserError
-from engine.rules import duties, fields as fieldtypes
+from engine.rules import duties
+from engine.rules import fields as fieldtypes
 from engine.server import auth
 from engine.server.web import i18n
 from engine.service import Deployment, NotFound

@@ -17,8 +17,17 @@ from engine.views.report.figures import ReportData, build, late_working_days
 from engine.views.report.html import TemplateProblem, chart_svg, render_html
 from engine.views.report.markdown import markdown
 from engine.views.report.pdf import pdf
-from engine.views.report.periods import (MAX_YEAR, MIN_YEAR, Period, PeriodError, PeriodRefused, cadence_label, of_policy,
-                                         parse_period, parse_range)
+from engine.views.report.periods import (
+                                         MAX_YEAR,
+                                         MIN_YEAR,
+                                         Period,
+                                         PeriodError,
+                                         PeriodRefused,
+                                         cadence_label,
+                                         of_policy,
+                                         parse_period,
+                                         parse_range,
+)
 from engine.views.report.word import docx
 
 FORMATS = {"md": markdown, "html": render_html, "pdf": pdf, "docx": docx}  # pdf and docx give bytes

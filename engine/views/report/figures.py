@@ -15,16 +15,15 @@ import json
 import statistics
 from array import array
 from collections import defaultdict
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from engine import clock
 from engine.policy.spec import SYSTEM, WorkflowSpec
-from engine.store import report_rows
 from engine.rules import duties
+from engine.store import report_rows
 from engine.views.overview import clause_key
 from engine.views.report.periods import Period
-
 
 
 def party_of(actor: str | None) -> str | None:
@@ -139,7 +138,7 @@ class Tally:
             to_state: str | None, actor: str | None, extra) -> None:
         """One applied row; `extra` is [timer, transition, rule, due_at, version, armed due_at, audit seq, *party fields]."""
         if at.__class__ is str:
-            at = datetime.fromisoformat(at).replace(tzinfo=timezone.utc)  # SQLite's text, read without SQLAlchemy's parsing
+            at = datetime.fromisoformat(at).replace(tzinfo=UTC)  # SQLite's text, read without SQLAlchemy's parsing
         if extra.__class__ is str:
             extra = json.loads(extra)
         inside = at >= self.start
@@ -165,7 +164,7 @@ class Tally:
         spec, report = t.spec, t.spec.report
         t.last_seq, t.move_seq = seq, extra[6]
         if extra[6] is not None:  # the row's audit record holds the fields after the move (older rows keep the last known)
-            t.fields = dict(zip(self.party_fields, extra[7:]))
+            t.fields = dict(zip(self.party_fields, extra[7:], strict=False))
         st = spec.states.get(to_state)
         final = st is not None and st.final
         entry = self.clause(spec)

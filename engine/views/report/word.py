@@ -67,10 +67,10 @@ def docx(data: dict[str, Any]) -> bytes:
         elif kind == "table":
             table = doc.add_table(rows=1, cols=len(block[1]))
             table.style = "Table Grid"
-            for cell, text in zip(table.rows[0].cells, block[1]):
+            for cell, text in zip(table.rows[0].cells, block[1], strict=False):
                 cell.text = text
             for row in block[2]:
-                for cell, value in zip(table.add_row().cells, row):
+                for cell, value in zip(table.add_row().cells, row, strict=False):
                     cell.text = clean(value)
     par = doc.add_paragraph()
     run = par.add_run("Nơi nhận:")
@@ -78,7 +78,7 @@ def docx(data: dict[str, Any]) -> bytes:
     for text in layout["recipients"]:
         doc.add_paragraph(f"- {text}")
     signs = doc.add_table(rows=1, cols=len(layout["signatures"]))
-    for cell, s in zip(signs.rows[0].cells, layout["signatures"]):
+    for cell, s in zip(signs.rows[0].cells, layout["signatures"], strict=False):
         cell_lines(cell, [(s["agency"], True, False), (s["signer"], True, False), (s["note"], False, True)])
     buffer = io.BytesIO()
     doc.save(buffer)
