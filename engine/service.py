@@ -27,6 +27,10 @@ class NotFound(UserError):
     """An instance, workflow or record that does not exist (or that the caller may not know of)."""
 
 
+class BadFilter(CoopflowError):
+    """A list filter naming no workflow or state of the policy (a typo, answered with the closest names)."""
+
+
 @dataclass(frozen=True)
 class Result:
     """What became of one request: applied, refused (with the reason) or still pending."""
@@ -56,12 +60,13 @@ class Deployment:
 
     @classmethod
     def open(cls, config_path: str | os.PathLike | None = None, policy: Policy | None = None,
-             log_to_files: bool = True) -> Deployment:
-        """Load the policy (unless given) and open its store; events are logged to the file sinks."""
+             log_to_files: bool = True, create: bool = False) -> Deployment:
+        """Load the policy (unless given) and open its store (`create`: make it when missing, as `init` does);
+        events are logged to the file sinks."""
         policy = policy or load_policy(config_path)
         if log_to_files:
             logs.configure(policy.config.logging, policy.root, console=False)
-        return cls(open_runtime(policy=policy))
+        return cls(open_runtime(policy=policy, create=create))
 
     @property
     def policy(self) -> Policy:
@@ -160,9 +165,58 @@ class Deployment:
             raise NotFound(f"unknown instance '{instance_id}'")
         return row
 
-    def instances(self, workflow: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+    def awaiting_consent(self, row: dict[str, Any]) -> dict[str, list[str]]:
+        """Trigger -> the parties whose consent the instance still needs (engine.rules.consent.awaiting)."""
+        from engine.rules import consent
+
+        spec = self.policy.workflows.get(row["workflow"])
+        agreed = [(c["trigger"], c["party"]) for c in row.get("consents", [])]
+        return consent.awaiting(spec, row["state"], row["fields"], self.policy.config, agreed) if spec else {}
+
+    def state_title(self, workflow: str, state: str) -> str:
+        """The state's title in the current policy (its id when unknown or untitled)."""
+        spec = self.policy.workflows.get(workflow)
+        st = spec.states.get(state) if spec else None
+        return st.title if st and st.title else state
+
+    def check_filters(self, workflow: str | None, state: str | None) -> None:
+        """BadFilter when `workflow` or `state` names nothing in the policy, with the closest names."""
+        import difflib
+
+        def refuse(kind: str, name: str, known: list[str], of: str = "") -> None:
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else f"; {kind}s: {', '.join(known)}"
+            raise BadFilter(f"unknown {kind} '{name}'{of}{hint}")
+
+        workflows = self.policy.workflows
+        if workflow and workflow not in workflows:
+            refuse("workflow", workflow, sorted(workflows))
+        if state:
+            specs = [workflows[workflow]] if workflow else list(workflows.values())
+            known = sorted({s for spec in specs for s in spec.states})
+            if state not in known:
+                refuse("state", state, known, f" in {workflow}" if workflow else "")
+
+    def instances(self, workflow: str | None = None, state: str | None = None, limit: int | None = None,
+                  offset: int = 0) -> list[dict[str, Any]]:
+        """Instances (filtered), newest first; `limit` of them after `offset` when given."""
+        self.check_filters(workflow, state)
         with self.runtime.store.reading() as conn:
-            return reads.instance_list(conn, workflow, state)
+            return reads.instance_list(conn, workflow, state, limit, offset)
+
+    def instance_count(self, workflow: str | None = None, state: str | None = None) -> int:
+        """How many instances `instances` gives without a limit."""
+        with self.runtime.store.reading() as conn:
+            return reads.instance_count(conn, workflow, state)
+
+    def triggers(self, instance_id: str) -> list[str]:
+        """The triggers leaving the instance's current state, in its workflow version (for completion)."""
+        from engine.views.overview import Specs
+
+        row = self.instance(instance_id)
+        with self.runtime.store.reading() as conn:
+            spec = Specs(conn, self.policy).get(row["workflow"], row.get("version"))
+        return [t.trigger for t in spec.transitions if spec.leaves(t, row["state"])] if spec else []
 
     def history(self, instance_id: str) -> list[dict[str, Any]]:
         with self.runtime.store.reading() as conn:
@@ -181,11 +235,18 @@ class Deployment:
 
         return overview.build_upcoming(self.runtime.store, self.policy, days, limit=limit, offset=offset)
 
-    def report(self, period: str) -> dict[str, Any]:
-        """The figures of the review report for `period` (e.g. 2027H1)."""
+    def upcoming_page(self, days: int, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
+        """`items` (one page of `upcoming`) and `total`, how many in all."""
+        from engine.views import overview
+
+        return overview.upcoming_page(self.runtime.store, self.policy, days, limit=limit, offset=offset)
+
+    def report(self, period) -> dict[str, Any]:
+        """The figures of the review report for `period` (e.g. 2027H1, or a period already parsed by engine.views.report)."""
         from engine.views import report
 
-        return report.build(self.runtime.store, self.policy, report.parse_period(period, self.policy.tz))
+        chosen = report.parse_period(period, self.policy.tz) if isinstance(period, str) else period
+        return report.build(self.runtime.store, self.policy, chosen)
 
     # ---- reads for one reader (the HTTP API): what their parties may see, what they may do
 
@@ -208,6 +269,7 @@ class Deployment:
 
     def instance_page(self, principal, workflow: str | None = None, state: str | None = None, limit: int = 50,
                       cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        self.check_filters(workflow, state)
         with self.runtime.store.reading() as conn:
             return reads.instance_page(conn, self.visibility(principal), workflow, state, limit, cursor)
 
@@ -260,11 +322,24 @@ class Deployment:
         out.sort(key=lambda t: (t["due_at"] or far, t["instance"], t["role"]))
         return out
 
-    def audit(self):
-        """`coopflow audit verify`: the chain, the anchors and the replay (engine.store.audit.Report)."""
+    def audit(self, extra_anchors: tuple[str, ...] = ()):
+        """`coopflow audit verify`: the chain, the anchors (also those files) and the replay (engine.store.audit.Report)."""
         from engine.store import audit
 
-        return audit.verify(self.runtime.store)
+        return audit.verify(self.runtime.store, extra_anchors)
+
+    # ---- the administrator's local commands
+
+    def queued(self, statuses: tuple[str, ...], instance: str | None = None, workflow: str | None = None,
+               limit: int = 50) -> list[dict[str, Any]]:
+        """Inbox rows in these statuses, newest first (`coopflow inbox`)."""
+        with self.runtime.store.reading() as conn:
+            return inbox.rows(conn, statuses, instance=instance, workflow=workflow, limit=limit)
+
+    def cancel_queued(self, inbox_id: int, by: str) -> dict[str, Any]:
+        """Cancel a pending inbox row: it is never applied; history records `by` (`coopflow inbox cancel`)."""
+        with self.runtime.store.transaction() as conn:
+            return inbox.cancel(conn, inbox_id, by)
 
 
 def _needs_only_its_fields(candidate) -> bool:

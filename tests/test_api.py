@@ -120,7 +120,7 @@ def test_two_people_of_two_parties_take_a_request_to_answered(server):
     dic, police = server.client("nguyen_van_a"), server.client("nguyen_thi_b")
     assert dic.get("/me").json() == {"person": "nguyen_van_a", "party": "dic", "roles": ["dic.focal_point"],
                                      "acting_role": None, "admin": False, "read_only": False,
-                                     "method": dic.get("/me").json()["method"]}
+                                     "method": dic.get("/me").json()["method"], "timezone": "Asia/Ho_Chi_Minh"}
     ident = start_request(dic)
     view = police.get(f"/instances/{ident}").json()
     assert view["state"] == "drafted"

@@ -99,7 +99,7 @@ def test_sender_cannot_make_itself_recipient_to_acknowledge(cli):
     assert status(cli, instance)["fields"]["recipient"] == "police"
     # Without the field it is the role pattern, on the stored recipient, that refuses.
     refused_unchanged(cli, instance, "acknowledge", "dic.focal_point",
-                      "dic.focal_point may not fire 'acknowledge' (allowed: $recipient.focal_point, $recipient.staff)")
+                      "dic.focal_point may not fire 'acknowledge' (allowed: police.focal_point, police.staff)")
 
 
 def test_non_signatory_cannot_refuse_by_naming_itself_recipient(cli):
@@ -110,7 +110,7 @@ def test_non_signatory_cannot_refuse_by_naming_itself_recipient(cli):
                       "'refuse' does not accept the field(s) recipient (accepts: refusal_reason)",
                       recipient="ubnd", refusal_reason="Không thuộc thẩm quyền")
     refused_unchanged(cli, instance, "refuse", "ubnd.leader",
-                      "ubnd.leader may not fire 'refuse' (allowed: $recipient.leader)", refusal_reason="x")
+                      "ubnd.leader may not fire 'refuse' (allowed: police.leader)", refusal_reason="x")
     assert status(cli, instance)["state"] == "in_progress"
 
 
@@ -120,7 +120,7 @@ def test_police_cannot_host_a_dic_hosted_review(cli):
                       "'request_reports' does not accept the field(s) host (accepts: meeting_at, venue)", host="police")
     assert status(cli, review)["fields"]["host"] == "dic"
     refused_unchanged(cli, review, "request_reports", "police.focal_point",
-                      "police.focal_point may not fire 'request_reports' (allowed: $host.focal_point, $host.leader, system)",
+                      "police.focal_point may not fire 'request_reports' (allowed: dic.focal_point, dic.leader, system)",
                       venue="Hội trường Công an tỉnh")
     # The host's own focal point fixes the meeting with the fields the step accepts.
     assert fire(cli, review, "request_reports", "dic.focal_point", meeting_at="2027-06-20T08:30",
@@ -222,7 +222,7 @@ def test_options_say_which_triggers_the_actor_may_fire_and_why_not_the_others(po
     assert set(found) == {"mark_complex", "answer", "refuse", "withdraw", "overdue"}
     assert found["mark_complex"].chosen is not None
     assert found["answer"].refusal == "'answer' needs the field(s) answer"
-    assert found["refuse"].refusal == "police.focal_point may not fire 'refuse' (allowed: $recipient.leader)"
+    assert found["refuse"].refusal == "police.focal_point may not fire 'refuse' (allowed: police.leader)"
     assert found["overdue"].refusal == "police.focal_point may not fire 'overdue' (allowed: system)"
 
 

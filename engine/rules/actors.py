@@ -106,6 +106,17 @@ def matches(actor: Actor, pattern: str, fields: Mapping[str, Any]) -> bool:
     return party == actor.party
 
 
+def resolved(patterns: list[str], fields: Mapping[str, Any]) -> str:
+    """The patterns as people read them: `$recipient.focal_point` shown as `police.focal_point`
+    when the instance's `recipient` names a party (left as written while the field is empty)."""
+    def one(pattern: str) -> str:
+        head, _, role = pattern.rpartition(".")
+        party = fields.get(head[1:]) if head.startswith("$") else None
+        return f"{party}.{role}" if isinstance(party, str) and party else pattern
+
+    return ", ".join(dict.fromkeys(one(p) for p in patterns))
+
+
 def allowed(actor: Actor, patterns: list[str], fields: Mapping[str, Any]) -> bool:
     """True when the actor fits any of the patterns."""
     return any(matches(actor, p, fields) for p in patterns)

@@ -94,7 +94,7 @@ class Role(Condition):
         s, t = probe.situation, self.t
         if actors.allowed(s.actor, t.by, s.fields):
             return None
-        return Reason.NOT_YOUR_ROLE, f"{s.actor} may not fire '{t.trigger}' (allowed: {', '.join(t.by)})"
+        return Reason.NOT_YOUR_ROLE, f"{s.actor} may not fire '{t.trigger}' (allowed: {actors.resolved(t.by, s.fields)})"
 
 
 class Guard(Condition):

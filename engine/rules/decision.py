@@ -77,7 +77,7 @@ def decide_start(s: Situation, values: Mapping[str, Any]) -> Decision:
     spec = s.spec
     fields = {**s.fields, **values}
     if not actors.allowed(s.actor, spec.started_by, fields):
-        return Decision(None, fields, problem=f"{s.actor} may not start '{spec.id}' (allowed: {', '.join(spec.started_by)})",
+        return Decision(None, fields, problem=f"{s.actor} may not start '{spec.id}' (allowed: {actors.resolved(spec.started_by, fields)})",
                         problem_code=Reason.MAY_NOT_START)
     missing = missing_required(fields, spec.fields)
     if missing:

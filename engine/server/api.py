@@ -29,6 +29,44 @@ KEY = Header(None, alias="Idempotency-Key", max_length=200,
              description="the same key with the same request returns the first outcome; with another request: 422")
 
 
+# Every error is an RFC 9457 problem (engine.server.app.problem); the document says so for each operation.
+PROBLEM_SCHEMA = {
+    "title": "Problem", "type": "object", "required": ["type", "title", "status"], "additionalProperties": True,
+    "properties": {"type": {"type": "string", "description": "stable URI of the kind of problem"},
+                   "title": {"type": "string"}, "status": {"type": "integer"},
+                   "detail": {"type": "string", "description": "what went wrong, for a person to read"}},
+}
+EVERY_OPERATION = {"401": "no valid token or session (`WWW-Authenticate: Bearer`)", "413": "request body too large",
+                   "422": "invalid request", "503": "store unavailable"}
+
+
+def document_problems(app) -> None:
+    """Make `app.openapi()` document every 4xx/5xx answer as application/problem+json with the
+    Problem schema, and the answers every /api/v1 operation may give (EVERY_OPERATION)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        doc = generate()
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = PROBLEM_SCHEMA
+        for name in ("HTTPValidationError", "ValidationError"):  # FastAPI's own 422 body, never sent
+            schemas.pop(name, None)
+        for path, operations in doc["paths"].items():
+            for operation in operations.values():
+                responses = operation["responses"]
+                if path.startswith("/api/v1"):
+                    for code, text in EVERY_OPERATION.items():
+                        responses.setdefault(code, {"description": text})
+                if "requestBody" in operation:
+                    responses.setdefault("400", {"description": "the body is not JSON"})
+                for code, answer in responses.items():
+                    if code[0] in "45":
+                        answer["content"] = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        return doc
+
+    app.openapi = openapi
+
+
 def deployment(request: Request) -> Deployment:
     return request.app.state.deployment
 
@@ -104,6 +142,7 @@ class MeOut(BaseModel):
     admin: bool
     read_only: bool
     method: str
+    timezone: str = Field(description="the agreement's time zone (IANA name), in which people read times")
 
 
 class Deadline(BaseModel):
@@ -121,10 +160,20 @@ class TaskOut(BaseModel):
 
 
 @router.get("/me", response_model=MeOut, tags=["me"])
-def me(p: Principal = Depends(auth.current_principal)) -> MeOut:
+def me(request: Request, p: Principal = Depends(auth.current_principal)) -> MeOut:
     """Who the caller is: person, party, roles granted, acting role, administrator, read-only."""
     return MeOut(person=p.person, party=p.party, roles=list(p.roles), acting_role=p.acting_role, admin=p.is_admin,
-                 read_only=p.read_only, method=p.method)
+                 read_only=p.read_only, method=p.method, timezone=deployment(request).policy.tz.key)
+
+
+@router.delete("/me/token", status_code=204, tags=["auth"],
+               responses={422: {"description": "the request was not authenticated with a token"}})
+def revoke_own_token(request: Request, p: Principal = Depends(auth.authenticate)) -> Response:
+    """Revoke the token this request carries (`coopflow logout`); read-only tokens may revoke themselves too."""
+    if not p.method.startswith("token:"):
+        raise HTTPException(422, "this request carries no API token (sign out of a console session with DELETE /session)")
+    tokens.revoke(deployment(request).runtime.store, p.method.removeprefix("token:"))
+    return Response(status_code=204)
 
 
 @router.get("/me/tasks", response_model=list[TaskOut], tags=["me"])
@@ -239,6 +288,7 @@ class InstanceSummary(BaseModel):
     id: str
     workflow: str
     state: str
+    state_title: str = Field(description="the state's title in the current policy (its id when it has none)")
     final: bool
     created_at: datetime
     updated_at: datetime
@@ -338,8 +388,9 @@ def list_instances(request: Request, workflow: str | None = Query(None, max_leng
                    cursor: str | None = Query(None, max_length=500),
                    p: Principal = Depends(auth.current_principal)) -> dict:
     """Instances the caller may see, newest first; pass `next_cursor` back as `cursor` for the next page."""
-    items, nxt = deployment(request).instance_page(p, workflow, state, limit, cursor)
-    return {"items": items, "next_cursor": nxt}
+    d = deployment(request)
+    items, nxt = d.instance_page(p, workflow, state, limit, cursor)
+    return {"items": [{**r, "state_title": d.state_title(r["workflow"], r["state"])} for r in items], "next_cursor": nxt}
 
 
 @router.post("/instances", response_model=ResultOut, status_code=201, tags=["instances"],
@@ -356,7 +407,8 @@ def start_instance(body: StartIn, request: Request, key: str | None = KEY,
 
 
 @router.get("/instances/{instance}", response_model=InstanceOut, tags=["instances"],
-            responses={404: {"description": "unknown instance, or one the caller may not see"}})
+            responses={403: {"description": "`role` is not one the caller holds"},
+                       404: {"description": "unknown instance, or one the caller may not see"}})
 def get_instance(instance: str, request: Request, role: str | None = Query(None, max_length=120),
                  p: Principal = Depends(auth.current_principal)) -> dict:
     """State, fields, deadline, consents, and the triggers from this state: open to the caller or why not."""
@@ -368,7 +420,7 @@ def get_instance(instance: str, request: Request, role: str | None = Query(None,
         if role is not None:
             raise HTTPException(403, str(exc)) from None
         acting = next((g for g in p.roles if g.split(".", 1)[0] in row["fields"].values()), p.roles[0])
-    return {**row, "final": bool(row["final"]), "acting_role": acting,
+    return {**row, "final": bool(row["final"]), "acting_role": acting, "state_title": d.state_title(row["workflow"], row["state"]),
             "actions": d.actions(row, f"{acting}:{p.person}")}
 
 
@@ -407,7 +459,7 @@ def instance_history(instance: str, request: Request, limit: int = Query(100, ge
 
 
 @router.get("/upcoming", tags=["reads"], response_model=list[dict[str, Any]])
-def upcoming(request: Request, days: int = Query(30, ge=1, le=3660),
+def upcoming(request: Request, days: int = Query(30, ge=0, le=3660),
              p: Principal = Depends(auth.current_principal), limit: int = Query(200, ge=1, le=1000),
              page: int = Query(1, ge=1)) -> list[dict]:
     """Schedule occurrences, deadlines and meetings due within `days` days, by time, `limit` per page

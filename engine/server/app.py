@@ -146,6 +146,7 @@ def _include_routers(app: FastAPI) -> None:
     from engine.server import api
 
     app.include_router(api.router, prefix="/api/v1")
+    api.document_problems(app)
     try:
         from engine.server import web
     except ImportError:  # the console is optional while it is being built

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported when a Text is made: `line` and `clean` start without it
+    from rich.text import Text
 
 NEWLINE_MARK = "↵"
 
@@ -63,11 +64,15 @@ def line(value: Any) -> str:
 
 def cell(value: Any, single_line: bool = False) -> Text:
     """`value` as a rich Text (no markup, no emoji codes), safe for tables and Console.print."""
+    from rich.text import Text
+
     return Text(clean(value, single_line))
 
 
 def join(*parts: Any) -> Text:
     """Several values (each cleaned) as one Text; `Text` parts are kept as they are."""
+    from rich.text import Text
+
     out = Text()
     for part in parts:
         out.append(part if isinstance(part, Text) else clean(part))

@@ -1,0 +1,255 @@
+"""What the instance commands print: tables and JSON from plain data, the same locally and remotely.
+
+Every function takes the data as the service layer returns it (datetimes) or as the HTTP API
+returns it (ISO 8601 strings) and the agreement's time zone: times are shown, also in JSON, in
+that zone. Ids (instances, workflows, triggers) are never cut or wrapped: their columns keep
+their full width and the free-text columns wrap instead. Stored text goes through
+engine.views.text (no markup, no escape codes).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+import click
+
+from engine.views.text import cell, line
+
+
+def console():
+    """A rich Console: the terminal's width (or $COLUMNS); 160 columns when writing to a file or a pipe."""
+    import os
+
+    from rich.console import Console
+
+    wide = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
+    return Console(file=sys.stdout, width=None if wide else 160)
+
+
+def moment(value: datetime | str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def iso(value: datetime | str | None, tz) -> str | None:
+    """An instant in the agreement's zone, ISO 8601 with its offset (None stays None)."""
+    at = moment(value)
+    return at.astimezone(tz).isoformat() if at else None
+
+
+def local(value: datetime | str | None, tz) -> str:
+    """An instant in the agreement's zone, to the minute, for people to read."""
+    at = moment(value)
+    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if at else ""
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def grid(title: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], drop: tuple[str, ...] = (),
+         right: tuple[str, ...] = ()):
+    """A table that never cuts a word: each column is at least as wide as its longest word (ids and
+    triggers have no spaces, so they are shown whole; text wraps between words). When that does
+    not fit the terminal, the `drop` columns are left out, in order (e.g. the workflow, which every
+    instance id starts with)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    texts = [[v if isinstance(v, Text) else cell(v) for v in row] for row in rows]
+    least = [max([len(name), *(max((len(w) for w in row[i].plain.split()), default=0) for row in texts)])
+             for i, name in enumerate(columns)]
+    keep = list(range(len(columns)))
+    width = console().width
+    for name in drop:
+        if sum(least[i] for i in keep) + 3 * len(keep) + 1 <= width:
+            break
+        keep.remove(columns.index(name))
+    out = Table(title=cell(title, single_line=True))
+    for i in keep:
+        out.add_column(columns[i], min_width=least[i], overflow="fold", justify="right" if columns[i] in right else "left")
+    for row in texts:
+        out.add_row(*(row[i] for i in keep))
+    return out
+
+
+# ---------------------------------------------------------------- instances
+
+
+def instance_json(row: dict[str, Any], tz) -> dict[str, Any]:
+    """One instance as `status INSTANCE --json` and `status -w/-s --json` print it."""
+    deadline = row.get("deadline")
+    out = {
+        "instance": row["id"], "workflow": row["workflow"], "version": row.get("version"), "state": row["state"],
+        "state_title": row.get("state_title") or row["state"], "final": bool(row.get("final")),
+        "fields": row.get("fields") or {}, "created_at": iso(row.get("created_at"), tz),
+        "updated_at": iso(row.get("updated_at"), tz),
+        "deadline": {"due_at": iso(deadline["due_at"], tz), "fires": deadline["fires"]} if deadline else None,
+    }
+    if "consents" in row:
+        out["consents"] = [{"trigger": c["trigger"], "party": c["party"], "actor": c["actor"], "at": iso(c["at"], tz),
+                            "expires_at": iso(c.get("expires_at"), tz)} for c in row["consents"]]
+    if "awaiting_consent" in row:
+        out["awaiting_consent"] = row["awaiting_consent"]
+    if row.get("actions") is not None:
+        out["acting_role"] = row.get("acting_role")
+        out["actions"] = row["actions"]
+    return out
+
+
+def instance(row: dict[str, Any], tz, as_json: bool) -> None:
+    """`status INSTANCE`: state, deadline, consents, fields, and (from a server) what the caller may do.
+
+    Plain lines, each as long as it is (no table: the one view that needs no rich, so it starts fastest)."""
+    data = instance_json(row, tz)
+    if as_json:
+        return echo_json(data)
+
+    def say(text: str) -> None:
+        click.echo(line(text))
+
+    say(f"{data['instance']}  {data['workflow']} (version {data['version']})")
+    say(f"state: {data['state']} — {data['state_title']}{' (final)' if data['final'] else ''}")
+    if data["deadline"]:
+        say(f"deadline: {local(data['deadline']['due_at'], tz)} → fires {data['deadline']['fires']}")
+    for c in data.get("consents", []):
+        say(f"consent to {c['trigger']}: {c['party']} ({c['actor']}, {local(c['at'], tz)})")
+    for trigger, parties in data.get("awaiting_consent", {}).items():
+        if parties:
+            say(f"consent to {trigger} still needed from: {', '.join(parties)}")
+    for name, value in data["fields"].items():
+        if value not in (None, "", []):
+            say(f"  {name} = {value}")
+    actions = data.get("actions") or []
+    open_ = [a["trigger"] for a in actions if a["allowed"]]
+    if actions:
+        say(f"you may ({data['acting_role']}): {', '.join(open_) if open_ else 'nothing now'}")
+    for a in actions:
+        if not a["allowed"]:
+            say(f"  {a['trigger']}: {a['reason']}")
+
+
+def more_line(shown_from: int, shown: int, total: int, command: str, page: int, limit: int) -> str | None:
+    """The line under a page that says what the page holds and how to see the rest (None when all is shown)."""
+    if total <= shown and shown_from == 0:
+        return None
+    if shown == 0:
+        return f"page {page} is past the end ({total:,} in all): coopflow {command} --page 1"
+    text = f"showing {shown_from + 1:,}–{shown_from + shown:,} of {total:,}"
+    if shown_from + shown < total:
+        text += f"; next: coopflow {command} --page {page + 1} (or --limit N)"
+    return text
+
+
+def _more(more: str | None, as_json: bool) -> None:
+    if more:
+        click.echo(line(more), err=as_json)
+
+
+def instance_list(rows: list[dict[str, Any]], tz, as_json: bool, total: int | None = None, more: str | None = None) -> None:
+    """`status -w/-s`: one page of the instances, newest first (`total`: how many match in all)."""
+    if as_json:
+        _more(more, True)
+        return echo_json([instance_json(r, tz) for r in rows])
+    cells = [(r["id"], r["workflow"], f"{r['state']} — {r.get('state_title') or r['state']}", local(r.get("updated_at"), tz),
+              f"{local(r['deadline']['due_at'], tz)} → {r['deadline']['fires']}" if r.get("deadline") else "")
+             for r in rows]
+    console().print(grid(f"{len(rows) if total is None else total:,} instance(s)",
+                         ("instance", "workflow", "state", "updated", "next deadline"), cells, drop=("workflow", "updated")))
+    _more(more, False)
+
+
+def history(instance_id: str, rows: list[dict[str, Any]], tz, as_json: bool) -> None:
+    """`history INSTANCE`: every applied and refused event, times in the agreement's zone."""
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps({**r, "at": iso(r["at"], tz)}, ensure_ascii=False, default=str))
+        return
+    cells = [(str(r["seq"]), local(r["at"], tz), f"{r['kind']} {r.get('trigger') or ''}".strip(), r.get("actor"),
+              r.get("from_state"), r.get("to_state"), r["outcome"] + (f": {r['reason']}" if r.get("reason") else ""))
+             for r in rows]
+    console().print(grid(f"history of {instance_id}", ("#", "at", "event", "actor", "from", "to", "outcome"), cells,
+                         drop=("from", "at")))
+
+
+def tasks(person: str, items: list[dict[str, Any]], tz, as_json: bool) -> None:
+    """`tasks`: what the signed-in person may (so owes to) do now, soonest deadline first."""
+    if as_json:
+        return echo_json([{**t, "due_at": iso(t.get("due_at"), tz)} for t in items])
+    if not items:
+        click.echo(f"nothing to do now for {person}")
+        return
+    cells = [(t["instance"], t["workflow"], t["state"], t["role"], ", ".join(t["triggers"]), local(t.get("due_at"), tz))
+             for t in items]
+    console().print(grid(f"{len(items)} task(s) of {person}", ("instance", "workflow", "state", "as", "may fire", "due"),
+                         cells, drop=("workflow", "as")))
+
+
+# ---------------------------------------------------------------- the overview and what comes next
+
+
+def overview(data: dict[str, Any], as_json: bool) -> None:
+    """`status` without filters (engine.views.overview's data): counts per clause and state, then one
+    page of the overdue instances and of each party's next steps, with how to see the next page."""
+    if as_json:
+        return echo_json(data)
+    out = console()
+    cells = []
+    for c in data["workflows"]:
+        cells.append((c["clause"], f"{c['workflow']} — {c['title']}", "", f"{c['open']:,}", f"{c['overdue']:,}"))
+        cells.extend(("", "", f"{st['state']} — {st['title']}", f"{st['open']:,}", f"{st['overdue']:,}") for st in c["states"])
+    out.print(grid(f"open instances per clause: {data['open_total']:,} (at {data['now'][:16].replace('T', ' ')})",
+                   ("clause", "workflow", "state", "open", "overdue"), cells, right=("open", "overdue")))
+    paging = data["page"]
+    if data["overdue_total"]:
+        cells = [(o["instance"], o["workflow"], f"{o['state']} — {o['state_title']}", "; ".join(r["text"] for r in o["reasons"]))
+                 for o in data["overdue"]]
+        out.print(grid(f"{data['overdue_total']:,} overdue instance(s)", ("instance", "workflow", "state", "why"), cells,
+                       drop=("workflow",)))
+    cells = []
+    for p in data["parties"]:
+        if not p["next_steps"]:
+            cells.append((p["party"], "—" if not p["open"] else f"({p['open']:,} in all)", "", "", "", ""))
+        for i, step in enumerate(p["next_steps"]):
+            party = (f"{p['party']} ({p['open']:,})" if p["open"] > len(p["next_steps"]) else p["party"]) if i == 0 else ""
+            cells.append((party, step["instance"] + (" (overdue)" if step["overdue"] else ""), step["workflow"],
+                          f"{step['state']} — {step['state_title']}", step["since"][:16].replace("T", " "),
+                          ", ".join(step["triggers"])))
+    out.print(grid("who owes the next step", ("party", "instance", "workflow", "state", "since", "may fire"), cells,
+                   drop=("workflow", "since")))
+    longest = max([data["overdue_total"], *(p["open"] for p in data["parties"])])
+    shown = max([len(data["overdue"]), *(len(p["next_steps"]) for p in data["parties"])])
+    more = more_line((paging["page"] - 1) * paging["limit"], shown, longest, "status", paging["page"], paging["limit"])
+    if more:
+        click.echo(line(f"lists per page: {more}"))
+    if data["dead_letters"]:
+        click.echo(f"{data['dead_letters']} notification(s) could not be delivered: coopflow deliveries --status dead")
+
+
+def upcoming(items: list[dict[str, Any]], days: int, tz, as_json: bool, total: int | None = None,
+             more: str | None = None) -> None:
+    """`upcoming`: one page of a table sorted by time, in the agreement's zone."""
+    if as_json:
+        _more(more, True)
+        return echo_json(items)
+    cells = []
+    for item in items:
+        at = local(item["at"], tz)
+        subject = f"{item['subject']} — " if item.get("subject") else ""
+        if item["kind"] == "schedule":
+            cells.append((at, "schedule", item["workflow"], "",
+                          f"{item['title']}" + (f" — host {item['host']}" if item["host"] else "")))
+        elif item["kind"] == "deadline":
+            late = "OVERDUE " if item["overdue"] else ""
+            cells.append((at, f"{late}deadline", item["workflow"], item["instance"],
+                          f"{subject}{item['state']} — {item['state_title']}: fires {item['trigger']}"))
+        else:
+            when = "" if item["meeting_at_set"] else f" (no time set: {item['time_rule']})"
+            cells.append((at, "meeting", item["workflow"], item["instance"], f"{item['title']}: {item.get('subject') or ''}{when}"))
+    console().print(grid(f"{len(items) if total is None else total:,} item(s) in the next {days} day(s) ({tz.key})",
+                         ("at", "what", "workflow", "instance", "details"), cells, drop=("workflow",)))
+    _more(more, False)
