@@ -5,7 +5,6 @@ with accounts and tokens, `coopflow run` (daemon + API) or `coopflow serve` in a
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -14,7 +13,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from common import COOPFLOW, REPO, copy_shipped_policy
+from common import COOPFLOW, copy_shipped_policy
 
 PASSWORD = "mật khẩu đủ dài 2027"
 
@@ -45,8 +44,6 @@ def running(root: Path, people: list[str], command: str = "run", store_url: str 
     import httpx
 
     config = copy_shipped_policy(root, store_url)
-    if (REPO / "templates").is_dir():
-        shutil.copytree(REPO / "templates", root / "templates")
     port = free_port()
     with open(config, "a", encoding="utf-8") as out:
         out.write(f"\nhttp:\n  port: {port}\n")
