@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,14 +92,11 @@ def normalise_server(url: str) -> str:
 # ---------------------------------------------------------------- where a command goes
 
 
-@dataclass
 class Remote:
     """One server and the token the requests carry."""
 
-    server: str
-    token: str | None
-    person: str | None = None
-    timezone: str | None = None
+    def __init__(self, server: str, token: str | None, person: str | None = None, timezone: str | None = None):
+        self.server, self.token, self.person, self.timezone = server, token, person, timezone
 
     def call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
              key: str | None = None, auth: bool = True) -> Any:

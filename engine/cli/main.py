@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import click
 
@@ -37,13 +36,11 @@ COMMANDS = {
 }
 
 
-@dataclass
 class Settings:
     """The group's options, seen by every sub-command (`Settings.of(ctx)`)."""
 
-    config: str | None = None
-    server: str | None = None
-    local: bool = False
+    def __init__(self, config: str | None = None, server: str | None = None, local: bool = False):
+        self.config, self.server, self.local = config, server, local
 
     @staticmethod
     def of(ctx: click.Context | None = None) -> Settings:
