@@ -63,15 +63,23 @@ def grid(title: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], drop
     texts = [[v if isinstance(v, Text) else cell(v) for v in row] for row in rows]
     least = [max([len(name), *(max((len(w) for w in row[i].plain.split()), default=0) for row in texts)])
              for i, name in enumerate(columns)]
+    natural = [max([len(name), *(max((len(x) for x in row[i].plain.splitlines()), default=0) for row in texts)])
+               for i, name in enumerate(columns)]
     keep = list(range(len(columns)))
-    width = console().width
+    room = console().width
     for name in drop:
-        if sum(least[i] for i in keep) + 3 * len(keep) + 1 <= width:
+        if sum(least[i] for i in keep) + 3 * len(keep) + 1 <= room:
             break
         keep.remove(columns.index(name))
+    widths = {i: natural[i] for i in keep}
+    free = room - 3 * len(keep) - 1 - sum(least[i] for i in keep)
+    want = sum(natural[i] - least[i] for i in keep)
+    if sum(widths.values()) + 3 * len(keep) + 1 > room and free >= 0 and want:
+        # too wide: every column gets its longest word, and the room left in proportion to what it lacks
+        widths = {i: least[i] + (natural[i] - least[i]) * free // want for i in keep}
     out = Table(title=cell(title, single_line=True))
     for i in keep:
-        out.add_column(columns[i], min_width=least[i], overflow="fold", justify="right" if columns[i] in right else "left")
+        out.add_column(columns[i], width=widths[i], overflow="fold", justify="right" if columns[i] in right else "left")
     for row in texts:
         out.add_row(*(row[i] for i in keep))
     return out
