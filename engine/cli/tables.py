@@ -51,6 +51,25 @@ def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
+def _fit(widths: dict[int, int], least: list[int], room: int) -> dict[int, int]:
+    """Narrow the widest columns first (never below their longest word) until the table fits `room`."""
+    excess = sum(widths.values()) - room
+    while excess > 0:
+        wide = [i for i in widths if widths[i] > least[i]]
+        if not wide:
+            break
+        top = max(widths[i] for i in wide)
+        widest = [i for i in wide if widths[i] == top]
+        below = max([widths[i] for i in wide if widths[i] < top], default=0)
+        for i in widest:
+            cut = min(excess, top - max(below, least[i]), -(-excess // len(widest)))
+            widths[i] -= max(cut, 0)
+            excess -= max(cut, 0)
+        if all(widths[i] <= least[i] for i in widest) and not [i for i in widths if widths[i] > least[i]]:
+            break
+    return widths
+
+
 def grid(title: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], drop: tuple[str, ...] = (),
          right: tuple[str, ...] = ()):
     """A table that never cuts a word: each column is at least as wide as its longest word (ids and
@@ -71,12 +90,7 @@ def grid(title: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], drop
         if sum(least[i] for i in keep) + 3 * len(keep) + 1 <= room:
             break
         keep.remove(columns.index(name))
-    widths = {i: natural[i] for i in keep}
-    free = room - 3 * len(keep) - 1 - sum(least[i] for i in keep)
-    want = sum(natural[i] - least[i] for i in keep)
-    if sum(widths.values()) + 3 * len(keep) + 1 > room and free >= 0 and want:
-        # too wide: every column gets its longest word, and the room left in proportion to what it lacks
-        widths = {i: least[i] + (natural[i] - least[i]) * free // want for i in keep}
+    widths = _fit({i: natural[i] for i in keep}, least, room - 3 * len(keep) - 1)
     out = Table(title=cell(title, single_line=True))
     for i in keep:
         out.add_column(columns[i], width=widths[i], overflow="fold", justify="right" if columns[i] in right else "left")
