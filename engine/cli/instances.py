@@ -168,7 +168,7 @@ def _next(command: str, page: int, more: bool) -> str | None:
 
 LIMIT_OPTION = click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), metavar="N",
                             help="At most N rows per list (the counts always cover everything).")
-PAGE_OPTION = click.option("--page", default=1, show_default=True, type=click.IntRange(min=1), metavar="P",
+PAGE_OPTION = click.option("--page", default=1, show_default=True, type=click.IntRange(1, 1_000_000), metavar="P",
                            help="Show page P of the lists.")
 
 

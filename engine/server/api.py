@@ -23,6 +23,7 @@ from engine.server import auth
 from engine.service import Deployment, NotFound, Result
 
 router = APIRouter()
+MAX_PAGE = 1_000_000  # a page number beyond any store (a larger one would overflow the SQL OFFSET)
 
 REFUSED = {409: {"description": "refused by the agreement (problem type `refused`, the reason in `detail`)"}}
 KEY = Header(None, alias="Idempotency-Key", max_length=200,
@@ -461,7 +462,7 @@ def instance_history(instance: str, request: Request, limit: int = Query(100, ge
 @router.get("/upcoming", tags=["reads"], response_model=list[dict[str, Any]])
 def upcoming(request: Request, days: int = Query(30, ge=0, le=3660),
              p: Principal = Depends(auth.current_principal), limit: int = Query(200, ge=1, le=1000),
-             page: int = Query(1, ge=1)) -> list[dict]:
+             page: int = Query(1, ge=1, le=MAX_PAGE)) -> list[dict]:
     """Schedule occurrences, deadlines and meetings due within `days` days, by time, `limit` per page
     (deadlines and meetings of visible instances only)."""
     d = deployment(request)
@@ -482,7 +483,7 @@ def upcoming(request: Request, days: int = Query(30, ge=0, le=3660),
 
 @router.get("/overview", tags=["reads"], response_model=dict[str, Any])
 def overview(request: Request, _p: Principal = Depends(auth.current_principal), limit: int = Query(20, ge=1, le=1000),
-             page: int = Query(1, ge=1)) -> dict:
+             page: int = Query(1, ge=1, le=MAX_PAGE)) -> dict:
     """Per clause and state (open, overdue), one page of the overdue list and of each party's next steps,
     as `coopflow status` shows it (`page`: which page, how many pages)."""
     return deployment(request).overview(limit, page)
