@@ -146,7 +146,9 @@ def _include_routers(app: FastAPI) -> None:
     from engine.server import api
 
     app.include_router(api.router, prefix="/api/v1")
-    api.document_problems(app)
+    from engine.server.openapi import document_problems
+
+    document_problems(app)
     try:
         from engine.server import web
     except ImportError:  # the console is optional while it is being built
