@@ -27,7 +27,7 @@ class NotFound(UserError):
     """An instance, workflow or record that does not exist (or that the caller may not know of)."""
 
 
-class BadFilter(CoopflowError):
+class BadFilter(UserError):
     """A list filter naming no workflow or state of the policy (a typo, answered with the closest names)."""
 
 

@@ -11,7 +11,6 @@ import click
 from engine.cli.main import CONFIG_OPTION, deployment
 from engine.cli.session import read_secret as _secret_from
 from engine.cli.tables import console, echo_json, grid, local
-from engine.exceptions import CoopflowError
 
 
 def _local_client() -> str:

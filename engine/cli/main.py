@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 import click
 
-from engine.exceptions import CoopflowError, PolicyError
+from engine.exceptions import CoopflowError, PolicyError, StoreError
 
 COMMANDS = {
     "start": "engine.cli.instances:start", "fire": "engine.cli.instances:fire",
@@ -109,12 +109,6 @@ def _runtime(config_path: str | None):
     return Deployment.open(config_path).runtime
 
 
-def _store_error(exc: BaseException) -> bool:
-    """Is `exc` the store's StoreError? (engine.store is imported only by local commands.)"""
-    database = sys.modules.get("engine.store.database")
-    return database is not None and isinstance(exc, database.StoreError)
-
-
 def main() -> None:
     """Entry point: user mistakes print a clear message and exit non-zero, never a traceback."""
     from engine.cli.client import ClientError
@@ -138,17 +132,16 @@ def main() -> None:
             click.echo(line(problem), err=True)
         click.echo(f"{len(exc.problems)} problem(s) found", err=True)
         sys.exit(1)
+    except StoreError as exc:  # unreachable, full, read-only or foreign store: the operator's to fix
+        click.echo(f"store unavailable: {line(exc)}", err=True)
+        sys.exit(1)
     except CoopflowError as exc:
-        # unreachable, full, read-only or foreign store: the operator's to fix
-        click.echo(f"store unavailable: {line(exc)}" if _store_error(exc) else f"error: {line(exc)}", err=True)
+        click.echo(f"error: {line(exc)}", err=True)
         sys.exit(1)
     except MemoryError:
         click.echo("error: out of memory", err=True)
         sys.exit(1)
     except Exception as exc:  # a bug, not the user's mistake: say so, keep the details in the log
-        if _store_error(exc):
-            click.echo(f"store unavailable: {line(exc)}", err=True)
-            sys.exit(1)
         from loguru import logger
 
         from engine import logs  # noqa: F401  (importing it sets loguru's stderr handler to diagnose=False)
