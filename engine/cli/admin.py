@@ -27,6 +27,10 @@ from engine.views.text import line
 def check(config_path: str | None) -> None:
     """Validate the policy; print every problem as file:line:col: message."""
     policy = load_policy(config_path, cache=True)  # unchanged files are not parsed again (engine.policy.cache)
+    from engine.views.report import html as report_html
+
+    for problem in report_html.problems(policy):  # the review report's templates render on a sample report
+        raise click.ClickException(line(problem))
     click.echo(
         f"ok: {len(policy.workflows)} workflows, {len(policy.schedules)} schedules, "
         f"{len(policy.event_rules)} event rules; policy {policy.digest[:12]}"
