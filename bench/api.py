@@ -79,10 +79,10 @@ def main() -> None:
                         timed("healthz", lambda: http.get("/healthz"))
                     barrier.wait()
                     for r in range(args.rounds):
-                        started = timed("start", lambda: http.post("/api/v1/instances", json=body,
+                        started = timed("start", lambda r=r: http.post("/api/v1/instances", json=body,
                                                                    headers={"Idempotency-Key": f"c{i}-r{r}"}))
                         ident = started.json().get("instance")
-                        timed("fire", lambda: http.post(f"/api/v1/instances/{ident}/events", headers={"Idempotency-Key": f"c{i}-r{r}-send"},
+                        timed("fire", lambda ident=ident, r=r: http.post(f"/api/v1/instances/{ident}/events", headers={"Idempotency-Key": f"c{i}-r{r}-send"},
                                                         json={"trigger": "send", "values": {"dispatch_no": f"{i}-{r}"}}))
 
             threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]

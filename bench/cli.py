@@ -81,13 +81,13 @@ def main() -> None:
                 "coopflow status ID -c (local)": [COOPFLOW, "status", ident, "-c", str(config)],
             }
             results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
-            for name, argv in commands.items():  # warm the page cache once
+            for argv in commands.values():  # warm the page cache once
                 timed(argv, env, desk)
             for _ in range(args.rounds):
                 for name, argv in commands.items():
                     results[name].append(timed(argv, env, desk))
             print(f"\n{args.rounds} rounds; wall and CPU per run, median (min–max), ms")
-            print(f"| command | wall | CPU |\n| --- | --- | --- |")
+            print("| command | wall | CPU |\n| --- | --- | --- |")
             for name, runs in results.items():
                 walls, cpus = [w * 1000 for w, _ in runs], [c * 1000 for _, c in runs]
                 print(f"| {name} | {median(walls):.0f} ({min(walls):.0f}–{max(walls):.0f}) "

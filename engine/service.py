@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -318,7 +318,7 @@ class Deployment:
                     out.append({"instance": row["id"], "workflow": row["workflow"], "state": row["state"],
                                 "role": role, "triggers": can,
                                 "due_at": row["deadline"]["due_at"] if row["deadline"] else None})
-        far = datetime.max.replace(tzinfo=timezone.utc)
+        far = datetime.max.replace(tzinfo=UTC)
         out.sort(key=lambda t: (t["due_at"] or far, t["instance"], t["role"]))
         return out
 

@@ -12,7 +12,6 @@ sent exactly once, one applied inbox row per key, and `coopflow audit verify` mu
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -22,9 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
-
 from conftest import copy_shipped_policy
+from sqlalchemy import func, select
 from test_cli_client import PASSWORD, admin, clean_env, free_port
 
 CLIENTS = 50

@@ -14,12 +14,10 @@ from types import SimpleNamespace
 
 import pytest
 import schemathesis
+from conftest import REPO_ROOT, shipped_policy_with_store
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
-                                               status_code_conformance)
-
-from conftest import REPO_ROOT, shipped_policy_with_store
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
 PASSWORD = "mật khẩu đủ dài 2027"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

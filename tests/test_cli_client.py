@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import copy_shipped_policy
+
 from engine.policy.loader import load_policy
 
 PASSWORD = "mật khẩu đủ dài 2027"

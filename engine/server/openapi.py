@@ -9,7 +9,6 @@ from typing import Any
 
 from engine.policy.spec import HttpSpec
 
-
 # Every error is an RFC 9457 problem (engine.server.app.problem); the document says so for each operation.
 PROBLEM_SCHEMA = {
     "title": "Problem", "type": "object", "required": ["type", "title", "status"], "additionalProperties": True,
