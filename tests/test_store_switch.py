@@ -31,3 +31,14 @@ def test_command_on_another_store_than_the_running_daemon_warns(tmp_path):
             result = deployment.start("information_exchange", "dic.focal_point",
                                       {"requester": "dic", "recipient": "police", "subject": "Danh sách trang tin"})
         assert result.applied and result.warning is None
+
+
+def test_cli_prints_the_warning_on_stderr(tmp_path, coopflow_cli):
+    port = free_port()
+    running = _with_port(shipped_policy_with_store(tmp_path / "a", tmp_path / "a" / "a.db"), port)
+    edited = _with_port(shipped_policy_with_store(tmp_path / "b", tmp_path / "b" / "b.db"), port)
+    with running_daemon(running, port):
+        code, out, err = coopflow_cli("start", "emergency_review", "--as", "dic.leader", "--set", "issue=Họp gấp",
+                                      "-c", str(edited))
+    assert code == 0 and "applied: started in proposed" in out
+    assert err.startswith("warning: the daemon answering on 127.0.0.1:") and "runs on another store" in err

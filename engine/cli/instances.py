@@ -52,13 +52,16 @@ def _local_actor(actor: str | None) -> str:
     return actor
 
 
-def _outcome(status: str, text: str, instance: str | None = None) -> None:
-    """Print the outcome (after the new instance's id), exit 0 when applied, 1 when refused or pending."""
+def _outcome(status: str, text: str, instance: str | None = None, warning: str | None = None) -> None:
+    """Print the outcome (after the new instance's id), exit 0 when applied, 1 when refused or pending;
+    a warning (the daemon runs on another store) goes to stderr."""
     from engine.views.text import line
 
     if instance:
         click.echo(instance)
     click.echo(line(text))
+    if warning:
+        click.echo(f"warning: {line(warning)}", err=True)
     sys.exit(0 if status == "applied" else 1)
 
 
@@ -90,7 +93,7 @@ def start(workflow: str, actor: str | None, role: str | None, pairs: tuple[str, 
         return _post(server, "/instances", {"workflow": workflow, "values": values, "role": role}, key, True)
     with deployment(config_path) as d:
         result = d.start(workflow, _local_actor(actor), values, key, wait=wait)
-    _outcome(result.status, result.text, result.instance)
+    _outcome(result.status, result.text, result.instance, result.warning)
 
 
 def _event(instance: str, trigger: str, actor: str | None, role: str | None, pairs: tuple[str, ...], key: str | None,
@@ -109,7 +112,7 @@ def _event(instance: str, trigger: str, actor: str | None, role: str | None, pai
             result = d.withdraw(instance, trigger, _local_actor(actor), key, wait=wait)
         else:
             result = d.fire(instance, trigger, _local_actor(actor), values, key, wait=wait)
-    _outcome(result.status, result.text)
+    _outcome(result.status, result.text, warning=result.warning)
 
 
 def _event_command(name: str, doc: str, with_withdraw_flag: bool, withdraw: bool = False):
