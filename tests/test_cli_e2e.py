@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-
-from conftest import copy_shipped_policy
 import subprocess
 import sys
 from collections.abc import Callable
@@ -32,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import copy_shipped_policy
 
 REPO = Path(__file__).resolve().parents[1]
 CLOCK_START = "2025-06-02T09:00:00+07:00"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.exceptions import CoopflowError
 from engine.views.report.html import render_html
 
 
@@ -11,7 +12,11 @@ def pdf(data: dict[str, Any]) -> bytes:
     """The print rendering of `render_html(data)` (its `@page` and `@media print` rules) as PDF bytes."""
     import logging
 
-    from weasyprint import HTML
+    try:
+        from weasyprint import HTML
+    except OSError as exc:  # WeasyPrint is installed but the system's Pango is not
+        raise CoopflowError("the PDF format needs Pango and fonts on this machine (Debian: apt-get install "
+                            f"libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core): {str(exc).splitlines()[0]}") from None
 
     logging.getLogger("weasyprint").setLevel(logging.ERROR)  # font-matching chatter is not the operator's business
     return HTML(string=render_html(data)).write_pdf()
