@@ -242,10 +242,11 @@ class Deployment:
         return overview.upcoming_page(self.runtime.store, self.policy, days, limit=limit, offset=offset)
 
     def report(self, period) -> dict[str, Any]:
-        """The figures of the review report for `period` (e.g. 2027H1, or a period already parsed by engine.views.report)."""
+        """The figures of the review report for `period` (e.g. 2027H1, or a period already parsed by engine.views.report);
+        a period not begun yet, or over before the agreement took effect, is refused (PeriodRefused)."""
         from engine.views import report
 
-        chosen = report.parse_period(period, self.policy.tz) if isinstance(period, str) else period
+        chosen = report.of_policy(self.policy, period=period) if isinstance(period, str) else period
         return report.build(self.runtime.store, self.policy, chosen)
 
     # ---- reads for one reader (the HTTP API): what their parties may see, what they may do

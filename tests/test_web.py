@@ -240,6 +240,13 @@ def test_both_leaders_agree_and_the_meeting_is_convened(server, browser):
     police.shot("08-tong-quan")
     police.page.get_by_role("link", name="Báo cáo").click()
     assert police.page.get_by_role("link", name="Tải HTML").count() == 1
+    for name, media, magic in (("Tải PDF", "application/pdf", b"%PDF-"), ("Tải Word", "officedocument", b"PK")):
+        href = police.page.get_by_role("link", name=name).get_attribute("href")
+        got = police.page.request.get(server["url"] + href)  # the signed-in session's cookies
+        assert got.ok and media in got.headers["content-type"] and got.body().startswith(magic), (name, got.status)
+    police.page.goto(server["url"] + "/reports?period=2099H1")
+    assert "chưa bắt đầu" in police.page.locator(".error").inner_text()
+    police.page.get_by_role("link", name="Báo cáo").click()
     police.shot("09-bao-cao")
     assert ident
     dic.close()

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from engine import clock
 from engine.auth import accounts
 from engine.auth.people import Principal
-from engine.exceptions import AuthError, UserError
+from engine.exceptions import AuthError, CoopflowError, UserError
 from engine.rules import duties
 from engine.rules import fields as fieldtypes
 from engine.server import auth
@@ -559,16 +559,22 @@ def reports(request: Request, period: str | None = None) -> Response:
     p = viewer(request)
     if p is None:
         return to_login(request)
-    from engine.views.report import PeriodError
-
     d, _ = _deployment(request), _gettext(request)
     period = (period or _current_period(d)).strip()
     try:
         data = d.report(period)
-    except PeriodError:
-        return render(request, "report.html", status=422, data=None, period=period,
-                      error=_("“%(period)s” is not a period: write a year and a half, e.g. 2027H1.", period=period))
+    except ValueError as exc:  # PeriodError
+        return render(request, "report.html", status=422, data=None, period=period, error=_period_problem(_, period, exc))
     return render(request, "report.html", data=data, period=data["period"], error=None)
+
+
+def _period_problem(_, period: str, exc: Exception) -> str:
+    from engine.views.report import PeriodRefused
+
+    if isinstance(exc, PeriodRefused):
+        return _("“%(period)s” cannot be reported: it has not begun yet, or it ended before the agreement took effect.",
+                 period=period)
+    return _("“%(period)s” is not a period: write a quarter, a half year or a year, e.g. 2027Q1, 2027H1, 2027.", period=period)
 
 
 @router.get("/reports/{period}.{fmt}")
@@ -577,19 +583,25 @@ def report_download(period: str, fmt: str, request: Request) -> Response:
     if p is None:
         return to_login(request)
     from engine.views import report
-    from engine.views.report import PeriodError
 
     _ = _gettext(request)
-    if fmt not in ("md", "html", "json"):
-        return message_page(request, 404, _("Not found"), _("Reports download as md, html or json."))
+    writers = {"md": (report.markdown, "text/markdown; charset=utf-8"), "html": (report.render_html, "text/html; charset=utf-8"),
+               "json": (lambda data: json.dumps(data, ensure_ascii=False, indent=2), "application/json; charset=utf-8"),
+               "pdf": (report.pdf, "application/pdf"),
+               "docx": (report.docx, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")}
+    if fmt not in writers:
+        return message_page(request, 404, _("Not found"), _("Reports download as pdf, docx, html, md or json."))
     try:
         data = _deployment(request).report(period)
-    except PeriodError:
-        return message_page(request, 422, _("Not found"), _("“%(period)s” is not a period: write a year and a half, "
-                                                             "e.g. 2027H1.", period=period))
-    body, media = {"md": (report.markdown(data), "text/markdown"), "html": (report.render_html(data), "text/html"),
-                   "json": (json.dumps(data, ensure_ascii=False, indent=2), "application/json")}[fmt]
-    return Response(body.encode("utf-8"), media_type=f"{media}; charset=utf-8", headers={
+    except ValueError as exc:  # PeriodError
+        return message_page(request, 422, _("Not found"), _period_problem(_, period, exc))
+    write, media = writers[fmt]
+    try:
+        body = write(data)
+    except CoopflowError as exc:  # the PDF needs Pango on the server
+        return message_page(request, 503, _("Not available"), str(exc))
+    body = body.encode("utf-8") if isinstance(body, str) else body
+    return Response(body, media_type=media, headers={
         "Content-Disposition": f'attachment; filename="coopflow-report-{data["period"]}.{fmt}"'})
 
 

@@ -14,8 +14,8 @@ def pdf(data: dict[str, Any]) -> bytes:
 
     try:
         from weasyprint import HTML
-    except OSError as exc:  # WeasyPrint is installed but the system's Pango is not
-        raise CoopflowError("the PDF format needs Pango and fonts on this machine (Debian: apt-get install "
+    except (ImportError, OSError) as exc:  # WeasyPrint or the system's Pango is missing
+        raise CoopflowError("the PDF format needs WeasyPrint, Pango and fonts on this machine (pip install weasyprint; Debian: apt-get install "
                             f"libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core): {str(exc).splitlines()[0]}") from None
 
     logging.getLogger("weasyprint").setLevel(logging.ERROR)  # font-matching chatter is not the operator's business
