@@ -11,6 +11,9 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from datetime import datetime
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from loguru import logger
@@ -18,14 +21,17 @@ from loguru import logger
 from engine import clock, logs, settings
 from engine.exceptions import PolicyError
 from engine.execution import outbox
-from engine.execution.executor import Executor
+from engine.execution.executor import Executor, Outcome
 from engine.execution.runtime import BATCH, Runtime
 from engine.notify import deliveries, digest, reminders
 from engine.policy.loader import load_policy, resolve_config_path
 from engine.scheduling import jobs, schedules, timers
 from engine.scheduling.watcher import PolicyWatcher
 from engine.store import anchors, lease
-from engine.store.database import StoreError, StoreRefused, resolve_url, safe_url, wait_for
+from engine.store.database import SqlStore, StoreError, StoreRefused, resolve_url, safe_url, wait_for
+
+if TYPE_CHECKING:
+    from engine.server.app import ServerThread
 
 RENEW_FRACTION = settings.RENEW_FRACTION   # renew the lease every TTL/3 (COOPFLOW_LEASE_TTL)
 SWEEP_EVERY = settings.SWEEP_EVERY         # seconds between safety sweeps for anything due
@@ -33,17 +39,17 @@ RELOAD_EVERY = settings.RELOAD_EVERY       # seconds between checks of the polic
 
 
 class Daemon:
-    """`coopflow run`: the long-running process."""
+    """`coopflow run`: the long-running process.
+
+    Built in two phases: `Daemon` holds what exists before the store is open (the config path and
+    the stop/wake events the signal handlers set); `run()` opens the store and builds a `Running`,
+    which owns the runtime, the leader lease and the policy watcher, none of them ever None.
+    """
 
     def __init__(self, config_path: str | None = None):
         self.config_path = resolve_config_path(config_path)
         self.stop = threading.Event()
         self.wake = threading.Event()
-        self.runtime: Runtime | None = None
-        self.scheduler: BackgroundScheduler | None = None
-        self.lease: lease.Lease | None = None
-        self.timers_due = threading.Event()   # set by the timers job and the sweep, cleared by the main loop
-        self.alarm = None                      # due time of the earliest armed timer the job waits for
 
     # ---- life cycle
 
@@ -68,37 +74,35 @@ class Daemon:
             return 1
         if store is None:
             return 0
-        self.runtime = Runtime(policy, store, Executor(store, policy))
-        self.runtime.executor.listeners.append(self._after_event)
-        self.lease = lease.Lease(store, ttl=ttl)
-        self.watcher = PolicyWatcher(self.config_path, policy)
-        jobs.register(self)
-        sender = deliveries.Sender(self)  # e-mails and webhooks, in their own thread (engine.notify)
+        running = Running(self, Runtime(policy, store, Executor(store, policy)), lease.Lease(store, ttl=ttl),
+                          PolicyWatcher(self.config_path, policy))
+        jobs.register(running)
+        sender = deliveries.Sender(running)  # e-mails and webhooks, in their own thread (engine.notify)
         sender.start()
-        http = _serve_http(self.runtime)  # the API beside the daemon, sharing its runtime (and hot-reloaded policy)
+        http = _serve_http(running.runtime)  # the API beside the daemon, sharing its runtime (and hot-reloaded policy)
         try:
-            code = self._loop()
+            code = running.loop()
         finally:
             self.stop.set()
             if http is not None:
                 http.stop()
             sender.join(timeout=30)
             jobs.register(None)
-            self._stop_scheduler()
+            running.stop_scheduler()
             try:
                 anchors.write_anchor(store)  # the last head, at stop
             except Exception as exc:  # the store or the anchor file may be gone
                 logger.warning("could not write the audit anchor at stop: {}", _short(exc))
-            if self.lease.held:
+            if running.lease.held:
                 try:
-                    self.lease.release()
+                    running.lease.release()
                 except Exception:  # the store may be gone; the lease then simply expires
                     pass
             logger.info("coopflow daemon stopped")
         return code
 
     def _install_signals(self) -> None:
-        def handler(signum, _frame):
+        def handler(signum: int, _frame: FrameType | None) -> None:
             logger.info("received {}, finishing the event in hand and stopping", signal.Signals(signum).name)
             self.stop.set()
             self.wake.set()
@@ -106,7 +110,26 @@ class Daemon:
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
 
-    def _loop(self) -> int:
+
+class Running:
+    """The daemon once its store is open: the main loop, the scheduler and its job callbacks
+    (engine.scheduling.jobs), and what the delivery thread reads (`stop`, `lease`, `runtime`)."""
+
+    def __init__(self, daemon: Daemon, runtime: Runtime, leader_lease: lease.Lease, watcher: PolicyWatcher):
+        self.config_path = daemon.config_path
+        self.stop = daemon.stop
+        self.wake = daemon.wake
+        self.runtime = runtime
+        self.lease = leader_lease
+        self.watcher = watcher
+        self.anchor_every = _anchor_every(runtime.store)
+        self.scheduler: BackgroundScheduler | None = None  # only while this daemon holds the lease
+        self.timers_due = threading.Event()   # set by the timers job and the sweep, cleared by the main loop
+        self.alarm: datetime | None = None     # due time of the earliest armed timer the job waits for
+        self._said_standby = False
+        runtime.executor.listeners.append(self._after_event)
+
+    def loop(self) -> int:
         next_renew = next_sweep = next_reload = next_anchor = 0.0
         backoff = 1.0
         while not self.stop.is_set():
@@ -125,7 +148,7 @@ class Daemon:
                     self._work()
                 if now >= next_anchor:  # the chain's head, outside the database (engine.store.anchors)
                     anchors.write_anchor(self.runtime.store)
-                    next_anchor = now + self.runtime.store.audit.paths.every
+                    next_anchor = now + self.anchor_every
                 backoff = 1.0
             except StoreRefused as exc:  # the SQLite file was deleted or replaced: never write a new one
                 logger.error("{}; stopping", exc)
@@ -149,7 +172,7 @@ class Daemon:
             if time.monotonic() - renewed > renew_every:
                 if not self.lease.acquire():
                     logger.warning("leader lease lost while applying a backlog; standing by")
-                    self._stop_scheduler()
+                    self.stop_scheduler()
                     return
                 renewed = time.monotonic()
             if self.timers_due.is_set():  # deadlines falling due during a backlog wait one batch at most
@@ -167,8 +190,8 @@ class Daemon:
             self._start_scheduler()
         elif was and not held:
             logger.warning("leader lease lost; standing by")
-            self._stop_scheduler()
-        elif not held and not was and not getattr(self, "_said_standby", False):
+            self.stop_scheduler()
+        elif not held and not was and not self._said_standby:
             holder = lease.current_holder(self.runtime.store)
             logger.info("standing by: {} holds the leader lease", holder[0] if holder else "another daemon")
             self._said_standby = True
@@ -177,32 +200,35 @@ class Daemon:
 
     def _start_scheduler(self) -> None:
         policy = self.runtime.policy
-        self.scheduler = BackgroundScheduler(
+        self.scheduler = scheduler = BackgroundScheduler(
             timezone=policy.tz, job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1})
-        self.scheduler.start()
-        self.scheduler.add_job(jobs.sweep, "interval", seconds=SWEEP_EVERY, id="sweep", replace_existing=True)
+        scheduler.start()
+        scheduler.add_job(jobs.sweep, "interval", seconds=SWEEP_EVERY, id="sweep", replace_existing=True)
         self.on_sweep()
         self._plan_schedules()
         self._plan_timers()
         self._plan_digest()
 
-    def _stop_scheduler(self) -> None:
+    def stop_scheduler(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
 
     def _plan_schedules(self) -> None:
         """One date job per schedule at its next occurrence; logs what comes next."""
+        scheduler = self.scheduler
+        if scheduler is None:  # standing by: no scheduler to plan on
+            return
         policy, now = self.runtime.policy, clock.now()
-        for job in self.scheduler.get_jobs():
+        for job in scheduler.get_jobs():
             if job.id.startswith("schedule:") and job.id[len("schedule:"):] not in policy.schedules:
                 job.remove()
         for schedule in policy.schedules.values():
             at = schedules.trigger_for(policy, schedule).get_next_fire_time(None, now)
             if at is None:
                 continue
-            self.scheduler.add_job(jobs.fire_schedule, "date", run_date=clock.to_wall(at), args=[schedule.id],
-                                   id=f"schedule:{schedule.id}", replace_existing=True)
+            scheduler.add_job(jobs.fire_schedule, "date", run_date=clock.to_wall(at), args=[schedule.id],
+                              id=f"schedule:{schedule.id}", replace_existing=True)
         for schedule, at, host in schedules.upcoming(self.runtime.store, policy, now):
             logger.bind(schedule=schedule.id, workflow=schedule.start, host=host).info(
                 "next {}: {} (host {})", schedule.id, at.astimezone(policy.tz).isoformat(), host or "-")
@@ -215,12 +241,12 @@ class Daemon:
         with self.runtime.store.reading() as conn:
             soonest = timers.armed(conn, limit=1)
             reminder = reminders.soonest(conn)  # reminders before deadlines ring the same alarm
-        self.alarm = min([t.due_at for t in soonest] + ([reminder] if reminder else []), default=None)
-        if self.alarm is None:
+        self.alarm = alarm = min([t.due_at for t in soonest] + ([reminder] if reminder else []), default=None)
+        if alarm is None:
             if self.scheduler.get_job("timers") is not None:
                 self.scheduler.remove_job("timers")
             return
-        self.scheduler.add_job(jobs.fire_timers, "date", run_date=clock.to_wall(max(self.alarm, clock.now())),
+        self.scheduler.add_job(jobs.fire_timers, "date", run_date=clock.to_wall(max(alarm, clock.now())),
                                id="timers", replace_existing=True)
 
     def _plan_digest(self) -> None:
@@ -280,11 +306,11 @@ class Daemon:
                 log.info("deadline of {} in state {} (due {}) fires", row["instance"], row["state"], due)
         self._plan_timers()
 
-    def _after_event(self, outcome) -> None:
+    def _after_event(self, outcome: Outcome) -> None:
         if any(self.alarm is None or timer.due_at < self.alarm or self._reminds(timer) for timer in outcome.armed):
             self._plan_timers()
 
-    def _reminds(self, timer) -> bool:
+    def _reminds(self, timer: timers.Timer) -> bool:
         """Does the timer's deadline have reminders (which come before it, so maybe before the alarm)?"""
         spec = self.runtime.policy.workflows.get(timer.workflow)
         state = spec.states.get(timer.state) if spec else None
@@ -317,7 +343,15 @@ class Daemon:
             self._plan_digest()
 
 
-def _serve_http(runtime: Runtime):
+def _anchor_every(store: SqlStore) -> float:
+    """Seconds between audit anchors: the store's own `audit` paths, attached by anchors.open_store."""
+    audit: anchors.AuditContext | None = getattr(store, "audit", None)
+    if audit is None:
+        raise RuntimeError(f"store {safe_url(store.url)} was opened without its audit key (anchors.open_store)")
+    return audit.paths.every
+
+
+def _serve_http(runtime: Runtime) -> ServerThread | None:
     """Start the HTTP API thread unless `http.enabled: false` (engine.server.app.ServerThread)."""
     http = runtime.policy.config.http
     if not http.enabled:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine import clock
-from engine.exceptions import CoopflowError, PolicyError
+from engine.exceptions import CoopflowError, PolicyError, UserError
 from engine.execution.executor import Executor, Outcome
 from engine.execution.runtime import Runtime
 from engine.notify import deliveries, digest, reminders
@@ -145,7 +146,7 @@ def _instant(value: datetime | date, policy: Policy) -> datetime:
 class Simulator:
     """Steps the policy from `start` to `end`; `run()` returns the timeline."""
 
-    def __init__(self, policy: Policy, start: datetime, end: datetime, events: list[ScriptedEvent] = ()):
+    def __init__(self, policy: Policy, start: datetime, end: datetime, events: Iterable[ScriptedEvent] = ()):
         self.policy, self.start, self.end = policy, start, end
         self.events = list(events)
         self.refs: dict[str, str] = {}
@@ -229,6 +230,8 @@ class Simulator:
             if event.ref:
                 self.refs[event.ref] = sub.instance
         else:
+            if event.fire is None or event.instance is None:  # only an empty `start: ""` gets here without them
+                raise UserError(f"a scripted event needs a workflow to start, or fire with instance: {event!r}")
             instance = self.refs.get(event.instance, event.instance)
             executor.submit_fire(instance, event.fire, event.actor, event.set, withdraw=event.withdraw, extra=extra)
 
@@ -249,7 +252,7 @@ class Simulator:
             sched = self.policy.schedules.get(source["schedule"])
             if sched and sched.host:
                 host = outcome.fields.get(sched.host.field)
-        extra = {k: source[k] for k in ("rule", "schedule", "cause") if k in source}
+        extra: dict[str, Any] = {k: source[k] for k in ("rule", "schedule", "cause") if k in source}
         return Entry(at=now.astimezone(self.policy.tz).isoformat(), kind=kind, workflow=outcome.workflow,
                      instance=outcome.instance, trigger=outcome.trigger, outcome=outcome.status, detail=outcome.text,
                      host=host, actor=outcome.actor, from_state=outcome.from_state, to_state=outcome.to_state, extra=extra)

@@ -10,7 +10,7 @@ catches up in nominal order (`due_cutoff`), so downtime never stretches a chain 
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from engine.policy.spec import Deadline, Duration
 from engine.rules.workcalendar import WorkCalendar
@@ -38,7 +38,9 @@ def duration_end(duration: Duration, start: datetime, calendar: WorkCalendar) ->
         return calendar.add_working_days(start, duration.working_days)
     if duration.days is not None:
         return calendar.add_days(start, duration.days)
-    return calendar.add_hours(start, duration.hours)
+    if duration.hours is not None:
+        return calendar.add_hours(start, duration.hours)
+    raise ValueError(f"a duration gives one of working_days, days or hours: {duration!r}")  # Duration validates this
 
 
 def deadline_due(deadline: Deadline, entered_at: datetime, fields: dict, calendar: WorkCalendar) -> datetime:
@@ -70,12 +72,22 @@ def remind_before(span: Duration, due_at: datetime, calendar: WorkCalendar, at: 
         return due_at - timedelta(hours=span.hours)
     last = (due_at - timedelta(microseconds=1)).astimezone(calendar.tz).date()  # the deadline's last day
     if span.working_days is not None:
-        day = calendar.shift_to_working_day(last, "previous")
+        day = _working_day_on_or_before(calendar, last)
         for _ in range(span.working_days - 1):
-            day = calendar.shift_to_working_day(day - timedelta(days=1), "previous")
+            day = _working_day_on_or_before(calendar, day - timedelta(days=1))
+    elif span.days is not None:
+        day = _working_day_on_or_before(calendar, last - timedelta(days=span.days - 1))
     else:
-        day = calendar.shift_to_working_day(last - timedelta(days=span.days - 1), "previous")
+        raise ValueError(f"a duration gives one of working_days, days or hours: {span!r}")  # Duration validates this
     return datetime.combine(day, at, tzinfo=calendar.tz)
+
+
+def _working_day_on_or_before(calendar: WorkCalendar, d: date) -> date:
+    """`calendar.shift_to_working_day(d, "previous")` as a date: "previous" never gives None (it raises after ten years)."""
+    day = calendar.shift_to_working_day(d, "previous")
+    if day is None:
+        raise ValueError(f"no working day on or before {d}")
+    return day
 
 
 CATCH_UP_STEP = timedelta(seconds=60)

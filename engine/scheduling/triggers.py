@@ -36,7 +36,7 @@ from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
 
-from engine.policy.spec import WEEKDAYS, CalendarRule
+from engine.policy.spec import WEEKDAYS, CalendarRule, DayRule
 from engine.rules.workcalendar import WorkCalendar
 
 HORIZON_YEARS = 20
@@ -61,9 +61,15 @@ class CalendarRuleTrigger(BaseTrigger):
 
     # -- days and instants ----------------------------------------------------------------
 
+    def _day_rule(self) -> DayRule:
+        """`rule.day`, which CalendarRule requires unless `dates` is given (and then no day is picked)."""
+        if self.rule.day is None:
+            raise ValueError(f"calendar rule without 'day' or 'dates': {self.rule!r}")
+        return self.rule.day
+
     def _day_in(self, year: int, month: int, span: int = 1) -> date | None:
         """The occurrence's local date in the period of `span` months from (year, month), or None."""
-        rule = self.rule.day
+        rule = self._day_rule()
         cal = self.calendar
         first = date(year, month, 1)
         end_index = year * 12 + month - 1 + span
@@ -77,10 +83,14 @@ class CalendarRuleTrigger(BaseTrigger):
                 return working[-1] if n > 0 else working[0]
             return working[n - 1] if n > 0 else working[n]
         if rule.weekday is not None:
+            if rule.nth is None:  # DayRule requires `nth` with `weekday`
+                raise ValueError(f"weekday rule without nth: {rule!r}")
             chosen = cal.nth_weekday(first, last, WEEKDAYS.index(rule.weekday), rule.nth, rule.working)
             if chosen is None or rule.working:
                 return chosen
             return cal.shift_to_working_day(chosen, rule.shift, within=(first, last))
+        if rule.day is None:  # DayRule requires exactly one of nth_working_day, weekday, day
+            raise ValueError(f"day rule without a day: {rule!r}")
         return cal.shift_to_working_day(date(year, month, min(rule.day, last.day)), rule.shift)
 
     def _instant(self, day: date) -> datetime:
@@ -153,9 +163,10 @@ class CalendarRuleTrigger(BaseTrigger):
     # -- text and pickling ----------------------------------------------------------------
 
     def _describe(self) -> str:
-        rule, day = self.rule, self.rule.day
+        rule = self.rule
         if rule.dates is not None:
             return f"dates={','.join(d.isoformat() for d in rule.dates)} at {rule.at} {self.calendar.tz.key}"
+        day = self._day_rule()
         if day.nth_working_day is not None:
             what = f"nth_working_day {day.nth_working_day}"
         elif day.weekday is not None:
@@ -163,7 +174,7 @@ class CalendarRuleTrigger(BaseTrigger):
         else:
             what = f"{day.day} shift={day.shift}"
         cycle = (f"months={','.join(map(str, rule.months))}" if rule.months is not None
-                 else f"quarters={','.join(map(str, rule.quarters))}")
+                 else f"quarters={','.join(map(str, rule.quarters or ()))}")
         return f"{cycle} day={what} at {rule.at} {self.calendar.tz.key}"
 
     def __str__(self) -> str:
@@ -192,8 +203,8 @@ class CalendarRuleTrigger(BaseTrigger):
         if state.get("version") != 1:
             raise ValueError(f"cannot restore {type(self).__name__} state version "
                              f"{state.get('version')!r} (this code reads version 1)")
-        self.__init__(CalendarRule.model_validate(state["rule"]),
-                      WorkCalendar(**state["calendar"]))
+        CalendarRuleTrigger.__init__(self, CalendarRule.model_validate(state["rule"]),
+                                     WorkCalendar(**state["calendar"]))
 
 
 def occurrence_facts(at: datetime) -> dict[str, Any]:

@@ -21,13 +21,13 @@ class PolicyWatcher:
         self.config_path = config_path
         self.snapshot = self._take(policy)  # the folders the running policy names, not the default names
 
-    def _take(self, policy: Policy) -> tuple:
+    def _take(self, policy: Policy) -> tuple[tuple[str, str | None], ...]:
         files = [self.config_path]
         for folder in (policy.config.paths.workflows, policy.config.paths.rules):
             path = self.config_path.parent / folder
             if path.is_dir():
                 files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
-        out = []
+        out: list[tuple[str, str | None]] = []  # None: the file could not be read
         for f in files:
             try:
                 out.append((str(f), hashlib.sha256(f.read_bytes()).hexdigest()))
