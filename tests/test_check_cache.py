@@ -86,5 +86,5 @@ def test_cache_off_and_cli(config, monkeypatch, coopflow_cli):
     monkeypatch.setenv("COOPFLOW_CHECK_CACHE", str(config.parent / "c"))
     for _ in range(2):
         code, out, _ = coopflow_cli("check", "-c", str(config))
-        assert code == 0 and out.startswith("ok: 7 workflows")
+        assert code == 0 and out.startswith("ok: 8 workflows")
     assert len(list((config.parent / "c").rglob("*.pickle"))) == 7
