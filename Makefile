@@ -1,11 +1,12 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11+:
 #   make run    create .venv, install coopflow, run the daemon on the shipped agreement (SQLite)
 #   make test   create .venv, install coopflow with its test extras, run the whole suite
+#   make lint   ruff and mypy, as configured in pyproject.toml (.ci/run runs it before the tests)
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: run test check bench clean
+.PHONY: run test lint check bench clean
 
 $(BIN)/coopflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,10 @@ check: $(BIN)/coopflow
 
 test: $(BIN)/coopflow
 	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/coopflow
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(BIN)/coopflow
 	$(BIN)/python bench/run.py

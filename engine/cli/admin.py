@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -236,16 +237,16 @@ def diagram(workflow: str | None, fmt: str, out: str | None, all_: bool, config_
     policy = load_policy(config_path)
     draw = FORMATS[fmt]
     if all_:
-        folder = Path(out)
+        folder = Path(out or ".")
         folder.mkdir(parents=True, exist_ok=True)
         for wid, spec in sorted(policy.workflows.items()):
             (folder / f"{wid}.{'mmd' if fmt == 'mermaid' else 'dot'}").write_text(draw(spec), encoding="utf-8")
         click.echo(f"wrote {len(policy.workflows)} diagram(s) to {folder}")
         return
-    spec = policy.workflows.get(workflow)
-    if spec is None:
+    found = policy.workflows.get(workflow or "")
+    if found is None:
         raise CoopflowError(f"unknown workflow '{workflow}'; workflows: {', '.join(sorted(policy.workflows))}")
-    text = draw(spec)
+    text = draw(found)
     if out:
         Path(out).write_text(text, encoding="utf-8")
         click.echo(f"wrote {out}")
@@ -284,7 +285,7 @@ def report(period: str | None, first: str | None, last: str | None, fmt: str, ou
     except reports.PeriodError as exc:
         raise click.BadParameter(str(exc), param_hint="--period" if period else "--from/--to") from None
     with Deployment.open(policy=policy) as d:
-        text = reports.FORMATS[fmt](d.report(chosen))
+        text = cast("str | bytes", reports.FORMATS[fmt](d.report(chosen)))  # md/html text, pdf/docx bytes
     if out:
         Path(out).write_bytes(text) if isinstance(text, bytes) else Path(out).write_text(text, encoding="utf-8")
         click.echo(f"wrote {out}")

@@ -115,15 +115,15 @@ class Remote:
             headers["Content-Type"] = "application/json"
         query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
         parts = urlsplit(self.server)
-        conn = None
+        conn: http.client.HTTPConnection | None = None
         try:
+            host = parts.hostname or ""
             if parts.scheme == "https":
                 import ssl
 
-                conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=TIMEOUT,
-                                                   context=ssl.create_default_context())
+                conn = http.client.HTTPSConnection(host, parts.port, timeout=TIMEOUT, context=ssl.create_default_context())
             else:
-                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT)
+                conn = http.client.HTTPConnection(host, parts.port, timeout=TIMEOUT)
             conn.request(method, parts.path + API + path + (f"?{query}" if query else ""), body=payload, headers=headers)
             response = conn.getresponse()
             status, raw = response.status, response.read()

@@ -220,7 +220,7 @@ def overview(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
         return echo_json(data)
     out = console()
-    cells = []
+    cells: list[tuple[str, ...]] = []
     for c in data["workflows"]:
         cells.append((c["clause"], f"{c['workflow']} — {c['title']}", "", f"{c['open']:,}", f"{c['overdue']:,}"))
         cells.extend(("", "", f"{st['state']} — {st['title']}", f"{st['open']:,}", f"{st['overdue']:,}") for st in c["states"])
@@ -232,7 +232,7 @@ def overview(data: dict[str, Any], as_json: bool) -> None:
                  for o in data["overdue"]]
         out.print(grid(f"{data['overdue_total']:,} overdue instance(s)", ("instance", "workflow", "state", "why"), cells,
                        drop=("workflow",)))
-    cells = []
+    cells = []  # party, instance, workflow, state, since, may fire
     for p in data["parties"]:
         if not p["next_steps"]:
             cells.append((p["party"], "—" if not p["open"] else f"({p['open']:,} in all)", "", "", "", ""))

@@ -25,7 +25,7 @@ from engine.service import Deployment, NotFound, Result
 router = APIRouter()
 MAX_PAGE = 1_000_000  # a page number beyond any store (a larger one would overflow the SQL OFFSET)
 
-REFUSED = {409: {"description": "refused by the agreement (problem type `refused`, the reason in `detail`)"}}
+REFUSED: dict[int | str, dict[str, Any]] = {409: {"description": "refused by the agreement (problem type `refused`, the reason in `detail`)"}}
 KEY = Header(None, alias="Idempotency-Key", max_length=200,
              description="the same key with the same request returns the first outcome; with another request: 422")
 
