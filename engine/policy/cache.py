@@ -28,6 +28,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from engine.exceptions import PolicyProblem
 from engine.policy.spec import ConfigSpec, EmitAction, WorkflowSpec
 from engine.policy.yamlsource import Document, load_document
 
@@ -76,7 +77,7 @@ class LazyDocument:
     def where(self, loc: tuple) -> tuple[int, int]:
         return self._doc.where(loc)
 
-    def problem(self, loc: tuple, message: str):
+    def problem(self, loc: tuple, message: str) -> PolicyProblem:
         return self._doc.problem(loc, message)
 
 
@@ -128,7 +129,7 @@ class CachedSpec:
     def __eq__(self, other: object) -> bool:
         return self.spec == (other.spec if isinstance(other, CachedSpec) else other)
 
-    __hash__ = None
+    # Unhashable: a class defining __eq__ without __hash__ gets __hash__ = None from Python itself.
 
 
 class CheckCache:

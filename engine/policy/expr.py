@@ -126,7 +126,7 @@ def _days_between(start: Any, end: Any) -> int:
     if isinstance(a, datetime) != isinstance(b, datetime):
         a = a.date() if isinstance(a, datetime) else a
         b = b.date() if isinstance(b, datetime) else b
-    return (b - a).days  # type: ignore[operator]
+    return (b - a).days
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -446,7 +446,7 @@ class _Compiler:
 
     def c_Attribute(self, node: ast.Attribute) -> Fn:
         attr = node.attr
-        attr_col = self.col(node, node.end_col_offset) - len(attr)  # type: ignore[arg-type]
+        attr_col = self.col(node, node.end_col_offset) - len(attr)
         if attr.startswith("_"):
             raise ExpressionError(f"field names starting with '_' are not allowed ('{attr}')", attr_col)
         base = node.value
@@ -472,8 +472,10 @@ class _Compiler:
             self.check_field(base.id, index.value, self.col(index))
             root = base.id
 
-            def value_fn(ctx, root=root):
+            def root_value(ctx: Mapping[str, Any], root: str = root) -> Any:
                 return ctx.get(root)
+
+            value_fn: Fn = root_value
         else:
             value_fn = self.node(base)
         key_fn = self.node(index)
@@ -557,8 +559,8 @@ class _Compiler:
     def c_Compare(self, node: ast.Compare) -> Fn:
         col = self.col(node)
         operands = [node.left, *node.comparators]
-        for i, op in enumerate(node.ops):
-            if isinstance(op, (ast.Is, ast.IsNot)):
+        for i, cmp_op in enumerate(node.ops):
+            if isinstance(cmp_op, (ast.Is, ast.IsNot)):
                 pair = operands[i : i + 2]
                 if not any(self.is_singleton(o) for o in pair):
                     raise self.fail("'is' may only compare with None, True or False; use '=='", node)

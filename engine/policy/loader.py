@@ -12,7 +12,7 @@ import json
 import os
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -25,7 +25,7 @@ from engine import settings
 from engine.exceptions import ExpressionError, PolicyError, PolicyProblem
 from engine.notify import checks as notify_checks
 from engine.policy import expr
-from engine.policy.cache import CheckCache, LazyDocument, emits_of
+from engine.policy.cache import CachedSpec, CheckCache, LazyDocument, emits_of
 from engine.policy.spec import (
     ANY_STATE,
     SYSTEM,
@@ -40,7 +40,7 @@ from engine.policy.spec import (
     StartAction,
     WorkflowSpec,
 )
-from engine.policy.yamlsource import Document, load_document
+from engine.policy.yamlsource import Document, DocumentLike, load_document
 from engine.rules import actors
 from engine.rules.fields import coerce, typed_defaults
 from engine.rules.workcalendar import WorkCalendar
@@ -126,7 +126,7 @@ class _Checker:
     def __init__(self, config_path: Path, cache: CheckCache | None = None):
         self.config_path = config_path
         self.cache = cache
-        self.cached: dict[str, WorkflowSpec] = {}  # display name -> spec found in the cache
+        self.cached: dict[str, CachedSpec] = {}  # display name -> spec found in the cache
         self.problems: list[PolicyProblem] = []
         self.hasher = hashlib.sha256()
         self.expressions: dict[str, expr.Expression] = {}
@@ -143,7 +143,7 @@ class _Checker:
 
     # ---- plumbing
 
-    def report(self, doc: Document, loc: tuple, message: str) -> None:
+    def report(self, doc: DocumentLike, loc: tuple, message: str) -> None:
         self.problems.append(doc.problem(loc, message))
 
     def read(self, path: Path, display: str, cached: bool = False) -> Document | LazyDocument | None:
@@ -165,7 +165,7 @@ class _Checker:
         self.hasher.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
         return doc
 
-    def validate(self, doc: Document, model: type[BaseModel]) -> Any:
+    def validate(self, doc: DocumentLike, model: type[BaseModel]) -> Any:
         if isinstance(doc, LazyDocument) and model is WorkflowSpec:
             return self.cached[doc.file]
         if not isinstance(doc.data, dict):
@@ -178,7 +178,7 @@ class _Checker:
                 self.report(doc, loc, message)
             return None
 
-    def compile(self, doc: Document, loc: tuple, source: str, allowed: Mapping) -> None:
+    def compile(self, doc: DocumentLike, loc: tuple, source: str, allowed: Mapping) -> None:
         key = (source, frozenset(allowed.items()))  # the same text in the same scope compiles once
         try:
             compiled = self.compiled.get(key)
@@ -196,7 +196,7 @@ class _Checker:
                 PolicyProblem(doc.file, line, col, f"in expression {source!r}: {exc} (at column {exc.col + 1})")
             )
 
-    def compile_value(self, doc: Document, loc: tuple, value: Any, allowed: Mapping) -> None:
+    def compile_value(self, doc: DocumentLike, loc: tuple, value: Any, allowed: Mapping) -> None:
         if is_expression(value):
             self.compile(doc, loc, value[1:].strip(), allowed)
 
@@ -208,15 +208,17 @@ class _Checker:
             raise PolicyError([PolicyProblem(str(self.config_path), 1, 1, "config file not found")])
         config_doc = self.read(self.config_path, str(self.config_path))
         config = self.validate(config_doc, ConfigSpec) if config_doc else None
-        if config is None:
+        if config_doc is None or config is None:  # config is None whenever config_doc is
             raise PolicyError(self.problems)
         # A bad time zone or holiday country is reported, and the workflows and rules are
         # still checked so that every problem shows at once.
         calendar = self.check_config(config_doc, config)
         for loc, message in notify_checks.config_problems(self.config_path.parent, config):
             self.report(config_doc, loc, message)
-        workflows: dict[str, WorkflowSpec] = {}
-        docs: dict[str, Document] = {}
+        # With the cache, a file that passed unchanged keeps its CachedSpec, which stands in for the
+        # WorkflowSpec (what it does not hold at hand is read from the unpickled spec).
+        workflows: dict[str, WorkflowSpec | CachedSpec] = {}
+        docs: dict[str, DocumentLike] = {}
         for doc in self.folder_docs(display_root / config.paths.workflows, config_doc, ("paths", "workflows"), cached=True):
             spec = self.validate(doc, WorkflowSpec)
             if spec is None:
@@ -231,19 +233,23 @@ class _Checker:
             workflows[spec.id], docs[spec.id] = spec, doc
         validated = dict(workflows)
         self.workflows_unread = bool(self.unread)
-        context = self.cache.context(self.config_path.read_bytes(), workflows) if self.cache else None
-        passed = {wid for wid, spec in workflows.items() if context is not None and self.cache.passed(docs[wid].file, context)}
+        cache = self.cache
+        context = cache.context(self.config_path.read_bytes(), workflows) if cache else None
+        passed = {wid for wid, spec in workflows.items()
+                  if cache is not None and context is not None and cache.passed(docs[wid].file, context)}
+        checked: dict[str, WorkflowSpec] = {}  # the workflows not passed, checked below in the same order
         for wid, spec in workflows.items():  # defaults become values of their type, once
-            if wid in passed:  # the same bytes passed every check under the same config and neighbours
+            # The same bytes passed every check under the same config and neighbours (only a file
+            # found in the cache, so a CachedSpec, can have passed).
+            if wid in passed and isinstance(spec, CachedSpec):
                 workflows[wid] = spec.typed(config)
                 continue
             fields, problems = typed_defaults(spec.fields, config)
             for name, message in problems:
                 self.report(docs[wid], ("fields", name, "default"), message)
-            workflows[wid] = spec.model_copy(update={"fields": fields})
-        for wid, spec in workflows.items():
-            if wid not in passed:
-                self.check_workflow(docs[wid], spec, config, workflows)
+            workflows[wid] = checked[wid] = spec.model_copy(update={"fields": fields})
+        for wid, spec in checked.items():
+            self.check_workflow(docs[wid], spec, config, workflows)
         schedules: dict[str, ScheduleSpec] = {}
         event_rules = []
         rule_ids: dict[str, str] = {}
@@ -264,12 +270,13 @@ class _Checker:
                 event_rules.append(rule)
         if self.problems or calendar is None:
             raise PolicyError(self.problems)
-        if self.cache is not None:
-            self.cache.save(((docs[wid].file, spec) for wid, spec in validated.items()), context)
+        if cache is not None and context is not None:  # context is None only without a cache
+            cache.save(((docs[wid].file, spec) for wid, spec in validated.items()), context)
         return Policy(
             config_path=self.config_path,
             config=config,
-            workflows=workflows,
+            # A CachedSpec reads every WorkflowSpec attribute it lacks from the spec (CachedSpec.__getattr__).
+            workflows=typing.cast(dict[str, WorkflowSpec], workflows),
             schedules=schedules,
             event_rules=tuple(event_rules),
             digest=self.hasher.hexdigest(),
@@ -278,7 +285,7 @@ class _Checker:
             expressions=self.expressions,
         )
 
-    def folder_docs(self, folder: Path, config_doc: Document, loc: tuple, cached: bool = False) -> Iterator[Document]:
+    def folder_docs(self, folder: Path, config_doc: DocumentLike, loc: tuple, cached: bool = False) -> Iterator[DocumentLike]:
         if not folder.is_dir():
             self.report(config_doc, loc, f"folder '{folder}' does not exist")
             return
@@ -291,7 +298,8 @@ class _Checker:
                     self.unloaded.add(path.stem)
                     self.unread.append(path)
 
-    def find_workflow(self, doc: Document, loc: tuple, wid: str, workflows: Mapping[str, WorkflowSpec]) -> WorkflowSpec | None:
+    def find_workflow(self, doc: DocumentLike, loc: tuple, wid: str,
+                      workflows: Mapping[str, WorkflowSpec | CachedSpec]) -> WorkflowSpec | CachedSpec | None:
         """The workflow `wid`, or None after reporting it unknown (unless its own file is broken)."""
         target = workflows.get(wid)
         if target is None and wid not in self.unloaded:
@@ -300,7 +308,7 @@ class _Checker:
 
     # ---- config
 
-    def check_config(self, doc: Document, config: ConfigSpec) -> WorkCalendar | None:
+    def check_config(self, doc: DocumentLike, config: ConfigSpec) -> WorkCalendar | None:
         ok = True
         signer = config.agreement.signer
         if signer is not None and not any(signer in party.roles for party in list(config.parties.values())[:2]):
@@ -355,7 +363,7 @@ class _Checker:
     # ---- workflows
 
     def check_workflow(
-        self, doc: Document, spec: WorkflowSpec, config: ConfigSpec, workflows: Mapping[str, WorkflowSpec]
+        self, doc: DocumentLike, spec: WorkflowSpec, config: ConfigSpec, workflows: Mapping[str, WorkflowSpec | CachedSpec]
     ) -> None:
         states = spec.states
         party_fields = {n for n, f in spec.fields.items() if f.type == "party"}
@@ -415,7 +423,7 @@ class _Checker:
                 if sid not in seen:
                     self.report(doc, ("states", sid, "__key__"), f"state '{sid}' cannot be reached from '{spec.initial}'")
 
-    def check_duplicate_triggers(self, doc: Document, spec: WorkflowSpec) -> None:
+    def check_duplicate_triggers(self, doc: DocumentLike, spec: WorkflowSpec) -> None:
         seen: dict[tuple[str, str], int] = {}
         for i, t in enumerate(spec.transitions):
             for src in spec.sources_of(t):
@@ -428,7 +436,7 @@ class _Checker:
                     )
                 seen.setdefault(key, i)
 
-    def check_views(self, doc: Document, spec: WorkflowSpec) -> None:
+    def check_views(self, doc: DocumentLike, spec: WorkflowSpec) -> None:
         """`subject:` and `meeting:` name fields and states of this workflow."""
         if spec.subject is not None and spec.subject not in spec.fields:
             self.report(doc, ("subject",), f"'subject' must name a field of this workflow, not '{spec.subject}'")
@@ -446,12 +454,18 @@ class _Checker:
             self.report(doc, ("meeting",), f"give 'at' (a datetime field) or a deadline on state '{meeting.state}': "
                         "otherwise the meeting has no time")
 
-    def check_report(self, doc: Document, spec: WorkflowSpec) -> None:
+    def check_report(self, doc: DocumentLike, spec: WorkflowSpec) -> None:
         """`report:` names fields and states of this workflow, of the right types."""
-        report, action = spec.report, spec.report.action
-        fields = [(("report", "dispatch", j), f, None) for j, f in enumerate(report.dispatch)]
+        report = spec.report
+        if report is None:  # check_views calls this only for a workflow with `report:`
+            return
+        action = report.action
+        # (loc, field named, the type it must have if any), (loc, state named)
+        fields: list[tuple[tuple, str | None, str | None]] = [
+            (("report", "dispatch", j), f, None) for j, f in enumerate(report.dispatch)]
         fields += [(("report", key), getattr(report, key), None) for key in ("answer", "conclusions")]
-        states = [(("report", key, j), s) for key in ("overdue", "escalated", "referred") for j, s in enumerate(getattr(report, key))]
+        states: list[tuple[tuple, str]] = [
+            (("report", key, j), s) for key in ("overdue", "escalated", "referred") for j, s in enumerate(getattr(report, key))]
         if action is not None:
             fields += [(("report", "action", "meeting"), action.meeting, None), (("report", "action", "party"), action.party, "party"),
                        (("report", "action", "due"), action.due, "datetime")]
@@ -469,8 +483,10 @@ class _Checker:
             if sid not in spec.states:
                 self.report(doc, loc, f"unknown state '{sid}'; states: {', '.join(spec.states)}")
 
-    def check_deadline(self, doc: Document, sid: str, spec: WorkflowSpec, config: ConfigSpec | None = None) -> None:
+    def check_deadline(self, doc: DocumentLike, sid: str, spec: WorkflowSpec, config: ConfigSpec | None = None) -> None:
         deadline = spec.states[sid].deadline
+        if deadline is None:  # check_workflow calls this only for a state with a deadline
+            return
         loc = ("states", sid, "deadline")
         fires = [t for t in spec.transitions if t.trigger == deadline.fire and spec.leaves(t, sid)]
         if not fires:
@@ -484,12 +500,15 @@ class _Checker:
         if deadline.remind is not None:
             self.check_remind(doc, loc + ("remind",), sid, spec, config)
 
-    def check_remind(self, doc: Document, loc: tuple, sid: str, spec: WorkflowSpec, config: ConfigSpec | None) -> None:
+    def check_remind(self, doc: DocumentLike, loc: tuple, sid: str, spec: WorkflowSpec, config: ConfigSpec | None) -> None:
         """`remind:` spans are shorter than their deadline, and reach someone who owes a step from the state."""
         deadline = spec.states[sid].deadline
-        spans = deadline.remind if isinstance(deadline.remind, list) else [deadline.remind]
+        remind = deadline.remind if deadline is not None else None
+        if deadline is None or remind is None:  # check_deadline calls this only for a deadline with `remind:`
+            return
+        spans = remind if isinstance(remind, list) else [remind]
         for j, span in enumerate(spans):
-            here = loc + ((j,) if isinstance(deadline.remind, list) else ())
+            here = loc + ((j,) if isinstance(remind, list) else ())
             unit = next(k for k in ("working_days", "days", "hours") if getattr(span, k) is not None)
             if getattr(span, unit) == 0:
                 self.report(doc, here, "a reminder 0 days before the deadline is the deadline itself: give at least 1")
@@ -506,12 +525,12 @@ class _Checker:
             self.report(doc, loc, f"the reminder goes to those who may act in '{sid}', but {', '.join(missing)} cannot be "
                         "reached: add an address under notifications.contacts (or a webhook for the party)")
 
-    def check_pattern(self, doc: Document, loc: tuple, pattern: str, config: ConfigSpec, party_fields: set[str]) -> None:
+    def check_pattern(self, doc: DocumentLike, loc: tuple, pattern: str, config: ConfigSpec, party_fields: set[str]) -> None:
         problem = actors.pattern_problem(pattern, config, party_fields)
         if problem:
             self.report(doc, loc, problem)
 
-    def check_approvals(self, doc: Document, loc: tuple, t, config: ConfigSpec, spec: WorkflowSpec) -> None:
+    def check_approvals(self, doc: DocumentLike, loc: tuple, t, config: ConfigSpec, spec: WorkflowSpec) -> None:
         approvals, chosen = t.approvals, t.approvals.parties
         known = ', '.join(sorted(config.parties))
         listed, where = (chosen, ("parties",)) if isinstance(chosen, list) else (
@@ -533,7 +552,8 @@ class _Checker:
         if SYSTEM in t.by:
             self.report(doc, loc, "a transition fired by 'system' cannot need approvals")
 
-    def check_literal(self, doc: Document, loc: tuple, name: str, value: Any, spec: WorkflowSpec, config: ConfigSpec) -> None:
+    def check_literal(self, doc: DocumentLike, loc: tuple, name: str, value: Any, spec: WorkflowSpec | CachedSpec,
+                      config: ConfigSpec) -> None:
         fspec = spec.fields.get(name)
         if fspec is None:
             self.report(doc, loc[:-1] + (name, "__key__") if loc[-1] == name else loc,
@@ -546,7 +566,8 @@ class _Checker:
         except ValueError as exc:
             self.report(doc, loc, str(exc))
 
-    def check_values(self, doc, loc, values, target: WorkflowSpec, config, allowed, extra: set[str] = frozenset()) -> None:
+    def check_values(self, doc, loc, values, target: WorkflowSpec | CachedSpec, config, allowed,
+                     extra: Collection[str] = frozenset()) -> None:
         for name, value in values.items():
             if name in extra:
                 continue
@@ -574,7 +595,7 @@ class _Checker:
                                 "add an address under notifications.contacts (or a webhook for the party)")
             self.compile_value(doc, loc + ("message",), action.message, allowed)
 
-    def check_required(self, doc, loc, target: WorkflowSpec, given: set[str], actor: str = SYSTEM) -> None:
+    def check_required(self, doc, loc, target: WorkflowSpec | CachedSpec, given: set[str], actor: str = SYSTEM) -> None:
         """A workflow the engine starts (action, schedule, rule) must allow its actor and get its required fields."""
         if actor == SYSTEM and SYSTEM not in target.started_by:
             self.report(doc, loc, f"workflow '{target.id}' is started here by the engine, so its started_by must list 'system'")
@@ -833,7 +854,7 @@ def _explained_by_typo(error: dict, errors: list[dict]) -> bool:
     )
 
 
-def describe_errors(errors: list[dict], data: Any, model: type[BaseModel]) -> list[tuple[tuple, str]]:
+def describe_errors(errors: Iterable[Mapping[str, Any]], data: Any, model: type[BaseModel]) -> list[tuple[tuple, str]]:
     """The pydantic errors of one file as (loc, message) pairs, one per mistake.
 
     A value that fits no member of a union (`from: {a: 1}` for `str | list[str]`) gives one
@@ -841,19 +862,18 @@ def describe_errors(errors: list[dict], data: Any, model: type[BaseModel]) -> li
     outer type of a member (a list whose second item is a number), only that member's errors,
     which lie deeper, are kept.
     """
-    for error in errors:
-        error["real"] = _real_loc(data, tuple(error["loc"]))
-    errors = [e for e in errors if not _explained_by_typo(e, errors)]
-    deeper = {error["real"][:n] for error in errors for n in range(len(error["real"]))}
+    listed = [{**e, "real": _real_loc(data, tuple(e["loc"]))} for e in errors]
+    kept = [e for e in listed if not _explained_by_typo(e, listed)]
+    deeper = {error["real"][:n] for error in kept for n in range(len(error["real"]))}
     groups: dict[tuple, list[dict]] = {}
-    for error in errors:
+    for error in kept:
         if not (_union_type_error(error) and error["real"] in deeper):
             groups.setdefault(error["real"], []).append(error)
     out: list[tuple[tuple, str]] = []
     for real, group in groups.items():
         members = [e for e in group if _union_type_error(e)]
         if len(members) > 1:
-            expected = " or ".join(dict.fromkeys(_expected(e) for e in members))
+            expected = " or ".join(dict.fromkeys(x for x in map(_expected, members) if x is not None))  # never None here
             out.append((real, f"{_name(real)} must be {expected}, found {_found(members[0]['input'])}"))
             group = [e for e in group if e not in members]
         # An unknown key is reported at the key itself, not at its value.

@@ -8,7 +8,7 @@ keys. The documentation of every field is docs/policy.md.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -332,6 +332,7 @@ ACTION_KEYS = ("emit", "start", "set", "notify")
 
 
 def _action_tag(value: Any) -> str | None:
+    keys: Collection[str]
     if isinstance(value, dict):
         keys = value.keys()
     elif isinstance(value, BaseModel):

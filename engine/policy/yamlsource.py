@@ -24,10 +24,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
-from yaml.nodes import Node, ScalarNode
+from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from engine.exceptions import PolicyError, PolicyProblem
 
@@ -95,6 +95,21 @@ class Document:
         return PolicyProblem(self.file, *self.where(loc), message)
 
 
+class DocumentLike(Protocol):
+    """What the policy checks read of a loaded file: a `Document`, or a cached file's
+    `engine.policy.cache.LazyDocument` (parsed only when a problem must be placed in it)."""
+
+    @property
+    def file(self) -> str: ...
+
+    @property
+    def data(self) -> Any: ...
+
+    def where(self, loc: tuple) -> tuple[int, int]: ...
+
+    def problem(self, loc: tuple, message: str) -> PolicyProblem: ...
+
+
 def _short(tag: str) -> str:
     return tag.replace(_TAG, "!!", 1)
 
@@ -125,16 +140,16 @@ class _Builder:
     def build(self, node: Node, path: tuple, depth: int = 0) -> Any:
         mark = node.start_mark
         where = self.positions[path] = (mark.line + 1, mark.column + 1)
-        if node.id == "scalar":
+        if isinstance(node, ScalarNode):
             return node.value if node.tag == _STR else self.scalar(node, where)
         if id(node) in self.collections:  # the same node again: reached through an alias
             return self.refuse_collection_aliases()
         self.collections.add(id(node))
-        if node.tag != (_SEQ if node.id == "sequence" else _MAP):
+        if node.tag != (_SEQ if isinstance(node, SequenceNode) else _MAP):
             return self.fail(where, f"tag '{_short(node.tag)}' is not allowed")
         if depth >= MAX_DEPTH:
             return self.fail(where, f"nesting is deeper than {MAX_DEPTH} levels")
-        if node.id == "sequence":
+        if isinstance(node, SequenceNode):
             return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
         result: dict = {}
         for key_node, value_node in node.value:

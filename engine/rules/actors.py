@@ -10,7 +10,7 @@ A role pattern in a policy is one of:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,6 +127,7 @@ def pattern_parties(pattern: str, fields: Mapping[str, Any], config: ConfigSpec)
     if pattern == SYSTEM:
         return []
     head, _, role = pattern.rpartition(".")
+    candidates: Sequence[object]
     if head.startswith("$"):
         candidates = [fields.get(head[1:])]
     elif head:

@@ -102,6 +102,8 @@ class Guard(Condition):
 
     def verdict(self, probe: Probe) -> tuple | None:
         when = self.t.when
+        if when is None:  # no guard: nothing to check (conditions_of adds Guard only with one)
+            return None
         try:
             met = evaluate(probe.situation, when, probe.ctx)
         except ExpressionError as exc:
@@ -125,6 +127,8 @@ class Approval(Condition):
 
     def verdict(self, probe: Probe) -> tuple | None:
         s, t = probe.situation, self.t
+        if t.approvals is None:  # no approvals: nothing to check (conditions_of adds Approval only with them)
+            return None
         try:
             parties = approval_parties(t.approvals, s.config, probe.fields)
         except ValueError as exc:
@@ -146,7 +150,10 @@ class Allowed(Condition):
         if t.approvals is not None and s.consents is not None:
             parties = approval_parties(t.approvals, s.config, probe.fields)
             if parties is not None:
-                waiting = awaiting(t.approvals, parties, {*s.consents.get(t.trigger, ()), s.actor.party})
+                agreed = set(s.consents.get(t.trigger, ()))
+                if s.actor.party is not None:  # the system has no party (and None is never among `parties`)
+                    agreed.add(s.actor.party)
+                waiting = awaiting(t.approvals, parties, agreed)
         probe.candidates.append(Candidate(self.index, t, awaiting=waiting))
         return None
 

@@ -90,6 +90,8 @@ def decide(s: Situation, trigger: str, values: Mapping[str, Any]) -> Decision:
     """Which transition `trigger` fires from the stored state for this actor and these (coerced) values."""
     spec, state = s.spec, s.state
     fields = {**s.fields, **values}
+    if state is None:  # no stored state: a start is decided by decide_start (KeyError, as spec.states[None] raised)
+        raise KeyError("decide needs the instance's stored state; a start is decided by decide_start")
     if spec.states[state].final:
         return Decision(trigger, fields, problem=f"instance is closed: state '{state}' is final",
                         problem_code=Reason.INSTANCE_CLOSED)

@@ -15,7 +15,7 @@ once per spec. Machines are kept for the last `KEEP` specs seen (a spec is immut
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from threading import Lock
 
 from transitions import Machine
@@ -53,6 +53,9 @@ class _Machine(Machine):
 
 class _Model:
     """The stand-in a question moves: holds the state for the duration of one call."""
+
+    # Bound by Machine.add_model (only annotated here, so the machine still binds it): Machine._can_trigger.
+    may_trigger: Callable[..., bool]
 
     def __init__(self, state: str):
         self.state = state

@@ -18,7 +18,7 @@ from engine.policy.expr import Expression, parse
 from engine.policy.spec import ConfigSpec, WorkflowSpec
 from engine.rules.actors import Actor
 
-EMPTY = (None, "", [])
+EMPTY: tuple[None, str, list[Any]] = (None, "", [])
 """Values that leave a required field unfilled."""
 
 

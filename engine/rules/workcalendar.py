@@ -208,7 +208,7 @@ class WorkCalendar:
         working day instead, so the deadline never moves closer to the event.
         """
         last = self._local_date(start) + timedelta(days=n)
-        return self.end_of_day(self.shift_to_working_day(last, "previous" if n < 0 else "next"))
+        return self.end_of_day(self._step(last, -1 if n < 0 else 1, include=True))
 
     def add_hours(self, start: datetime, n: float) -> datetime:
         """start + n hours of elapsed time (UTC arithmetic, no shifting), in the calendar's tz."""
