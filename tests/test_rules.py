@@ -68,7 +68,7 @@ def test_instance_closed(policy):
 def test_not_your_role(policy):
     d = decision.decide(at(policy, "information_exchange", "sent", "dic.staff", REQUEST), "acknowledge", {})
     assert d.code is Reason.NOT_YOUR_ROLE
-    assert d.refusal == "dic.staff may not fire 'acknowledge' (allowed: $recipient.focal_point, $recipient.staff)"
+    assert d.refusal == "dic.staff may not fire 'acknowledge' (allowed: police.focal_point, police.staff)"
 
 
 def test_guard_false_and_guard_error(policy):
@@ -139,7 +139,7 @@ def test_every_refused_candidate_keeps_its_own_reason(policy):
     d = decision.decide(at(policy, "information_exchange", "sent", "police.leader", REQUEST, spec=spec), "acknowledge", {})
     assert [c.code for c in d.candidates] == [Reason.NOT_YOUR_ROLE, Reason.GUARD_FALSE]
     assert d.code is Reason.NOT_YOUR_ROLE
-    assert d.refusal == ("police.leader may not fire 'acknowledge' (allowed: $recipient.focal_point, $recipient.staff); "
+    assert d.refusal == ("police.leader may not fire 'acknowledge' (allowed: police.focal_point, police.staff); "
                          "guard not met: fields.kind == 'complex'")
     ok = decision.decide(at(policy, "information_exchange", "sent", "police.leader", {**REQUEST, "kind": "complex"}, spec=spec),
                          "acknowledge", {})
