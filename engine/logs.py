@@ -41,6 +41,7 @@ import os
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,14 +99,14 @@ def _kv_value(value: Any) -> str:
     return text
 
 
-def _human_format(record: dict[str, Any]) -> str:
+def _human_format(record: loguru.Record) -> str:
     """loguru format callable for console and file: the message then ``key=value`` fields."""
     pairs = _ordered_extra(record["extra"])
     record["extra"]["_kv"] = "".join(f" {k}={_kv_value(v)}" for k, v in pairs)
     return _HUMAN
 
 
-def json_line(record: dict[str, Any]) -> str:
+def json_line(record: loguru.Record) -> str:
     """The flat JSON object (without newline) that the json sink writes for ``record``."""
     obj: dict[str, Any] = {
         "ts": record["time"].isoformat(),
@@ -121,7 +122,7 @@ def json_line(record: dict[str, Any]) -> str:
     return json.dumps(obj, ensure_ascii=False, default=str)
 
 
-def _json_format(record: dict[str, Any]) -> str:
+def _json_format(record: loguru.Record) -> str:
     """loguru format callable for the json sink: the line is precomputed into extra."""
     record["extra"]["_json"] = json_line(record)
     return "{extra[_json]}\n"
@@ -137,7 +138,7 @@ def file_mode(sink: FileSink) -> int:
     return 0o640 if sink.group_readable else 0o600
 
 
-def _add_file(sink: FileSink, base_dir: Path, fmt: Any, enqueue: bool) -> int:
+def _add_file(sink: FileSink, base_dir: Path, fmt: Callable[[loguru.Record], str], enqueue: bool) -> int:
     """Add one rotating file sink; its parent folders are created. The file (and each rotated
     one) is created with `file_mode` whatever the umask; a looser existing file is tightened."""
     from engine.store.database import tighten

@@ -128,7 +128,7 @@ def authenticate_password(store: SqlStore, person: str, password: str, client: s
         log.info("signed in")
         return principal_for(config, person, PASSWORD_SESSION, client)
     log.warning("sign-in refused")
-    if outcome == throttle.LOCKED:
+    if outcome == throttle.LOCKED and until is not None:  # (locked: `until` is when the lock ends)
         raise AuthError(f"too many failed sign-ins: locked until {_local(until, config)}")
     raise AuthError(reason)
 

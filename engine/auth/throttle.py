@@ -49,5 +49,5 @@ def locked_until(conn: Connection, person: str | None, client: str, now: datetim
     ends = [client_locked_until(conn, client, now)]
     if person is not None:
         ends.append(person_locked_until(conn, person, now))
-    ends = [e for e in ends if e is not None]
-    return max(ends) if ends else None
+    found = [e for e in ends if e is not None]
+    return max(found) if found else None

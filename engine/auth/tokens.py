@@ -156,7 +156,7 @@ def authenticate_token(store: SqlStore, token: str, client: str, *, config: Conf
             else:
                 rows_of.update_token(conn, tid, last_used_at=now)
     log = logger.bind(token=tid or "-", client=client, outcome=outcome)
-    if reason:
+    if reason or row is None:  # (no row: the reason was set)
         log.warning("token refused: {}", reason)
         raise AuthError(reason)
     log.debug("token accepted")

@@ -272,12 +272,12 @@ class Executor:
         if row["kind"] == inbox.START:
             decided = decision.decide_start(situation, values)
             if decided.refusal:
-                raise Refusal(decided.refusal, decided.code)
+                raise Refusal(decided.refusal, decided.code or Reason.REFUSED)  # a refusal has its code
             return _Change("start", to_state=spec.initial, fields=decided.fields, text=f"started in {spec.initial}", data={"set": values})
         decided = decision.decide(situation, row["trigger"], values)
         chosen = decided.chosen
-        if chosen is None:
-            raise Refusal(decided.refusal, decided.code)
+        if chosen is None:  # every candidate refused (each with its reason and code)
+            raise Refusal(decided.refusal or f"trigger '{row['trigger']}' may not fire", decided.code or Reason.REFUSED)
         t, fields = chosen.transition, decided.fields
         if row["kind"] == inbox.WITHDRAW:
             return self._withdraw(conn, row, actor, t)

@@ -72,11 +72,16 @@ def refuse(batch: Batch, row, instance_row, reason: str, now, code: str = Reason
     return Outcome(inbox.REFUSED, intake.safe_text(reason), intake.safe_text(row["instance"]), kind=row["kind"])
 
 def _record_refusal(writes: EventWrites, row, instance_row, reason: str, now, safe: bool, code: str = Reason.REFUSED) -> Outcome:
-    clean = (lambda v, limit=None: v if v is None else intake.safe_text(v, limit)) if safe else (lambda v, limit=None: v)
+    def text(v: str, limit: int | None = None) -> str:
+        return intake.safe_text(v, limit) if safe else v
+
+    def clean(v: str | None, limit: int | None = None) -> str | None:
+        return v if v is None else text(v, limit)
+
     workflow = clean(instance_row["workflow"] if instance_row else row["workflow"], 120)
     state = clean(instance_row["state"] if instance_row else None, 120)
-    instance, trigger, actor = clean(row["instance"], 120), clean(row["trigger"], 120), clean(row["actor"], 200)
-    reason = clean(reason)
+    instance, trigger, actor = text(row["instance"], 120), clean(row["trigger"], 120), text(row["actor"], 200)
+    reason = text(reason)
     data = {"set": row["payload"].get("set", {}), "code": str(code), **provenance(row)}
     writes.history(instance=instance, inbox_id=row["id"], at=now, kind=row["kind"], workflow=workflow,
                    trigger=trigger, from_state=state, to_state=state, actor=actor, outcome=inbox.REFUSED,

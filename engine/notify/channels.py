@@ -55,7 +55,8 @@ def send_email(smtp, root: Path, timeout: float, delivery: dict) -> None:
     # encoded words of a long Vietnamese subject ("đổi thông" arrives as "đổithông").
     body = delivery["message"]
     message = MIMEText(body["text"], "plain", "utf-8")
-    message["Subject"] = Header(body["subject"], "utf-8")
+    # typeshed types a header value as str; compat32 (MIMEText's policy) takes a Header
+    message["Subject"] = Header(body["subject"], "utf-8")  # type: ignore[assignment]
     message["From"] = smtp.sender
     message["To"] = delivery["address"]
     message["Date"] = formatdate(localtime=False)
@@ -63,6 +64,7 @@ def send_email(smtp, root: Path, timeout: float, delivery: dict) -> None:
     message["X-Coopflow-Delivery"] = str(delivery["id"])
     port = smtp.port or DEFAULT_PORTS[smtp.security]
     context = ssl.create_default_context()
+    client: smtplib.SMTP
     if smtp.security == "tls":
         client = smtplib.SMTP_SSL(smtp.host, port, timeout=timeout, context=context)
     else:

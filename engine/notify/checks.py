@@ -6,12 +6,12 @@ from engine.notify import templates
 from engine.rules.actors import pattern_parties
 
 
-def config_problems(policy_root, config) -> list[tuple[tuple, str]]:
+def config_problems(policy_root, config) -> list[tuple[tuple[str | int, ...], str]]:
     """(location in config.yaml, message) for the notifications section."""
     notifications = config.notifications
     if notifications is None:
         return []
-    out = []
+    out: list[tuple[tuple[str | int, ...], str]] = []
     for party in notifications.webhooks:
         if party not in config.parties:
             out.append((("notifications", "webhooks", party), f"unknown party '{party}' (declared: {', '.join(config.parties)})"))
@@ -44,7 +44,7 @@ def unreachable(pattern: str, config) -> list[str]:
         return []
     head, _, role = pattern.rpartition(".")
     parties = [p for p, party in config.parties.items() if role in party.roles] if head.startswith("$") else pattern_parties(pattern, {}, config)
-    out = []
+    out: list[str] = []
     for party in parties:
         if party in notifications.webhooks:
             continue

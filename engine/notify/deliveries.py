@@ -57,7 +57,8 @@ def write(conn: Connection, policy, key: str, instance: str | None, kind: str, r
     """
     notifications = policy.config.notifications
     path = templates.folder(policy.root, notifications)
-    created, unreachable, parties = 0, [], {}
+    created, unreachable = 0, []
+    parties: dict[str, list[str]] = {}
     for recipient in recipients:
         role_actor, _, person = recipient.partition(":")
         party = role_actor.partition(".")[0]

@@ -26,7 +26,9 @@ def vi_duration(span: Duration) -> str:
         return f"{span.working_days} ngày làm việc"
     if span.days is not None:
         return f"{span.days} ngày"
-    return f"{int(span.hours) if float(span.hours).is_integer() else span.hours} giờ"
+    if span.hours is not None:
+        return f"{int(span.hours) if float(span.hours).is_integer() else span.hours} giờ"
+    return ""  # none given (a Duration holds exactly one of them)
 
 
 def vi_time(moment: datetime | None, tz) -> str | None:
@@ -56,7 +58,9 @@ def link(config, instance_id: str) -> str:
 
 def deadline(spec: WorkflowSpec | None, state_id: str | None, due_at: datetime | None, tz) -> dict[str, Any] | None:
     """A state's deadline: how long, under which clause, when, and what it fires (into which state)."""
-    st = spec.states.get(state_id or "") if spec else None
+    if spec is None or state_id is None:  # (no state has an empty id)
+        return None
+    st = spec.states.get(state_id)
     if st is None or st.deadline is None:
         return None
     d = st.deadline
@@ -89,8 +93,8 @@ def _instance(spec: WorkflowSpec | None, instance_id: str, state: str, fields: d
 
 # Every kind's context has every variable (those its kind lacks empty), so that `{% if deadline %}`
 # works in any template; attributes of an empty one still fail when rendered.
-EMPTY = {"workflow": None, "instance": None, "trigger": None, "actor": None, "message": None, "deadline": None,
-         "next": {"deadline": None, "owed": []}, "steps": [], "tasks": [], "count": 0}
+EMPTY: dict[str, Any] = {"workflow": None, "instance": None, "trigger": None, "actor": None, "message": None, "deadline": None,
+                         "next": {"deadline": None, "owed": []}, "steps": [], "tasks": [], "count": 0}
 
 
 def _common(policy, actor: str) -> dict[str, Any]:

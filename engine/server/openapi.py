@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from engine.policy.spec import HttpSpec
 
@@ -50,8 +50,10 @@ def document_problems(app) -> None:
 def document() -> str:
     """The document as committed: built without a store (the routes do not depend on one)."""
     from engine.server.app import create_app
+    from engine.service import Deployment
 
-    stand_in = SimpleNamespace(policy=SimpleNamespace(config=SimpleNamespace(http=HttpSpec())))
+    # Building the app reads only `policy.config.http`; the routes, which need the store, never run.
+    stand_in = cast(Deployment, SimpleNamespace(policy=SimpleNamespace(config=SimpleNamespace(http=HttpSpec()))))
     return json.dumps(create_app(stand_in).openapi(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 

@@ -167,7 +167,7 @@ def read_anchors(*paths: str | os.PathLike) -> list[Anchor]:
             try:
                 obj = json.loads(line)
                 obj = obj.get("anchor", obj) if isinstance(obj, dict) else None
-                if isinstance(obj, str):  # a log sink that wrote the bound dict as its str()
+                if not isinstance(obj, dict):  # not an anchor (a str: a log sink that wrote the bound dict as its str())
                     continue
                 found.append(Anchor(str(obj["at"]), str(obj["store_id"]), int(obj["seq"]), str(obj["hash"]),
                                     f"{path}:{number}"))

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -269,16 +269,22 @@ def _compare_occurrences(conn, started, report) -> list[str]:
     return problems
 
 
-def _iso(value) -> str | None:
+@overload
+def _iso(value: None) -> None: ...
+@overload
+def _iso(value: str | datetime) -> str: ...
+def _iso(value: str | datetime | None) -> str | None:
     """An instant as UTC ISO text (strings are parsed), so stored and recorded ones compare."""
     if value is None:
         return None
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            moment = datetime.fromisoformat(value)
         except ValueError:
             return value
-    return value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
+    else:
+        moment = value
+    return moment.astimezone(UTC).isoformat() if moment.tzinfo else moment.isoformat()
 
 
 def _norm(value) -> str:

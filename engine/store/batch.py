@@ -201,7 +201,10 @@ class Batch:
                 self.view[arg["id"]] = dict(arg)
             elif op == "move":
                 instance, values = arg
-                self.view[instance] = {**self.view[instance], **values}
+                current = self.view[instance]
+                if current is None:  # a move of an instance neither stored nor started in this batch
+                    raise LookupError(f"instance {instance} is not in the batch")
+                self.view[instance] = {**current, **values}
             elif op == "version":
                 self.versions.add(arg["version"])
 

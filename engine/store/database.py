@@ -13,10 +13,11 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from loguru import logger
@@ -52,6 +53,9 @@ from engine.store.tables import (  # noqa: F401 (re-exported: the tables are imp
     workflow_versions,
 )
 
+if TYPE_CHECKING:
+    from engine.store.anchors import AuditContext
+
 STORE_ENV = settings.STORE_URL
 DRILL_ENV = settings.DRILL             # "allow-real-store": a drill may open a store with real history
 PRIVATE_MODE = settings.PRIVATE_MODE   # the store, its -wal and -shm files (personal data)
@@ -74,6 +78,8 @@ def resolve_url(url: str, base_dir: Path) -> str:
 
 class SqlStore:
     """A connection pool on one SQLite file or PostgreSQL database, schema migrated on open."""
+
+    audit: AuditContext  # set by engine.store.anchors.attach; absent before (read as getattr(store, "audit", None))
 
     def __init__(self, url: str, durable: bool = True, create: bool = True):
         """`durable=False` (the simulator's throwaway store) skips fsync on SQLite.
@@ -211,7 +217,7 @@ class SqlStore:
             mark = conn.execute(select(meta.c.value).where(meta.c.key == "clock")).scalar()
             if mark == ClockMark.DRILL:
                 return
-            real = mark == ClockMark.REAL or conn.execute(select(func.count()).select_from(history)).scalar() > 0
+            real = mark == ClockMark.REAL or conn.execute(select(func.count()).select_from(history)).scalar_one() > 0
             if not real:
                 insert_or_ignore(conn, meta, ["key"], key="clock", value=ClockMark.DRILL)
                 return
@@ -254,7 +260,7 @@ def _sqlite_companions(path: Path) -> list[Path]:
     return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
 
 
-def tighten(path: Path, extra: list[Path] = (), mode: int = PRIVATE_MODE) -> None:
+def tighten(path: Path, extra: Sequence[Path] = (), mode: int = PRIVATE_MODE) -> None:
     """Make files that hold personal data no more open than `mode`: a looser existing file is
     chmod-ed (logged), or warned about when this process may not change it."""
     for file in [path, *extra]:
@@ -393,7 +399,9 @@ def insert_or_ignore(conn: Connection, table: Table, index: list[str], returning
 def _insert_or_ignore(dialect: str, table: Table, index: tuple[str, ...], returning: str):
     """Built once per table: the values come as parameters, so SQLAlchemy reuses the compiled form."""
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing(index_elements=list(index)).returning(table.c[returning])
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing(index_elements=list(index)).returning(table.c[returning])
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(index)).returning(table.c[returning])

@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, ResourceClosedError
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 
 class Prepared:
@@ -33,6 +34,8 @@ class Prepared:
         found = self._compiled.get(dialect.name)
         if found is None:
             compiled = self.statement.compile(dialect=dialect)
+            if not isinstance(compiled, SQLCompiler):  # an INSERT or UPDATE compiles to the dialect's SQLCompiler
+                raise TypeError(f"not a DML statement: {self.statement!r}")
             fixed = compiled.construct_params(_check=False)  # literal values (`status = 'armed'`); None for the rest
             literal = {name for name, b in compiled.binds.items() if b.value is not None or b.callable is not None}
             names = tuple(compiled.positiontup) if compiled.positiontup is not None else tuple(fixed)
@@ -54,7 +57,10 @@ class Prepared:
             for name, process in processors:
                 params[name] = process(params[name])
             prepared.append(tuple([params[n] for n in names]) if positional else {n: params[n] for n in names})
-        cursor = conn.connection.driver_connection.cursor()
+        driver = conn.connection.driver_connection
+        if driver is None:  # the pooled connection was invalidated
+            raise ResourceClosedError("the store connection has no driver connection (invalidated)")
+        cursor = driver.cursor()
         many = len(prepared) > 1
         if conn.dispatch.before_cursor_execute:  # listeners (a statement counter) see it too
             conn.dispatch.before_cursor_execute(conn, cursor, sql, prepared if many else prepared[0], None, many)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,12 +60,12 @@ def instance_list(conn: Connection, workflow: str | None = None, state: str | No
     if limit is None:
         return [_instance_row(r) for r in conn.execute(_instances_query(workflow, state).offset(offset)).mappings()]
     # The page is chosen first, then joined to its deadlines: the join costs `limit` rows, not all of them.
-    page = select(instances).order_by(instances.c.created_at.desc(), instances.c.id).limit(limit).offset(offset)
+    chosen = select(instances).order_by(instances.c.created_at.desc(), instances.c.id).limit(limit).offset(offset)
     if workflow:
-        page = page.where(instances.c.workflow == workflow)
+        chosen = chosen.where(instances.c.workflow == workflow)
     if state:
-        page = page.where(instances.c.state == state)
-    page = page.subquery()
+        chosen = chosen.where(instances.c.state == state)
+    page = chosen.subquery()
     query = (select(page, timers.c.due_at, timers.c.trigger.label("fires"))
              .outerjoin(timers, (timers.c.instance == page.c.id) & (timers.c.status == "armed"))
              .order_by(page.c.created_at.desc(), page.c.id))
@@ -256,8 +256,8 @@ def overdue_reasons(conn: Connection, ids: Sequence[str], now: datetime, latenes
         return out
     passed = select(timers.c.instance, timers.c.trigger, timers.c.due_at).where(
         timers.c.instance.in_(list(ids)), timers.c.status == "armed", timers.c.due_at < now).order_by(timers.c.due_at)
-    for r in conn.execute(passed):
-        out[r.instance].append({"why": "deadline_passed", "trigger": r.trigger, "at": r.due_at})
+    for deadline in conn.execute(passed):
+        out[deadline.instance].append({"why": "deadline_passed", "trigger": deadline.trigger, "at": deadline.due_at})
     if lateness:
         fired = (select(history.c.instance, history.c.trigger, history.c.at, history.c.from_state, history.c.to_state)
                  .select_from(history.join(instances, instances.c.id == history.c.instance))
@@ -268,7 +268,8 @@ def overdue_reasons(conn: Connection, ids: Sequence[str], now: datetime, latenes
     return out
 
 
-def open_in_state_order(conn: Connection, refs: Mapping[str, Sequence[str]], first: int = 200) -> Iterator[dict[str, Any]]:
+def open_in_state_order(conn: Connection, refs: Mapping[str, Sequence[str]],
+                        first: int = 200) -> Generator[dict[str, Any], None, None]:
     """Open instances (id, workflow, version, state, since, `refs`), longest in their state first,
     read in chunks (keyset on state_entered_at, id) growing from `first` rows fourfold: a caller
     that stops early has made the database sort and hand over only about what it read."""
@@ -340,7 +341,7 @@ def deadlines_due(conn: Connection, horizon: datetime, skip: Sequence[tuple[str,
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def awaited_meetings(conn: Connection, workflow: str, state: str) -> Iterator[dict[str, Any]]:
+def awaited_meetings(conn: Connection, workflow: str, state: str) -> Generator[dict[str, Any], None, None]:
     """Open instances of `workflow` in `state` (meetings awaited) with their fields and armed deadline, streamed."""
     query = (select(instances.c.id, instances.c.version, instances.c.state, instances.c.fields,
                     timers.c.due_at, timers.c.trigger)

@@ -44,9 +44,9 @@ def dot_source(spec, current: str) -> str:
 
 
 @lru_cache(maxsize=512)
-def _render(source: str) -> str | None:
+def _render(dot: str, source: str) -> str | None:
     try:
-        done = subprocess.run([DOT, "-Tsvg"], input=source.encode("utf-8"), capture_output=True, timeout=10, check=True)
+        done = subprocess.run([dot, "-Tsvg"], input=source.encode("utf-8"), capture_output=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError) as exc:
         logger.warning("state diagram not drawn (Graphviz failed: {})", type(exc).__name__)
         return None
@@ -58,4 +58,4 @@ def svg(spec, current: str) -> str | None:
     """Inline SVG of the state diagram, or None when Graphviz is not installed or fails."""
     if DOT is None:
         return None
-    return _render(dot_source(spec, current))
+    return _render(DOT, dot_source(spec, current))

@@ -260,7 +260,7 @@ def my_tasks(request: Request) -> Response:
 
 
 def _tasks(d: Deployment, p: Principal) -> dict[str, Any]:
-    owed = {}
+    owed: dict[str, dict[str, Any]] = {}
     for task in d.tasks(p):
         if not set(task["triggers"]) <= EXITS:  # taking a request back is an option, not something owed
             owed.setdefault(task["instance"], task)

@@ -15,7 +15,9 @@ import json
 import statistics
 from array import array
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 from engine import clock
@@ -73,7 +75,8 @@ class Tally:
 
     def __init__(self, policy, period: Period, stored_versions: dict[str, dict]):
         self.policy, self.config, self.period = policy, policy.config, period
-        self.stored, self.specs = stored_versions, {}
+        self.stored = stored_versions
+        self.specs: dict[str, WorkflowSpec] = {}
         self.tracks: dict[str, Track] = {}
         self.clauses: dict[str, dict[str, Any]] = {}
         self.responses: dict[str, array] = defaultdict(lambda: array("d"))
@@ -268,7 +271,7 @@ def _fill_fields(conn, tally: Tally) -> None:
 class ReportData(dict):
     """The figures as plain JSON-ready data; `templates` (not part of the data) is where its HTML templates are."""
 
-    templates = None
+    templates: Path | None = None
 
 
 def build(store, policy, period: Period, now: datetime | None = None) -> ReportData:
@@ -354,13 +357,16 @@ def _action(t: Track, iid: str, action, tally: Tally, calendar, until: datetime,
     due = datetime.fromisoformat(due_text) if due_text else None
     done = t.state in action.done
     if done:
-        status = "done_late" if due and t.ended and t.ended > due else "done"
-        late = late_working_days(calendar, due, t.ended) if status == "done_late" else None
+        if due and t.ended and t.ended > due:
+            status, late = "done_late", late_working_days(calendar, due, t.ended)
+        else:
+            status, late = "done", None
     elif t.ended is not None:
         status, late = "closed", None
     elif (due and due < until) or t.late_from is not None:
         status = "late"
-        late = late_working_days(calendar, due or t.late_from, until)
+        since = due or t.late_from
+        late = late_working_days(calendar, since, until) if since is not None else None  # (one of them is set)
     else:
         status, late = "open", None
     meeting = t.fields.get(action.meeting)
@@ -373,7 +379,7 @@ def _action(t: Track, iid: str, action, tally: Tally, calendar, until: datetime,
 def _parties(tally: Tally, config) -> list[dict[str, Any]]:
     out = []
     for pid in list(config.parties) + sorted(set(tally.responses) - set(config.parties)):
-        seconds = tally.responses.get(pid, [])
+        seconds: Sequence[float] = tally.responses.get(pid, [])
         worst = tally.worst.get(pid)
         party = config.parties.get(pid)
         spec = tally.policy.workflows.get(worst[2]) if worst else None

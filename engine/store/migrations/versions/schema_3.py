@@ -244,7 +244,7 @@ def upgrade() -> None:
             created.append(f"table {table.name}")
             continue
         indexes = {ix["name"] for ix in present.get_indexes(table.name)}
-        for index in sorted(table.indexes, key=lambda ix: ix.name):
+        for index in sorted(table.indexes, key=lambda ix: ix.name or ""):
             if index.name not in indexes:
                 index.create(bind)
                 created.append(f"index {index.name}")
