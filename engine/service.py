@@ -17,6 +17,7 @@ import httpx
 
 from engine import clock, logs
 from engine.exceptions import UserError
+from engine.execution import intake
 from engine.execution.runtime import Runtime, open_runtime
 from engine.policy.loader import Policy, load_policy
 from engine.rules.actors import parse_actor
@@ -88,6 +89,7 @@ class Deployment:
         """Start an instance of `workflow` as `actor`; the id is in the result even when refused."""
         if workflow not in self.policy.workflows:
             raise NotFound(f"unknown workflow '{workflow}'; workflows: {', '.join(sorted(self.policy.workflows))}")
+        intake.check_request(actor=actor)  # bad bytes are named as such before the actor is parsed
         parse_actor(actor, self.policy.config)
         daemon = self.runtime.daemon_running()
         sub = self.runtime.executor.submit_start(workflow, actor, values or {}, key, extra=provenance, apply=not daemon)
@@ -109,6 +111,7 @@ class Deployment:
         return self._fire(instance, trigger, actor, None, key, wait, withdraw=True, provenance=provenance)
 
     def _fire(self, instance, trigger, actor, values, key, wait, withdraw: bool, provenance=None) -> Result:
+        intake.check_request(instance=instance, trigger=trigger, actor=actor)
         parse_actor(actor, self.policy.config)
         daemon = self.runtime.daemon_running()
         sub = self.runtime.executor.submit_fire(instance, trigger, actor, values or {}, key, withdraw=withdraw,

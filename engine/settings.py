@@ -35,6 +35,9 @@ PG_STATEMENT_TIMEOUT = "COOPFLOW_PG_STATEMENT_TIMEOUT"
 PG_LOCK_TIMEOUT = "COOPFLOW_PG_LOCK_TIMEOUT"
 PG_IDLE_TIMEOUT = "COOPFLOW_PG_IDLE_TIMEOUT"
 PG_TCP_TIMEOUT = "COOPFLOW_PG_TCP_TIMEOUT"
+CHECK_CACHE = "COOPFLOW_CHECK_CACHE"
+SERVER = "COOPFLOW_SERVER"
+TOKEN = "COOPFLOW_TOKEN"
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting(CONFIG, "./config.yaml", "the config file when no -c is given"),
@@ -47,6 +50,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting(PG_IDLE_TIMEOUT, "15", "PostgreSQL: seconds a transaction may stay idle"),
     Setting(PG_TCP_TIMEOUT, "20", "PostgreSQL: seconds before a silent peer is dropped"),
     Setting(LEASE_TTL, "15", "seconds the leader lease lasts"),
+    # read where they are used: the policy cache, and the CLI's client path (which imports nothing of coopflow)
+    Setting(CHECK_CACHE, "$XDG_CACHE_HOME/coopflow/check", "coopflow check's cache folder, or off"),
+    Setting(SERVER, "the saved login", "the server the CLI talks to"),
+    Setting(TOKEN, "the saved login", "an API token for the CLI"),
 )}
 
 # Fixed tunables (not read from the environment; changed here, with a bench run, if ever).

@@ -15,7 +15,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ENGINE = REPO_ROOT / "engine"
 NAME = re.compile(r"COOPFLOW_[A-Z0-9_]*[A-Z0-9]")
 # The notification secrets are variables the policy names (config.yaml `env:`), not coopflow's own.
-READS_ENVIRONMENT = {"engine/settings.py", "engine/notify/channels.py"}
+# channels: secret names come from the policy; the CLI's client path and the check cache run before (or
+# without) the rest of coopflow and read their own variables, declared in engine/settings.py all the same.
+READS_ENVIRONMENT = {"engine/settings.py", "engine/notify/channels.py", "engine/policy/cache.py", "engine/cli/client.py",
+                     "engine/cli/session.py", "engine/cli/tables.py"}
 
 
 def engine_sources() -> dict[str, str]:

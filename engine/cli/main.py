@@ -115,7 +115,7 @@ def main() -> None:
     from engine.views.text import line
 
     try:
-        cli.main(prog_name="coopflow", standalone_mode=False)  # also names the completion variable: _COOPFLOW_COMPLETE
+        cli.main(prog_name="coopflow", standalone_mode=False)  # prog_name also names click's shell-completion variable
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
