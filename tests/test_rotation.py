@@ -24,7 +24,7 @@ from engine import clock
 from engine.policy.loader import load_policy
 from engine.policy.spec import HostRotation
 from engine.scheduling import schedules
-from engine.store.database import SqlStore, occurrences
+from engine.store.database import SqlStore, inbox, occurrences
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("COOPFLOW_")}
@@ -135,3 +135,30 @@ def test_rotation_without_any_date_still_agrees(config):
     schedule = policy.schedules["periodic_review"]
     count = sum(1 for _ in schedules.trigger_for(policy, schedule).occurrences(datetime(2000, 1, 1, tzinfo=VN), at(policy, 2027, 6)))
     assert schedules.host_for(policy, schedule, at(policy, 2027, 6)) == ["dic", "police"][(count - 1) % 2]
+
+
+def test_occurrence_index_counts_from_the_agreement_not_from_the_store(config, tmp_path):
+    """`occurrence.index` is the ordinal since the agreement took effect (June 2023 is the first),
+    whatever date the store is first started: December 2027 is the tenth for every store."""
+    reviews = config.parent / "rules" / "reviews.yaml"
+    reviews.write_text(reviews.read_text(encoding="utf-8").replace(
+        'period: "=occurrence.period"', 'period: "=occurrence.period"\n      venue: "=occurrence.index"'), encoding="utf-8")
+    policy = load_policy(config)
+    schedule = policy.schedules["periodic_review"]
+    assert schedules.ordinal(policy, schedule, datetime(2023, 6, 1, 8, tzinfo=VN)) == 1
+    assert schedules.ordinal(policy, schedule, datetime(2027, 6, 1, 8, tzinfo=VN)) == 9
+    for i, start in enumerate(FIRST_STARTS):
+        store = SqlStore(f"sqlite:///{tmp_path / f'i{i}.db'}")
+        try:
+            with clock.using(clock.SteppedClock(start).now):
+                schedules.fire_due(store, policy)
+            with clock.using(clock.SteppedClock(datetime(2028, 12, 31, 23, tzinfo=VN)).now):
+                fired = schedules.fire_due(store, policy)
+            with store.reading() as conn:
+                payloads = {r.instance: r.payload for r in conn.execute(select(inbox.c.instance, inbox.c.payload))}
+        finally:
+            store.dispose()
+        venues = {f.nominal_at.astimezone(VN).date(): payloads[f.instance]["set"]["venue"] for f in fired}
+        assert venues[date(2028, 12, 1)] == 12, (start, venues)
+        if start < datetime(2027, 12, 1, tzinfo=VN):
+            assert venues[date(2027, 12, 1)] == 10, (start, venues)

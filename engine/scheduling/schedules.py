@@ -57,7 +57,7 @@ def fire(store: SqlStore, policy: Policy, schedule: ScheduleSpec, nominal: datet
         host = host_for(policy, schedule, nominal)
         if not occurrence_rows.claim(conn, schedule.id, nominal, now, host):
             return None
-        facts = {**occurrence_facts(nominal.astimezone(policy.tz)), "host": host, "index": occurrence_rows.count(conn, schedule.id)}
+        facts = {**occurrence_facts(nominal.astimezone(policy.tz)), "host": host, "index": ordinal(policy, schedule, nominal)}
         values = {k: (policy.expression(v[1:].strip()).evaluate({"occurrence": facts}) if is_expression(v) else v)
                   for k, v in schedule.with_.items()}
         if schedule.host:
@@ -100,9 +100,7 @@ def host_for(policy: Policy, schedule: ScheduleSpec, nominal: datetime) -> str |
     if not rotation:
         return None
     trigger = trigger_for(policy, schedule)
-    agreement = policy.config.agreement
-    start = rotation.from_ or agreement.effective or agreement.signed or NO_ANCHOR
-    eras = [(start, rotation.rotate, rotation.first or rotation.rotate[0])]
+    eras = [(anchor_day(policy, schedule), rotation.rotate, rotation.first or rotation.rotate[0])]
     for change in rotation.changes:
         order = change.rotate or eras[-1][1]
         eras.append((change.from_, order, change.first or order[0]))
@@ -115,11 +113,33 @@ def host_for(policy: Policy, schedule: ScheduleSpec, nominal: datetime) -> str |
     if chosen is None:  # no occurrence on or after any `from`: count back from the first era
         return rotation.first or rotation.rotate[0]
     anchor, order, first = chosen
-    if anchor.astimezone(UTC) <= target:
-        turns = sum(1 for _ in trigger.occurrences(anchor, nominal))
-    else:
-        turns = -sum(1 for _ in trigger.occurrences(nominal, anchor))
-    return order[(order.index(first) + turns) % len(order)]
+    return order[(order.index(first) + _turns(trigger, anchor, nominal)) % len(order)]
+
+
+def anchor_day(policy: Policy, schedule: ScheduleSpec) -> date:
+    """The day a schedule's occurrences are counted from: the rotation's `from`, else the
+    agreement's effective (or signing) date."""
+    agreement = policy.config.agreement
+    start = schedule.host.from_ if schedule.host else None
+    return start or agreement.effective or agreement.signed or NO_ANCHOR
+
+
+def ordinal(policy: Policy, schedule: ScheduleSpec, nominal: datetime) -> int:
+    """`occurrence.index`: 1 for the schedule's first occurrence on or after its anchor day, 2 for
+    the next, ... (0, -1, ... before it). Like the host it depends only on the policy and the date,
+    so the daemon, `simulate` and a store restored from backup agree."""
+    trigger = trigger_for(policy, schedule)
+    first = trigger.get_next_fire_time(None, _midnight(policy, anchor_day(policy, schedule)))
+    if first is None:
+        return 1
+    return 1 + _turns(trigger, first, nominal)
+
+
+def _turns(trigger: CalendarRuleTrigger, anchor: datetime, nominal: datetime) -> int:
+    """How many occurrences `nominal` lies after `anchor` (negative when before it)."""
+    if anchor.astimezone(UTC) <= nominal.astimezone(UTC):
+        return sum(1 for _ in trigger.occurrences(anchor, nominal))
+    return -sum(1 for _ in trigger.occurrences(nominal, anchor))
 
 
 def _midnight(policy: Policy, day: date) -> datetime:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from engine import clock
@@ -48,8 +48,3 @@ def set_instance(conn: Connection, schedule_id: str, nominal: datetime, instance
     """Name the instance the occurrence started."""
     conn.execute(occurrences.update().where(occurrences.c.schedule == schedule_id, occurrences.c.nominal_at == nominal)
                  .values(instance=instance))
-
-
-def count(conn: Connection, schedule_id: str) -> int:
-    """How many occurrences of the schedule were recorded (the `index` an occurrence's values see)."""
-    return conn.execute(select(func.count()).select_from(occurrences).where(occurrences.c.schedule == schedule_id)).scalar_one()
