@@ -155,7 +155,7 @@ def test_a_request_sent_by_dic_emails_the_police_focal_point_once_and_signs_the_
     assert payload["instance"] == instance and payload["party"] == "police"
     assert payload["link"] == f"{PUBLIC}/i/{instance}"
     assert headers["X-Coopflow-Delivery"] == str(payload["delivery"])
-    assert {r["status"] for r in deliveries.listing(store)} == {"sent"}
+    assert {r.status for r in deliveries.listing(store)} == {"sent"}
 
 
 def test_smtp_down_is_retried_then_delivered_when_back(shipped_policy, store_url, store, smtp):
@@ -164,14 +164,14 @@ def test_smtp_down_is_retried_then_delivered_when_back(shipped_policy, store_url
     send_request(rt)
     assert deliveries.deliver_due(store, rt.policy) == 1
     [row] = deliveries.listing(store)
-    assert row["status"] == "pending" and row["attempts"] == 1 and "Connection" in row["last_error"]
+    assert row.status == "pending" and row.attempts == 1 and "Connection" in row.last_error
     smtp.controller.start()
     deadline = time.monotonic() + 10
     while deliveries.listing(store, "sent") == [] and time.monotonic() < deadline:
         deliveries.deliver_due(store, rt.policy)
         time.sleep(0.05)
     [row] = deliveries.listing(store)
-    assert row["status"] == "sent" and row["attempts"] == 2
+    assert row.status == "sent" and row.attempts == 2
     assert [m["To"] for m in smtp.messages] == [POLICE_FP]
 
 
@@ -186,12 +186,12 @@ def test_a_delivery_left_sending_by_a_crash_is_sent_again_with_the_same_message_
     assert deliveries.deliver_due(store, rt.policy) == 0  # the claim still holds
     with store.transaction() as conn:  # the claim expires
         conn.execute(update(deliveries_table).values(next_at=clock.now() - timedelta(seconds=1)))
-    assert deliveries.listing(store)[0]["status"] == "sending"
+    assert deliveries.listing(store)[0].status == "sending"
     assert deliveries.deliver_due(store, runtime(shipped_policy, store).policy) == 1
     assert len(smtp.messages) == 2
     assert smtp.messages[0]["Message-ID"] == smtp.messages[1]["Message-ID"]
     assert smtp.messages[0]["X-Coopflow-Delivery"] == smtp.messages[1]["X-Coopflow-Delivery"]
-    assert deliveries.listing(store)[0]["status"] == "sent"
+    assert deliveries.listing(store)[0].status == "sent"
 
 
 def test_a_refused_address_is_a_dead_letter_and_the_next_delivery_still_goes(shipped_policy, store_url, store, smtp):
@@ -202,8 +202,8 @@ def test_a_refused_address_is_a_dead_letter_and_the_next_delivery_still_goes(shi
     other = send_request(rt, {**REQUEST, "requester": "police", "recipient": "dic"}, "police.focal_point")
     assert deliveries.deliver_due(store, rt.policy) == 2
     dead, sent = deliveries.listing(store)
-    assert dead["status"] == "dead" and dead["attempts"] == 1 and "550" in dead["last_error"]
-    assert sent["status"] == "sent" and [m["To"] for m in smtp.messages] == [DIC_FP]
+    assert dead.status == "dead" and dead.attempts == 1 and "550" in dead.last_error
+    assert sent.status == "sent" and [m["To"] for m in smtp.messages] == [DIC_FP]
     assert f"/i/{other}" in smtp.messages[0].get_content()
 
 
@@ -221,16 +221,16 @@ def test_operators_see_dead_letters_and_queue_them_again(shipped_policy, tmp_pat
     code, out, _ = coopflow_cli("deliveries", "--status", "dead", "--json", "-c", shipped_policy)
     assert code == 0
     [shown] = json.loads(out)
-    assert shown["id"] == dead["id"] and shown["address"] == REFUSED and shown["message_id"].startswith("<coopflow.")
+    assert shown["id"] == dead.id and shown["address"] == REFUSED and shown["message_id"].startswith("<coopflow.")
     code, out, _ = coopflow_cli("status", "-c", shipped_policy)
     assert code == 0 and "1 notification(s) could not be delivered" in out
     code, out, _ = coopflow_cli("status", "--json", "-c", shipped_policy)
     assert json.loads(out)["dead_letters"] == 1
-    code, out, err = coopflow_cli("deliveries", "retry", str(sent["id"]), "-c", shipped_policy)
+    code, out, err = coopflow_cli("deliveries", "retry", str(sent.id), "-c", shipped_policy)
     assert code == 1 and "not a dead letter" in err
     code, out, _ = coopflow_cli("deliveries", "retry", "--all-dead", "-c", shipped_policy)
     assert code == 0 and out.startswith("1 dead letter(s) queued again")
-    assert deliveries.listing(store, "pending")[0]["id"] == dead["id"]
+    assert deliveries.listing(store, "pending")[0].id == dead.id
     code, _, err = coopflow_cli("deliveries", "retry", "-c", shipped_policy)
     assert code == 2 and "give a delivery ID or --all-dead" in err
     store.dispose()

@@ -67,8 +67,8 @@ def test_a_reminder_fires_on_the_right_working_day_and_not_after_the_state_is_le
         [armed] = reminders.armed(conn, kept)
     # 3 working days before the end of 6 May: 6 May, 5 May, then 29 April (30/4, 1/5 and the
     # swapped 2/5 are days off, 3-4 May a weekend); the in_progress reminder was disarmed by mark_complex.
-    assert armed["due_at"] == at("2025-04-29T07:30")
-    assert armed["deadline_at"] == at("2025-05-07T00:00")
+    assert armed.due_at == at("2025-04-29T07:30")
+    assert armed.deadline_at == at("2025-05-07T00:00")
 
     stepped_clock.set(at("2025-04-28T10:00"))
     rt.executor.submit_fire(left, "answer", "police.focal_point:nguyen_thi_b", {"answer": "Công văn 88/CAT"})
@@ -246,20 +246,20 @@ def test_a_daemon_killed_while_sending_delivers_after_restart_with_the_same_mess
         wait_until(lambda: daemon.proc.poll() is not None, 30, lambda: f"the SMTP server to kill the daemon:\n{daemon.tail()}")
         assert daemon.proc.returncode == -signal.SIGKILL
         [row] = deliveries.listing(store)
-        assert row["status"] == "sending" and row["attempts"] == 1  # committed, claimed, never marked sent
+        assert row.status == "sending" and row.attempts == 1  # committed, claimed, never marked sent
         assert len(box.messages) == (1 if stage == "data" else 0)
 
         again = spawn(policy_copy, env)
-        wait_until(lambda: deliveries.listing(store)[0]["status"] == "sent", 40,
+        wait_until(lambda: deliveries.listing(store)[0].status == "sent", 40,
                    lambda: f"the restarted daemon to deliver:\n{again.tail()}")
         again.wait_log(r"left sending by the previous leader will be sent again")
         assert again.stop() == 0
         [row] = deliveries.listing(store)
-        assert row["attempts"] == 2
+        assert row.attempts == 2
         assert [m["To"] for m in box.messages] == [POLICE_FP] * len(box.messages)
         assert len(box.messages) == (2 if stage == "data" else 1)
         assert len({m["Message-ID"] for m in box.messages}) == 1  # a resend is recognisable
-        assert {m["X-Coopflow-Delivery"] for m in box.messages} == {str(row["id"])}
+        assert {m["X-Coopflow-Delivery"] for m in box.messages} == {str(row.id)}
     finally:
         controller.stop()
 

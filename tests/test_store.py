@@ -6,6 +6,7 @@ PostgreSQL (each PostgreSQL test in a schema of its own).
 
 from __future__ import annotations
 
+import ast
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -267,22 +268,47 @@ def test_store_error_during_apply_is_retried_not_refused(shipped_policy: Path, s
     assert [o.status for o in outcomes] == [inbox.APPLIED]
 
 
-# Modules outside engine/store/ that still write SQL themselves (issue #9 item 4): this list may
-# only shrink. Each one's statements belong in a module of engine/store/.
-SQL_OUTSIDE_THE_STORE = {
-    "engine/execution/executor.py", "engine/execution/outbox.py", "engine/notify/deliveries.py",
-    "engine/notify/digest.py", "engine/notify/messages.py", "engine/notify/owed.py", "engine/notify/reminders.py",
-    "engine/views/overview.py",
-}
+# Modules outside engine/store/ that still import SQLAlchemy (issue #9, "Storage owns its SQL"):
+# this set may only shrink. engine/execution/executor.py is being moved by the batch-perf branch;
+# that branch removes it from here.
+SQL_OUTSIDE_THE_STORE = {"engine/execution/executor.py"}
+
+
+def sqlalchemy_importers(root: Path) -> set[str]:
+    """The modules under engine/ whose code imports SQLAlchemy anywhere (at the top, inside a
+    function, or under TYPE_CHECKING), read with `ast`, not by text."""
+    found = set()
+    for path in (root / "engine").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                continue
+            if any(name == "sqlalchemy" or name.startswith("sqlalchemy.") for name in names):
+                found.add(path.relative_to(root).as_posix())
+                break
+    return found
 
 
 def test_sqlalchemy_stays_in_the_store():
     """No module outside engine/store/ imports SQLAlchemy, but those still listed above."""
-    import re
-
     root = Path(__file__).resolve().parent.parent
-    importing = {path.relative_to(root).as_posix() for path in (root / "engine").rglob("*.py")
-                 if re.search(r"^\s*(from|import) sqlalchemy", path.read_text(encoding="utf-8"), re.M)}
+    importing = sqlalchemy_importers(root)
     outside = {name for name in importing if not name.startswith("engine/store/")}
-    assert outside <= SQL_OUTSIDE_THE_STORE, f"new SQL outside engine/store/: {sorted(outside - SQL_OUTSIDE_THE_STORE)}"
-    assert any(name.startswith("engine/store/") for name in importing)
+    assert outside <= SQL_OUTSIDE_THE_STORE, f"SQLAlchemy imported outside engine/store/: {sorted(outside - SQL_OUTSIDE_THE_STORE)}"
+    assert SQL_OUTSIDE_THE_STORE <= importing, f"no longer importing SQLAlchemy, drop from the list: {sorted(SQL_OUTSIDE_THE_STORE - importing)}"
+    assert "engine/store/database.py" in importing  # the walk does see an import
+
+
+def test_the_import_walk_finds_every_form_of_import(tmp_path):
+    """`import sqlalchemy`, `from sqlalchemy.x import y` and one inside a function are each found;
+    a name merely containing the word, and a relative import, are not."""
+    cases = {"plain.py": "import sqlalchemy as sa\n", "dotted.py": "from sqlalchemy.engine import Connection\n",
+             "nested.py": "def f():\n    import sqlalchemy.orm\n", "word.py": "import sqlalchemy_utils\nLOG = 'sqlalchemy'\n",
+             "relative.py": "from .sqlalchemy import x\n"}
+    (tmp_path / "engine").mkdir()
+    for name, source in cases.items():
+        (tmp_path / "engine" / name).write_text(source, encoding="utf-8")
+    assert sqlalchemy_importers(tmp_path) == {"engine/plain.py", "engine/dotted.py", "engine/nested.py"}

@@ -20,8 +20,10 @@ from pathlib import Path
 import httpx
 
 from engine.exceptions import CoopflowError
+from engine.store.deliveries import Delivery
+from engine.store.statuses import Channel
 
-EMAIL, WEBHOOK = "email", "webhook"
+EMAIL, WEBHOOK = Channel.EMAIL, Channel.WEBHOOK
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 
 
@@ -50,18 +52,18 @@ def message_id(delivery_id: int, key: str, sender: str) -> str:
     return f"<coopflow.{delivery_id}.{digest}@{sender.rpartition('@')[2]}>"
 
 
-def send_email(smtp, root: Path, timeout: float, delivery: dict) -> None:
+def send_email(smtp, root: Path, timeout: float, delivery: Delivery) -> None:
     # MIMEText + Header (compat32): the newer EmailMessage folding drops the space between two
     # encoded words of a long Vietnamese subject ("đổi thông" arrives as "đổithông").
-    body = delivery["message"]
+    body = delivery.message
     message = MIMEText(body["text"], "plain", "utf-8")
     # typeshed types a header value as str; compat32 (MIMEText's policy) takes a Header
     message["Subject"] = Header(body["subject"], "utf-8")  # type: ignore[assignment]
     message["From"] = smtp.sender
-    message["To"] = delivery["address"]
+    message["To"] = delivery.address
     message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = message_id(delivery["id"], delivery["key"], smtp.sender)
-    message["X-Coopflow-Delivery"] = str(delivery["id"])
+    message["Message-ID"] = message_id(delivery.id, delivery.key, smtp.sender)
+    message["X-Coopflow-Delivery"] = str(delivery.id)
     port = smtp.port or DEFAULT_PORTS[smtp.security]
     context = ssl.create_default_context()
     client: smtplib.SMTP
@@ -90,13 +92,13 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def send_webhook(webhook, root: Path, timeout: float, delivery: dict) -> None:
-    body = json.dumps({"delivery": delivery["id"], **delivery["message"]}, ensure_ascii=False, sort_keys=True).encode("utf-8")
+def send_webhook(webhook, root: Path, timeout: float, delivery: Delivery) -> None:
+    body = json.dumps({"delivery": delivery.id, **delivery.message}, ensure_ascii=False, sort_keys=True).encode("utf-8")
     headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "coopflow",
-               "X-Coopflow-Delivery": str(delivery["id"])}
+               "X-Coopflow-Delivery": str(delivery.id)}
     if webhook.secret:
         headers["X-Hub-Signature-256"] = signature(read_secret(webhook.secret, root), body)
-    response = httpx.post(delivery["address"], content=body, headers=headers, timeout=timeout, follow_redirects=False)
+    response = httpx.post(delivery.address, content=body, headers=headers, timeout=timeout, follow_redirects=False)
     if 200 <= response.status_code < 300:
         return
     error = f"HTTP {response.status_code} {response.reason_phrase}"

@@ -32,11 +32,11 @@ def deliveries(ctx: click.Context, status: str | None, as_json: bool, config_pat
     sender = notifications.smtp.sender if notifications and notifications.smtp else "coopflow@localhost"
     tz = runtime.policy.tz
     items = [{
-        "id": r["id"], "status": r["status"], "channel": r["channel"], "kind": r["kind"], "instance": r["instance"],
-        "recipient": r["recipient"], "address": r["address"], "subject": r["message"]["subject"], "attempts": r["attempts"],
-        "next_at": r["next_at"].astimezone(tz).isoformat(), "sent_at": r["sent_at"].astimezone(tz).isoformat() if r["sent_at"] else None,
-        "last_error": r["last_error"],
-        "message_id": channels.message_id(r["id"], r["key"], sender) if r["channel"] == channels.EMAIL else None,
+        "id": r.id, "status": r.status, "channel": r.channel, "kind": r.kind, "instance": r.instance,
+        "recipient": r.recipient, "address": r.address, "subject": r.message["subject"], "attempts": r.attempts,
+        "next_at": r.next_at.astimezone(tz).isoformat(), "sent_at": r.sent_at.astimezone(tz).isoformat() if r.sent_at else None,
+        "last_error": r.last_error,
+        "message_id": channels.message_id(r.id, r.key, sender) if r.channel == channels.EMAIL else None,
     } for r in rows]
     if as_json:
         click.echo(json.dumps(items, ensure_ascii=False, indent=1))

@@ -14,25 +14,27 @@ from datetime import timedelta
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.engine import Connection
 
 from engine import clock
 from engine.notify import channels, messages, templates
-from engine.store import inbox
-from engine.store.database import SqlStore, deliveries, insert_or_ignore
+from engine.store import Tx, inbox
+from engine.store import deliveries as rows_of
+from engine.store.database import SqlStore
+from engine.store.deliveries import Delivery
+from engine.store.outbox import Action
+from engine.store.statuses import Channel, DeliveryStatus, MessageKind
 
-PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
-STATUSES = (PENDING, SENDING, SENT, DEAD)
+PENDING, SENDING, SENT, DEAD = DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.SENT, DeliveryStatus.DEAD
+STATUSES = tuple(s.value for s in DeliveryStatus)  # plain strings (click.Choice shows an enum by its names)
 MAX_DELAY = 6 * 3600.0
 
 
 # --------------------------------------------------------------------------- creating
 
 
-def create_from_outbox(conn: Connection, policy, row) -> int:
+def create_from_outbox(conn: Tx, policy, action: Action) -> int:
     """Write the deliveries of a notify outbox row (idempotent); returns how many were new."""
-    payload, source = row["payload"], row["payload"]["source"]
+    payload, source = action.payload, action.payload["source"]
     if policy.config.notifications is None:
         return 0
     kind = _kind(policy, source)
@@ -44,10 +46,10 @@ def create_from_outbox(conn: Connection, policy, row) -> int:
         return {**contexts[""], "recipient": messages.recipient(policy.config, recipient)}
 
     extra = {"workflow": source["workflow"], "state": source["state"], "trigger": source["trigger"], "message": payload["message"]}
-    return write(conn, policy, inbox.engine_key("outbox", row["id"]), row["instance"], kind, payload["recipients"], context, extra)
+    return write(conn, policy, inbox.engine_key("outbox", action.id), action.instance, kind, payload["recipients"], context, extra)
 
 
-def write(conn: Connection, policy, key: str, instance: str | None, kind: str, recipients: list[str], context,
+def write(conn: Tx, policy, key: str, instance: str | None, kind: MessageKind, recipients: list[str], context,
           webhook_fields: dict[str, Any] | None = None) -> int:
     """Write one delivery per recipient with an address and one webhook per party that has one
     (keys `{key}:{recipient}:{channel}`, so writing twice writes nothing); returns how many were new.
@@ -86,54 +88,43 @@ def write(conn: Connection, policy, key: str, instance: str | None, kind: str, r
     return created
 
 
-def _insert(conn, key, instance, kind, channel, recipient, address, message) -> int:
-    now = clock.now()
-    new = insert_or_ignore(conn, deliveries, ["key"], returning="id", key=f"{key}:{recipient}:{channel}", instance=instance,
-                           kind=kind, channel=channel, recipient=recipient, address=address, message=message, status=PENDING,
-                           attempts=0, next_at=now, last_error=None, created_at=now, sent_at=None).first()
-    return 1 if new is not None else 0
+def _insert(conn: Tx, key: str, instance: str | None, kind: MessageKind, channel: Channel, recipient: str,
+            address: str, message: dict[str, Any]) -> int:
+    return int(rows_of.insert(conn, f"{key}:{recipient}:{channel}", instance, kind, channel, recipient, address, message,
+                              clock.now()))
 
 
-def _kind(policy, source) -> str:
+def _kind(policy, source) -> MessageKind:
     """`overdue` when the transition is a state's deadline firing, else `notify`."""
     spec = policy.workflows.get(source["workflow"])
     state = spec.states.get(source.get("from") or "") if spec else None
     if state is not None and state.deadline is not None and state.deadline.fire == source["trigger"]:
-        return "overdue"
-    return "notify"
+        return MessageKind.OVERDUE
+    return MessageKind.NOTIFY
 
 
 # --------------------------------------------------------------------------- sending
 
 
-def claim_due(store: SqlStore, policy, limit: int = 20) -> list[dict]:
+def claim_due(store: SqlStore, policy, limit: int = 20) -> list[Delivery]:
     """Mark up to `limit` due deliveries `sending` (one attempt more) and return them."""
     notifications = policy.config.notifications
     timeout = notifications.timeout if notifications else 10.0
     now = clock.now()
-    query = (select(deliveries).where(deliveries.c.status.in_((PENDING, SENDING)), deliveries.c.next_at <= now)
-             .order_by(deliveries.c.next_at, deliveries.c.id).limit(limit))
-    if store.dialect == "postgresql":
-        query = query.with_for_update(skip_locked=True)
     with store.transaction() as conn:
-        rows = [dict(r) for r in conn.execute(query).mappings().all()]
-        for r in rows:
-            r["attempts"] += 1
-            conn.execute(update(deliveries).where(deliveries.c.id == r["id"]).values(
-                status=SENDING, attempts=r["attempts"], next_at=now + timedelta(seconds=3 * timeout + 60)))
-    return rows
+        return rows_of.claim_due(conn, now, now + timedelta(seconds=3 * timeout + 60), limit)
 
 
-def send(store: SqlStore, policy, rows: list[dict]) -> dict[str, int]:
+def send(store: SqlStore, policy, rows: list[Delivery]) -> dict[str, int]:
     """Send claimed deliveries one by one; each outcome is committed on its own."""
-    counts = {SENT: 0, PENDING: 0, DEAD: 0}
+    counts: dict[str, int] = {SENT: 0, PENDING: 0, DEAD: 0}
     notifications = policy.config.notifications
     for row in rows:
-        log = logger.bind(instance=row["instance"], delivery=row["id"], channel=row["channel"], recipient=row["recipient"])
+        log = logger.bind(instance=row.instance, delivery=row.id, channel=row.channel, recipient=row.recipient)
         try:
             if notifications is None:
                 raise channels.Permanent("notifications are no longer configured")
-            if row["channel"] == channels.EMAIL:
+            if row.channel == channels.EMAIL:
                 if notifications.smtp is None:
                     raise channels.Permanent("no smtp server configured under notifications")
                 channels.send_email(notifications.smtp, policy.root, notifications.timeout, row)
@@ -141,23 +132,23 @@ def send(store: SqlStore, policy, rows: list[dict]) -> dict[str, int]:
                 channels.send_webhook(notifications.webhook, policy.root, notifications.timeout, row)
         except Exception as exc:
             attempts = notifications.attempts if notifications else 1
-            dead = isinstance(exc, channels.Permanent) or row["attempts"] >= attempts
+            dead = isinstance(exc, channels.Permanent) or row.attempts >= attempts
             error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, channels.Permanent) else str(exc)
             if dead:
-                _mark(store, row["id"], status=DEAD, last_error=error)
+                _mark(store, row.id, DEAD, last_error=error)
                 log.bind(outcome="dead").error("delivery #{} ({} to {}) is a dead letter after {} attempt(s): {}",
-                                               row["id"], row["channel"], row["address"], row["attempts"], error)
+                                               row.id, row.channel, row.address, row.attempts, error)
                 counts[DEAD] += 1
             else:
-                delay = backoff(notifications.backoff, row["attempts"])
-                _mark(store, row["id"], status=PENDING, last_error=error, next_at=clock.now() + timedelta(seconds=delay))
+                delay = backoff(notifications.backoff, row.attempts)
+                _mark(store, row.id, PENDING, last_error=error, next_at=clock.now() + timedelta(seconds=delay))
                 log.bind(outcome="retry").warning("delivery #{} ({} to {}) failed (attempt {} of {}), retrying in {:.0f} s: {}",
-                                                  row["id"], row["channel"], row["address"], row["attempts"], attempts, delay, error)
+                                                  row.id, row.channel, row.address, row.attempts, attempts, delay, error)
                 counts[PENDING] += 1
         else:
-            _mark(store, row["id"], status=SENT, sent_at=clock.now(), last_error=None)
-            log.bind(outcome="sent").info("delivery #{} sent: {} to {} ({})", row["id"], row["channel"], row["address"],
-                                          row["message"]["subject"])
+            _mark(store, row.id, SENT, sent_at=clock.now())
+            log.bind(outcome="sent").info("delivery #{} sent: {} to {} ({})", row.id, row.channel, row.address,
+                                          row.message["subject"])
             counts[SENT] += 1
     return counts
 
@@ -166,7 +157,7 @@ def release_claims(store: SqlStore) -> int:
     """Make deliveries left `sending` (by a leader that crashed or lost its lease) due now: the
     daemon that takes the lease sends them again at once, with the same Message-ID."""
     with store.transaction() as conn:
-        count = conn.execute(update(deliveries).where(deliveries.c.status == SENDING).values(next_at=clock.now())).rowcount
+        count = rows_of.release_claims(conn, clock.now())
     if count:
         logger.bind(outcome="resend").warning("{} delivery(ies) left sending by the previous leader will be sent again", count)
     return count
@@ -185,34 +176,23 @@ def backoff(base: float, attempts: int) -> float:
     return min(base * 2 ** (attempts - 1), MAX_DELAY) * random.uniform(0.5, 1.0)
 
 
-def _mark(store: SqlStore, delivery_id: int, **values) -> None:
+def _mark(store: SqlStore, delivery_id: int, status: DeliveryStatus, **values) -> None:
     with store.transaction() as conn:
-        conn.execute(update(deliveries).where(deliveries.c.id == delivery_id), values)
+        rows_of.mark(conn, delivery_id, status, **values)
 
 
 # --------------------------------------------------------------------------- operators
 
 
-def listing(store: SqlStore, status: str | None = None) -> list[dict]:
-    query = select(deliveries).order_by(deliveries.c.id)
-    if status:
-        query = query.where(deliveries.c.status == status)
+def listing(store: SqlStore, status: str | None = None) -> list[Delivery]:
     with store.reading() as conn:
-        return [dict(r) for r in conn.execute(query).mappings().all()]
-
-
-def dead_count(conn: Connection) -> int:
-    return conn.execute(select(func.count()).select_from(deliveries).where(deliveries.c.status == DEAD)).scalar_one()
+        return rows_of.listing(conn, status)
 
 
 def retry(store: SqlStore, delivery_id: int | None = None) -> int:
     """Queue dead letters again (one by id, or all when None); returns how many."""
-    query = update(deliveries).where(deliveries.c.status == DEAD)
-    if delivery_id is not None:
-        query = query.where(deliveries.c.id == bindparam("delivery_id"))
     with store.transaction() as conn:
-        params = {"delivery_id": delivery_id} if delivery_id is not None else {}
-        return conn.execute(query.values(status=PENDING, attempts=0, next_at=clock.now()), params).rowcount
+        return rows_of.requeue_dead(conn, clock.now(), delivery_id)
 
 
 class Sender(threading.Thread):

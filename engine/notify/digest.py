@@ -13,16 +13,16 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import select, update
-from sqlalchemy.engine import Connection
 
 from engine.notify import deliveries, messages, owed
 from engine.notify.templates import TEMPLATE_ERRORS
-from engine.store import inbox
-from engine.store.database import SqlStore, insert_or_ignore, instances, meta, timers
+from engine.store import Tx, consents, inbox, reads
+from engine.store import timers as timer_rows
+from engine.store.database import SqlStore, read_meta, write_meta
+from engine.store.statuses import MessageKind
 
 META_KEY = "digest_day"
-KIND = "digest"
+KIND = MessageKind.DIGEST
 FAR = datetime.max.replace(tzinfo=None)
 
 
@@ -47,14 +47,14 @@ def next_at(policy, after: datetime) -> datetime | None:
     return None
 
 
-def due_day(conn: Connection, policy, now: datetime) -> date | None:
+def due_day(conn: Tx, policy, now: datetime) -> date | None:
     """Today (local), when it is a working day, its digest hour has passed and it was not sent yet."""
     if not enabled(policy):
         return None
     today = now.astimezone(policy.tz).date()
     if not policy.calendar.is_working_day(today) or now < instant(policy, today):
         return None
-    done = conn.execute(select(meta.c.value).where(meta.c.key == META_KEY)).scalar()
+    done = read_meta(conn, META_KEY)
     return None if done is not None and done >= today.isoformat() else today
 
 
@@ -79,38 +79,37 @@ def send_due(store: SqlStore, policy, now: datetime) -> int | None:
             except TEMPLATE_ERRORS as exc:  # a broken digest template: that day's digest only
                 logger.bind(outcome="failed").error("daily digest of {} not sent: {}: {}", day, type(exc).__name__, exc)
                 chosen = []
-        if insert_or_ignore(conn, meta, ["key"], key=META_KEY, value=day.isoformat()).first() is None:
-            conn.execute(update(meta).where(meta.c.key == META_KEY).values(value=day.isoformat()))
+        write_meta(conn, META_KEY, day.isoformat())
     logger.bind(outcome="digest", recipients=chosen).info("daily digest of {}: {} person(s) with open tasks", day, len(chosen))
     return len(chosen)
 
 
-def tasks_by_recipient(conn: Connection, policy) -> dict[str, list[dict[str, Any]]]:
+def tasks_by_recipient(conn: Tx, policy) -> dict[str, list[dict[str, Any]]]:
     """Recipient (`party.role:person`, or `party.role` for a role without listed people) -> the
     open tasks they owe, soonest deadline first (then the instance id)."""
     from engine.views.overview import Specs  # views import engine.notify: imported when used
 
     config, tz, specs = policy.config, policy.tz, Specs(conn, policy)
-    due = dict(conn.execute(select(timers.c.instance, timers.c.due_at).where(timers.c.status == "armed")).all())
+    due = timer_rows.armed_due_by_instance(conn)
     out: dict[str, list[tuple]] = {}
     actor_of: dict[str, str] = {}  # one digest per person, even one listed under two roles
-    for row in conn.execute(select(instances).where(instances.c.final == 0)).mappings():
-        spec = specs.get(row["workflow"], row["version"])
-        if spec is None or row["state"] not in spec.states:
+    for row in reads.open_instances(conn):
+        spec = specs.get(row.workflow, row.version)
+        if spec is None or row.state not in spec.states:
             continue
-        fields = row["fields"] or {}
-        roles = owed.owed_roles(spec, row["state"], fields, config, owed.consented(conn, row["id"]))
+        fields = row.fields
+        roles = owed.owed_roles(spec, row.state, fields, config, consents.given(conn, row.id))
         if not roles:
             continue
         titles = {t.trigger: t.title or t.trigger for t in spec.transitions}
-        at = due.get(row["id"])
+        at = due.get(row.id)
         for role, steps in roles.items():
-            task = {"instance": row["id"], "workflow": spec.title, "clause": spec.clause,
-                    "state": spec.states[row["state"]].title, "subject": fields.get(spec.subject) if spec.subject else None,
+            task = {"instance": row.id, "workflow": spec.title, "clause": spec.clause,
+                    "state": spec.states[row.state].title, "subject": fields.get(spec.subject) if spec.subject else None,
                     "due_at": messages.vi_time(at, tz), "steps": [titles[t] for t in steps],
-                    "link": messages.link(config, row["id"])}
+                    "link": messages.link(config, row.id)}
             for actor in owed.people(role, config):
                 person = actor.partition(":")[2] or actor
                 actor = actor_of.setdefault(person, actor)
-                out.setdefault(actor, []).append(((at.replace(tzinfo=None) if at else FAR), row["id"], role, task))
+                out.setdefault(actor, []).append(((at.replace(tzinfo=None) if at else FAR), row.id, role, task))
     return {actor: [t for *_, t in sorted(items, key=lambda i: i[:3])] for actor, items in out.items()}

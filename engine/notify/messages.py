@@ -11,13 +11,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
-
 from engine import clock
 from engine.notify import owed
 from engine.policy.spec import Duration, WorkflowSpec
-from engine.store.database import timers
+from engine.store import Tx, consents
+from engine.store import timers as timer_rows
+from engine.store.reminders import Reminder
 
 
 def vi_duration(span: Duration) -> str:
@@ -108,13 +107,7 @@ def _workflow(spec: WorkflowSpec | None, workflow_id: str) -> dict[str, Any]:
     return {"id": workflow_id, "title": spec.title if spec else workflow_id, "clause": spec.clause if spec else ""}
 
 
-def armed_due(conn: Connection, instance_id: str) -> datetime | None:
-    """The due time of the instance's armed deadline, if any."""
-    return conn.execute(select(timers.c.due_at).where(timers.c.instance == instance_id, timers.c.status == "armed")
-                        .order_by(timers.c.due_at).limit(1)).scalar()
-
-
-def for_notify(conn: Connection, policy, source: dict, message: str, actor: str) -> dict[str, Any]:
+def for_notify(conn: Tx, policy, source: dict, message: str, actor: str) -> dict[str, Any]:
     """A notify action's message; for `overdue`, `deadline` is the deadline that expired."""
     spec = policy.workflows.get(source["workflow"])
     fields = source.get("fields") or {}
@@ -123,25 +116,25 @@ def for_notify(conn: Connection, policy, source: dict, message: str, actor: str)
     instance.update(from_state=source.get("from"),
                     from_state_title=states[source["from"]].title if source.get("from") in states else source.get("from"))
     transition = next((t for t in spec.transitions if t.trigger == source["trigger"]), None) if spec else None
-    agreed = owed.consented(conn, source["instance"])
+    agreed = consents.given(conn, source["instance"])
     return {**_common(policy, actor), "workflow": _workflow(spec, source["workflow"]), "instance": instance,
             "trigger": {"id": source["trigger"], "title": (transition.title if transition and transition.title else source["trigger"])},
             "actor": source.get("actor", "system"), "message": message, "link": link(policy.config, source["instance"]),
             "deadline": deadline(spec, source.get("from"), None, policy.tz),
-            "next": {"deadline": deadline(spec, source["state"], armed_due(conn, source["instance"]), policy.tz),
+            "next": {"deadline": deadline(spec, source["state"], timer_rows.armed_due(conn, source["instance"]), policy.tz),
                      "owed": owed_steps(spec, source["state"], fields, policy.config, agreed)}}
 
 
-def for_reminder(conn: Connection, policy, spec: WorkflowSpec | None, row, fields: dict, actor: str,
+def for_reminder(conn: Tx, policy, spec: WorkflowSpec | None, reminder: Reminder, fields: dict, actor: str,
                  triggers: list[str]) -> dict[str, Any]:
-    """A reminder before `row`'s deadline to `actor`, who may fire `triggers`."""
+    """A reminder before `reminder`'s deadline to `actor`, who may fire `triggers`."""
     titles = {t.trigger: t.title or t.trigger for t in spec.transitions} if spec else {}
-    agreed = owed.consented(conn, row["instance"])
-    return {**_common(policy, actor), "workflow": _workflow(spec, row["workflow"]),
-            "instance": _instance(spec, row["instance"], row["state"], fields), "link": link(policy.config, row["instance"]),
-            "deadline": deadline(spec, row["state"], row["deadline_at"], policy.tz),
+    agreed = consents.given(conn, reminder.instance)
+    return {**_common(policy, actor), "workflow": _workflow(spec, reminder.workflow),
+            "instance": _instance(spec, reminder.instance, reminder.state, fields), "link": link(policy.config, reminder.instance),
+            "deadline": deadline(spec, reminder.state, reminder.deadline_at, policy.tz),
             "steps": [titles.get(t, t) for t in triggers],
-            "next": {"owed": owed_steps(spec, row["state"], fields, policy.config, agreed)}}
+            "next": {"owed": owed_steps(spec, reminder.state, fields, policy.config, agreed)}}
 
 
 def for_digest(policy, actor: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:

@@ -10,21 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
-
 from engine.policy.spec import SYSTEM, ConfigSpec, WorkflowSpec
 from engine.rules import duties
 from engine.rules.actors import pattern_parties
-from engine.store.database import consents
-
-
-def consented(conn: Connection, instance: str) -> dict[str, list[str]]:
-    """Trigger -> parties that have already consented to it, for one instance."""
-    out: dict[str, list[str]] = {}
-    for trigger, party in conn.execute(select(consents.c.trigger, consents.c.party).where(consents.c.instance == instance)):
-        out.setdefault(trigger, []).append(party)
-    return out
 
 
 def owed_roles(spec: WorkflowSpec, state: str, fields: Mapping[str, Any], config: ConfigSpec,

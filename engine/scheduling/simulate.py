@@ -169,12 +169,12 @@ class Simulator:
     def _messages(self, store: SqlStore) -> None:
         """The e-mails and webhooks the simulated notify actions would send (never sent)."""
         for d in deliveries.listing(store):
-            subject = d["message"]["subject"]
+            subject = d.message["subject"]
             self.timeline.append(Entry(
-                at=d["created_at"].astimezone(self.policy.tz).isoformat(), kind="message", workflow=None, instance=d["instance"] or "-",
-                trigger=d["channel"], outcome=f"would send {d['kind']}", detail=f"{d['recipient']} <{d['address']}>: {subject}",
-                extra={"channel": d["channel"], "recipient": d["recipient"], "address": d["address"], "subject": subject,
-                       "message": d["kind"]}))
+                at=d.created_at.astimezone(self.policy.tz).isoformat(), kind="message", workflow=None, instance=d.instance or "-",
+                trigger=d.channel, outcome=f"would send {d.kind}", detail=f"{d.recipient} <{d.address}>: {subject}",
+                extra={"channel": d.channel, "recipient": d.recipient, "address": d.address, "subject": subject,
+                       "message": d.kind}))
         self.timeline.sort(key=lambda e: e.at)
 
     def _loop(self, runtime: Runtime, stepped: clock.SteppedClock) -> None:

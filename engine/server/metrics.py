@@ -33,7 +33,7 @@ def render(deployment) -> bytes:
         depth.set(pending)
         oldest = reads.oldest_due_timer(conn)
         lag.set(max(0.0, (clock.now() - oldest).total_seconds()) if oldest else 0.0)
-        from engine.notify.deliveries import dead_count  # the table exists in every store since schema 3
+        from engine.store.deliveries import dead_count  # the table exists in every store since schema 3
 
         Gauge("coopflow_deliveries_failed_total", "Notifications given up on (dead letters)",
               registry=registry).set(dead_count(conn))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from loguru import logger
-from sqlalchemy import Table, create_engine, event, func, inspect, select
+from sqlalchemy import Table, create_engine, event, func, inspect, select, update
 from sqlalchemy.engine import Connection, Engine  # Connection: the type other packages name a store connection by
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import QueuePool
@@ -164,8 +164,7 @@ class SqlStore:
 
     def meta_value(self, key: str) -> str | None:
         with self.reading() as conn:
-            row = conn.execute(select(meta.c.value).where(meta.c.key == key)).first()
-            return row[0] if row else None
+            return read_meta(conn, key)
 
     @contextmanager
     def explained_errors(self) -> Iterator[None]:
@@ -383,6 +382,17 @@ def _safe(url: str) -> str:
 
 
 safe_url = _safe
+
+
+def read_meta(conn: Connection, key: str) -> str | None:
+    """One coopflow_meta value (None when the key is not there)."""
+    return conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+
+
+def write_meta(conn: Connection, key: str, value: str) -> None:
+    """Set one coopflow_meta value, inserting the key when it is new."""
+    if insert_or_ignore(conn, meta, ["key"], key=key, value=value).first() is None:
+        conn.execute(update(meta).where(meta.c.key == key).values(value=value))
 
 
 def insert_or_ignore(conn: Connection, table: Table, index: list[str], returning: str | None = None, **values):

@@ -18,10 +18,11 @@ from sqlalchemy.engine import Connection
 from engine import clock
 from engine.exceptions import CoopflowError, UserError
 from engine.store.database import inbox, insert_or_ignore, instances
+from engine.store.statuses import EventKind, InboxStatus, Outcome
 
-START, FIRE, WITHDRAW = "start", "fire", "withdraw"
-PENDING, APPLIED, REFUSED, CANCELLED = "pending", "applied", "refused", "cancelled"
-STATUSES = (PENDING, APPLIED, REFUSED, CANCELLED)
+START, FIRE, WITHDRAW = EventKind.START, EventKind.FIRE, EventKind.WITHDRAW
+PENDING, APPLIED, REFUSED, CANCELLED = InboxStatus.PENDING, InboxStatus.APPLIED, InboxStatus.REFUSED, InboxStatus.CANCELLED
+STATUSES = tuple(s.value for s in InboxStatus)  # plain strings (click.Choice shows an enum by its names)
 ENGINE_NAMESPACES = ("timer", "schedule", "outbox", "auto")
 
 
@@ -197,7 +198,7 @@ def cancel(conn: Connection, inbox_id: int, by: str, now=None) -> dict[str, Any]
     state = current.state if current else None
     history.append(conn, instance=row["instance"], inbox_id=row["id"], at=now, kind=row["kind"],
                    workflow=current.workflow if current else row["workflow"], trigger=row["trigger"], from_state=state,
-                   to_state=state, actor=by, outcome=CANCELLED, reason=f"{text}; submitted by {row['actor']}",
+                   to_state=state, actor=by, outcome=Outcome.CANCELLED, reason=f"{text}; submitted by {row['actor']}",
                    data={"set": row["payload"].get("set", {}), "submitted_by": row["actor"],
                          **{k: v for k, v in row["payload"].items() if k != "set"}})
     if row["payload"].get("timer"):

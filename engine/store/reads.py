@@ -17,6 +17,9 @@ from sqlalchemy import and_, case, func, or_, select, tuple_
 from sqlalchemy.engine import Connection
 
 from engine.store.database import consents, history, inbox, instances, timers, workflow_versions
+from engine.store.statuses import EventKind, Outcome, TimerStatus
+
+SYSTEM = "system"  # the engine's own actor (engine.policy.spec.SYSTEM): timers, schedules, rules
 
 
 def instance(conn: Connection, instance_id: str) -> dict[str, Any] | None:
@@ -24,7 +27,7 @@ def instance(conn: Connection, instance_id: str) -> dict[str, Any] | None:
     row = conn.execute(select(instances).where(instances.c.id == instance_id)).mappings().first()
     if row is None:
         return None
-    armed = conn.execute(select(timers).where(timers.c.instance == instance_id, timers.c.status == "armed")).mappings().first()
+    armed = conn.execute(select(timers).where(timers.c.instance == instance_id, timers.c.status == TimerStatus.ARMED)).mappings().first()
     agreed = conn.execute(select(consents).where(consents.c.instance == instance_id).order_by(consents.c.at)).mappings()
     return {
         **row,
@@ -34,10 +37,42 @@ def instance(conn: Connection, instance_id: str) -> dict[str, Any] | None:
     }
 
 
+@dataclass(frozen=True)
+class InstanceRow:
+    """An instance as stored: what it runs (workflow, pinned version), where it is, its fields."""
+
+    id: str
+    workflow: str
+    version: str
+    state: str
+    fields: dict[str, Any]
+    final: bool
+
+
+_INSTANCE_COLUMNS = (instances.c.id, instances.c.workflow, instances.c.version, instances.c.state, instances.c.fields,
+                     instances.c.final)
+
+
+def _instance_of(r) -> InstanceRow:
+    return InstanceRow(r.id, r.workflow, r.version, r.state, r.fields or {}, bool(r.final))
+
+
+def instance_row(conn: Connection, instance_id: str) -> InstanceRow | None:
+    """One instance as stored (None when there is no such instance)."""
+    r = conn.execute(select(*_INSTANCE_COLUMNS).where(instances.c.id == instance_id)).first()
+    return _instance_of(r) if r is not None else None
+
+
+def open_instances(conn: Connection) -> Generator[InstanceRow, None, None]:
+    """Every open instance (not in a final state), streamed."""
+    for r in conn.execute(select(*_INSTANCE_COLUMNS).where(_open())):
+        yield _instance_of(r)
+
+
 def _instances_query(workflow: str | None, state: str | None):
     """Instances (filtered by workflow and state) joined to their armed deadline, newest first."""
     query = (select(instances, timers.c.due_at, timers.c.trigger.label("fires"))
-             .outerjoin(timers, (timers.c.instance == instances.c.id) & (timers.c.status == "armed"))
+             .outerjoin(timers, (timers.c.instance == instances.c.id) & (timers.c.status == TimerStatus.ARMED))
              .order_by(instances.c.created_at.desc(), instances.c.id))
     if workflow:
         query = query.where(instances.c.workflow == workflow)
@@ -67,7 +102,7 @@ def instance_list(conn: Connection, workflow: str | None = None, state: str | No
         chosen = chosen.where(instances.c.state == state)
     page = chosen.subquery()
     query = (select(page, timers.c.due_at, timers.c.trigger.label("fires"))
-             .outerjoin(timers, (timers.c.instance == page.c.id) & (timers.c.status == "armed"))
+             .outerjoin(timers, (timers.c.instance == page.c.id) & (timers.c.status == TimerStatus.ARMED))
              .order_by(page.c.created_at.desc(), page.c.id))
     return [_instance_row(r) for r in conn.execute(query).mappings()]
 
@@ -164,7 +199,7 @@ def inbox_counts(conn: Connection) -> list[tuple[str, str, int]]:
 
 def oldest_due_timer(conn: Connection) -> datetime | None:
     """The due time of the earliest armed timer (lag = now - this, when it is past)."""
-    return conn.execute(select(func.min(timers.c.due_at)).where(timers.c.status == "armed")).scalar()
+    return conn.execute(select(func.min(timers.c.due_at)).where(timers.c.status == TimerStatus.ARMED)).scalar()
 
 
 def stored_spec(conn: Connection, version: str) -> dict[str, Any] | None:
@@ -218,7 +253,7 @@ def open_groups(conn: Connection, refs: Mapping[str, Sequence[str]]) -> list[dic
 def _overdue_ids(now: datetime, lateness: Sequence[tuple[str, str, str]]):
     """The ids of instances with an armed deadline passed at `now` or a lateness transition fired
     (a subquery SQL evaluates once, never a list of ids)."""
-    passed = select(timers.c.instance.label("id")).where(timers.c.status == "armed", timers.c.due_at < now)
+    passed = select(timers.c.instance.label("id")).where(timers.c.status == TimerStatus.ARMED, timers.c.due_at < now)
     if not lateness:
         return passed
     fired = (select(history.c.instance.label("id"))
@@ -229,7 +264,7 @@ def _overdue_ids(now: datetime, lateness: Sequence[tuple[str, str, str]]):
 
 def _lateness_row(lateness: Sequence[tuple[str, str, str]]):
     """A history row (joined to its instance) that is a lateness transition fired by a deadline."""
-    return and_(history.c.kind == "fire", history.c.outcome == "applied", history.c.actor == "system",
+    return and_(history.c.kind == EventKind.FIRE, history.c.outcome == Outcome.APPLIED, history.c.actor == SYSTEM,
                 tuple_(instances.c.version, history.c.trigger, history.c.from_state).in_(list(lateness)),
                 history.c.data["timer"].as_string().is_not(None))
 
@@ -255,7 +290,7 @@ def overdue_reasons(conn: Connection, ids: Sequence[str], now: datetime, latenes
     if not ids:
         return out
     passed = select(timers.c.instance, timers.c.trigger, timers.c.due_at).where(
-        timers.c.instance.in_(list(ids)), timers.c.status == "armed", timers.c.due_at < now).order_by(timers.c.due_at)
+        timers.c.instance.in_(list(ids)), timers.c.status == TimerStatus.ARMED, timers.c.due_at < now).order_by(timers.c.due_at)
     for deadline in conn.execute(passed):
         out[deadline.instance].append({"why": "deadline_passed", "trigger": deadline.trigger, "at": deadline.due_at})
     if lateness:
@@ -309,7 +344,7 @@ def armed_deadlines_of(conn: Connection, ids: Sequence[str]) -> dict[str, dateti
     if not ids:
         return {}
     query = select(timers.c.instance, func.min(timers.c.due_at)).where(
-        timers.c.instance.in_(list(ids)), timers.c.status == "armed").group_by(timers.c.instance)
+        timers.c.instance.in_(list(ids)), timers.c.status == TimerStatus.ARMED).group_by(timers.c.instance)
     return dict(conn.execute(query).all())
 
 
@@ -318,7 +353,7 @@ def armed_deadlines_of(conn: Connection, ids: Sequence[str]) -> dict[str, dateti
 
 def _deadlines_where(horizon: datetime, skip: Sequence[tuple[str, str]]):
     """Armed timers due by `horizon`, except those armed in the (workflow, state) pairs `skip`."""
-    where = [timers.c.status == "armed", timers.c.due_at <= horizon]
+    where = [timers.c.status == TimerStatus.ARMED, timers.c.due_at <= horizon]
     if skip:
         where.append(tuple_(timers.c.workflow, timers.c.state).not_in(list(skip)))
     return where
@@ -345,7 +380,7 @@ def awaited_meetings(conn: Connection, workflow: str, state: str) -> Generator[d
     """Open instances of `workflow` in `state` (meetings awaited) with their fields and armed deadline, streamed."""
     query = (select(instances.c.id, instances.c.version, instances.c.state, instances.c.fields,
                     timers.c.due_at, timers.c.trigger)
-             .outerjoin(timers, (timers.c.instance == instances.c.id) & (timers.c.status == "armed") & (timers.c.state == state))
+             .outerjoin(timers, (timers.c.instance == instances.c.id) & (timers.c.status == TimerStatus.ARMED) & (timers.c.state == state))
              .where(instances.c.workflow == workflow, instances.c.state == state, _open())
              .order_by(instances.c.id))
     for r in conn.execute(query.execution_options(yield_per=1000)).mappings():

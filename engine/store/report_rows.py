@@ -17,6 +17,7 @@ from sqlalchemy import String, false, func, literal_column, select, tuple_, type
 from sqlalchemy.engine import Connection
 
 from engine.store.database import history, instances, workflow_versions
+from engine.store.statuses import EventKind, Outcome
 
 BATCH = 2000  # rows per round trip
 CHUNK = 500   # ids per IN list
@@ -41,14 +42,14 @@ def applied_rows(conn: Connection, start: datetime, end: datetime, finals: Itera
     by seq, but those of instances that reached one of the `finals` (workflow, state) before `start`. `extra` is the
     JSON array of EXTRA's values, then the audit record's fields `names`."""
     finals = sorted(finals)
-    over = (select(history.c.instance).where(history.c.outcome == "applied", history.c.kind == "fire", history.c.at < start,
+    over = (select(history.c.instance).where(history.c.outcome == Outcome.APPLIED, history.c.kind == EventKind.FIRE, history.c.at < start,
                                              tuple_(history.c.workflow, history.c.to_state).in_(finals))
             if finals else select(history.c.instance).where(false()))
     dialect = conn.dialect.name
     at = type_coerce(history.c.at, String) if dialect == "sqlite" else history.c.at
     query = (select(history.c.seq, history.c.instance, at, history.c.kind, history.c.workflow, history.c.trigger,
                     history.c.from_state, history.c.to_state, history.c.actor, type_coerce(_extra(dialect, names), String))
-             .where(history.c.outcome == "applied", history.c.at < end, history.c.instance.not_in(over.scalar_subquery()))
+             .where(history.c.outcome == Outcome.APPLIED, history.c.at < end, history.c.instance.not_in(over.scalar_subquery()))
              .order_by(history.c.seq))
     yield from conn.execution_options(yield_per=BATCH).execute(query)
 

@@ -28,10 +28,11 @@ class InboxStatus(StrEnum):
 
 
 class Outcome(StrEnum):
-    """history.outcome: what an applied-for event did."""
+    """history.outcome: what an applied-for event did (or that an operator cancelled it first)."""
 
     APPLIED = "applied"
     REFUSED = "refused"
+    CANCELLED = "cancelled"
 
 
 class TimerStatus(StrEnum):
@@ -40,6 +41,23 @@ class TimerStatus(StrEnum):
     ARMED = "armed"
     DISARMED = "disarmed"
     FIRED = "fired"
+
+
+class ReminderStatus(StrEnum):
+    """reminders.status: armed and disarmed with its deadline's timer, then sent (or failed: a broken template)."""
+
+    ARMED = "armed"
+    DISARMED = "disarmed"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class ActionKind(StrEnum):
+    """outbox.kind: what an after-commit action does."""
+
+    EMIT = "emit"
+    START = "start"
+    NOTIFY = "notify"
 
 
 class OutboxStatus(StrEnum):
@@ -57,6 +75,22 @@ class DeliveryStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     DEAD = "dead"
+
+
+class Channel(StrEnum):
+    """deliveries.channel: how a message travels."""
+
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class MessageKind(StrEnum):
+    """deliveries.kind: which template a message was written from (docs/notifications.md)."""
+
+    NOTIFY = "notify"
+    OVERDUE = "overdue"
+    REMIND = "remind"
+    DIGEST = "digest"
 
 
 class LoginOutcome(StrEnum):

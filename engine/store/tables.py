@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from engine.store.statuses import DeliveryStatus, InboxStatus, OutboxStatus, TimerStatus
+from engine.store.statuses import DeliveryStatus, InboxStatus, OutboxStatus, ReminderStatus, TimerStatus
 
 
 class UtcDateTime(TypeDecorator):
@@ -111,6 +111,7 @@ history = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index("ix_history_instance", "instance", "seq"),
+    Index("ix_history_actor_kind", "actor", "kind"),  # the lateness reads: system fires (engine.store.reads)
 )
 
 consents = Table(
@@ -185,7 +186,7 @@ reminders = Table(
     Column("state", Id, nullable=False),
     Column("due_at", UtcDateTime, nullable=False),        # when the reminder is sent
     Column("deadline_at", UtcDateTime, nullable=False),   # when the deadline expires
-    Column("status", String(12), nullable=False, default=TimerStatus.ARMED),
+    Column("status", String(12), nullable=False, default=ReminderStatus.ARMED),
     Index("ix_reminders_due", "status", "due_at"),
     Index("ix_reminders_instance_status", "instance", "status"),
 )

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from engine.store.database import inbox as inbox_table
 from engine.store.database import outbox, reminders, timers
-from engine.store.statuses import InboxStatus, OutboxStatus, TimerStatus
+from engine.store.statuses import EventKind, InboxStatus, OutboxStatus, TimerStatus
 
 ARMED, DISARMED, FIRED = TimerStatus.ARMED, TimerStatus.DISARMED, TimerStatus.FIRED
 
@@ -85,12 +85,12 @@ def submit_due(conn: Connection, timer_id: str):
     row = conn.execute(select(timers).where(timers.c.id == timer_id)).mappings().first()
     if row is None or row["status"] != ARMED:
         return None
-    sub = inbox.submit(conn, inbox.FIRE, instance=row["instance"], trigger=row["trigger"], actor="system",
+    sub = inbox.submit(conn, EventKind.FIRE, instance=row["instance"], trigger=row["trigger"], actor="system",
                        key=inbox.engine_key("timer", timer_id), extra={"timer": timer_id, "due_at": row["due_at"].isoformat()})
     if sub.new:
         return row
     held = conn.execute(select(inbox_table.c.status, inbox_table.c.payload).where(inbox_table.c.id == sub.inbox_id)).one()
-    if held.status != inbox.PENDING or held.payload.get("timer") != timer_id:
+    if held.status != InboxStatus.PENDING or held.payload.get("timer") != timer_id:
         mark_fired(conn, timer_id)
         logger.bind(instance=row["instance"], trigger=row["trigger"]).warning(
             "deadline {} not queued: its key is held by inbox #{} ({}); timer marked fired", timer_id, sub.inbox_id, held.status)
@@ -105,6 +105,18 @@ def armed(conn: Connection, due_before: datetime | None = None, limit: int | Non
     if limit is not None:
         query = query.limit(limit)
     return [Timer(r.id, r.instance, r.workflow, r.state, r.trigger, r.due_at) for r in conn.execute(query)]
+
+
+def armed_due(conn: Connection, instance: str) -> datetime | None:
+    """The due time of the instance's (soonest) armed deadline, if any."""
+    return conn.execute(select(timers.c.due_at).where(timers.c.instance == instance, timers.c.status == ARMED)
+                        .order_by(timers.c.due_at).limit(1)).scalar()
+
+
+def armed_due_by_instance(conn: Connection) -> dict[str, datetime]:
+    """Instance -> the due time of its armed deadline, for every instance that has one."""
+    return {instance: due_at for instance, due_at in conn.execute(
+        select(timers.c.instance, timers.c.due_at).where(timers.c.status == ARMED))}
 
 
 def work_pending(conn: Connection, now: datetime) -> bool:

@@ -32,13 +32,11 @@ from contextlib import closing
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from engine import clock
-from engine.notify import deliveries as notify_deliveries
 from engine.policy.spec import ConfigSpec, MeetingSpec, WorkflowSpec
 from engine.scheduling import schedules
-from engine.store import reads
+from engine.store import Tx, reads
+from engine.store import deliveries as delivery_rows
 
 DEFAULT_LIMIT = 20      # rows per list on one page of `coopflow status`
 UPCOMING_LIMIT = 100    # rows on one page of `coopflow upcoming`
@@ -51,7 +49,7 @@ MAX_LIMIT = 1000        # a page is never longer (the per-page reads use bounded
 class Specs:
     """Workflow specs by stored version (what each instance runs), falling back to the policy."""
 
-    def __init__(self, conn: Connection, policy):
+    def __init__(self, conn: Tx, policy):
         self.conn, self.policy = conn, policy
         self._cache: dict[str, WorkflowSpec | None] = {}
 
@@ -167,7 +165,7 @@ def build_overview(store, policy, now: datetime | None = None, limit: int = DEFA
         shown = [r["id"] for r in overdue_rows] + [s["instance"] for items in steps.values() for s in items]
         reasons = reads.overdue_reasons(conn, list(dict.fromkeys(shown)), now, lateness)
         deadlines = reads.armed_deadlines_of(conn, [s["instance"] for items in steps.values() for s in items])
-        dead_letters = notify_deliveries.dead_count(conn)
+        dead_letters = delivery_rows.dead_count(conn)
 
     clauses = _clauses(policy, spec_of, groups, late)
     overdue = [{"instance": r["id"], "workflow": r["workflow"], "state": r["state"],
