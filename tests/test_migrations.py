@@ -171,20 +171,41 @@ def test_version_pinned_by_a_newer_coopflow_is_refused_clearly(shipped_policy):
         spec_module.WorkflowSpec.from_stored({**stored, "format": 99})
 
 
-def test_schema_4_store_from_before_alembic_is_stamped_unchanged(store_url, store, log_records):
-    """The last release before Alembic made schema-4 stores (reminders included) without
-    alembic_version: opening one creates nothing and stamps it at HEAD."""
+@pytest.mark.parametrize("alembic", [False, True], ids=["before-alembic", "alembic"])
+def test_schema_4_store_gets_the_history_index(store_url, store, log_records, alembic):
+    """A schema-4 store (made by the last release before Alembic, without alembic_version, or
+    stamped schema_4 by Alembic) is upgraded to schema 5: the index on history (actor, kind) is
+    created, nothing else changes, and both records say 5."""
     with store.transaction() as conn:
-        conn.execute(text("DROP TABLE alembic_version"))
+        conn.execute(text("DROP INDEX ix_history_actor_kind"))
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="4"))
+        if alembic:
+            conn.execute(text("UPDATE alembic_version SET version_num = 'schema_4'"))
+        else:
+            conn.execute(text("DROP TABLE alembic_version"))
+    with store.reading() as conn:
+        assert "ix_history_actor_kind" not in {i["name"] for i in inspect(conn).get_indexes("history")}
     store.dispose()
     log_records.clear()
     again = SqlStore(store_url)
     try:
         with again.reading() as conn:
-            assert migrations.current_revision(conn) == migrations.HEAD == "schema_4"
+            assert migrations.current_revision(conn) == migrations.HEAD == "schema_5"
             assert compare_metadata(MigrationContext.configure(conn), metadata) == []
-        assert again.meta_value("schema_version") == "4"
+            assert {"name": "ix_history_actor_kind", "column_names": ["actor", "kind"]}.items() <= next(
+                i for i in inspect(conn).get_indexes("history") if i["name"] == "ix_history_actor_kind").items()
+        assert again.meta_value("schema_version") == "5"
     finally:
         again.dispose()
     assert [r["message"] for r in log_records if "schema" in r["message"]] == [
-        "store at schema 4 stamped with revision schema_4 (it was made before Alembic)"]
+        "schema 5: created index ix_history_actor_kind on history (actor, kind)",
+        "store schema upgraded from 4 to 5 (revision schema_5)"]
+
+
+def test_schema_5_store_from_an_earlier_run_is_left_alone(store_url, store, log_records):
+    """Opening a store already at schema 5 runs no revision and logs no upgrade."""
+    store.dispose()
+    log_records.clear()
+    again = SqlStore(store_url)
+    again.dispose()
+    assert [r["message"] for r in log_records if "schema" in r["message"]] == []
