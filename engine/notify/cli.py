@@ -48,7 +48,7 @@ def deliveries(ctx: click.Context, status: str | None, as_json: bool, config_pat
     for column in ("id", "status", "channel", "recipient", "address", "subject", "attempts", "when / last error"):
         table.add_column(column)
     for i in items:
-        when = i["sent_at"] if i["status"] == "sent" else (i["last_error"] or i["next_at"])
+        when = i["sent_at"] if i["status"] == store_deliveries.SENT else (i["last_error"] or i["next_at"])
         table.add_row(str(i["id"]), i["status"], i["channel"], i["recipient"], i["address"], i["subject"], str(i["attempts"]), when)
     Console(soft_wrap=True).print(table)
 

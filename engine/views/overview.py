@@ -37,6 +37,7 @@ from engine.policy.spec import ConfigSpec, MeetingSpec, WorkflowSpec
 from engine.scheduling import schedules
 from engine.store import Tx, reads
 from engine.store import deliveries as delivery_rows
+from engine.store.statuses import EventKind, Outcome
 
 DEFAULT_LIMIT = 20      # rows per list on one page of `coopflow status`
 UPCOMING_LIMIT = 100    # rows on one page of `coopflow upcoming`
@@ -83,7 +84,7 @@ def party_refs(specs: Iterable[WorkflowSpec]) -> dict[str, list[str]]:
 def is_lateness(spec: WorkflowSpec | None, row: Mapping[str, Any]) -> bool:
     """Is this history row a lateness transition fired by its deadline (engine.rules.duties.is_late)?"""
     data = row.get("data") or {}
-    if row.get("outcome") != "applied" or row.get("kind") != "fire" or not data.get("timer") or spec is None:
+    if row.get("outcome") != Outcome.APPLIED or row.get("kind") != EventKind.FIRE or not data.get("timer") or spec is None:
         return False
     from engine.rules import duties
 
