@@ -2,7 +2,7 @@
 
 The store is bench/reads.py's `live` store (N live information_exchange requests, 10 history
 rows each, a quarter of the in-progress ones late by a fired `deemed_received`: the system's
-fires are 1 history row in 80). On that store, in the same run, first with the index (a store
+fires are 1 history row in 40). On that store, in the same run, first with the index (a store
 `coopflow init` made has it), then after `DROP INDEX` (a schema-4 store):
 
 * in process: `engine.store.reads.overdue_instances` (the overview's overdue set) and the whole
