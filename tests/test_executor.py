@@ -471,11 +471,11 @@ def test_failing_action_retried_with_backoff_then_succeeds(runtime: Runtime, ste
     instance = start(rt, "information_exchange", "dic.focal_point", **REQUEST)
     real_run, calls = outbox._run, []
 
-    def flaky(conn, policy, row):
-        calls.append(row["id"])
+    def flaky(conn, policy, action):
+        calls.append(action.id)
         if len(calls) <= 2:
             raise RuntimeError("mail relay down")
-        real_run(conn, policy, row)
+        real_run(conn, policy, action)
 
     monkeypatch.setattr(outbox, "_run", flaky)
     sub = rt.executor.submit_fire(instance, "send", "dic.focal_point", {"dispatch_no": "CV-1"})
