@@ -12,17 +12,18 @@ from engine.auth import passwords, throttle
 from engine.auth.people import PASSWORD_SESSION, Principal, grants, known_people, principal_for, require_person
 from engine.exceptions import AuthError
 from engine.policy.spec import ConfigSpec
+from engine.store import Tx
 from engine.store import accounts as rows_of
-from engine.store.database import Connection, SqlStore
+from engine.store.database import SqlStore
 
 BAD_CREDENTIALS = "unknown person or wrong password"
 
 
-def _row(conn: Connection, person: str):
+def _row(conn: Tx, person: str):
     return rows_of.user(conn, person)
 
 
-def _require_row(conn: Connection, person: str):
+def _require_row(conn: Tx, person: str):
     row = _row(conn, person)
     if row is None:
         raise AuthError(f"{person} has no account; create it with: coopflow user add {person}")

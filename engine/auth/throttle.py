@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from engine.store import logins
-from engine.store.database import Connection
+from engine.store import Tx, logins
 from engine.store.logins import CLIENT_CAP, PERSON_CAP, record  # noqa: F401 (the throttle's API)
 from engine.store.statuses import LoginOutcome
 
@@ -32,19 +31,19 @@ def _lock_end(failures: list[datetime], now: datetime) -> datetime | None:
     return until if now < until else None
 
 
-def person_locked_until(conn: Connection, person: str, now: datetime) -> datetime | None:
+def person_locked_until(conn: Tx, person: str, now: datetime) -> datetime | None:
     """When the person's lock ends (None: not locked). Counts password failures since the last success."""
     found = logins.failures(conn, now - WINDOW - LOCKOUT, MAX_FAILURES, person=person, method=PASSWORD,
                             after_id=logins.last_reset(conn, person))
     return _lock_end(found, now)
 
 
-def client_locked_until(conn: Connection, client: str, now: datetime) -> datetime | None:
+def client_locked_until(conn: Tx, client: str, now: datetime) -> datetime | None:
     """When the client address's lock ends (None: not locked)."""
     return _lock_end(logins.failures(conn, now - WINDOW - LOCKOUT, MAX_FAILURES, client=client), now)
 
 
-def locked_until(conn: Connection, person: str | None, client: str, now: datetime) -> datetime | None:
+def locked_until(conn: Tx, person: str | None, client: str, now: datetime) -> datetime | None:
     """The later of the person's and the client's lock ends, or None."""
     ends = [client_locked_until(conn, client, now)]
     if person is not None:

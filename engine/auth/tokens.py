@@ -20,8 +20,9 @@ from engine.auth import throttle
 from engine.auth.people import Principal, grants, principal_for, require_person
 from engine.exceptions import AuthError
 from engine.policy.spec import ConfigSpec
+from engine.store import Tx
 from engine.store import accounts as rows_of
-from engine.store.database import Connection, SqlStore
+from engine.store.database import SqlStore
 
 PREFIX = "cft_"
 TOKEN_RE = re.compile(r"^cft_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")
@@ -51,7 +52,7 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def _account(conn: Connection, person: str):
+def _account(conn: Tx, person: str):
     return rows_of.user(conn, person)
 
 

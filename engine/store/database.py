@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from loguru import logger
 from sqlalchemy import Table, create_engine, event, func, inspect, select, update
-from sqlalchemy.engine import Connection, Engine  # Connection: the type other packages name a store connection by
+from sqlalchemy.engine import Connection, Engine  # other packages name a connection engine.store.Tx
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import QueuePool
 
