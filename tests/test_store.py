@@ -68,11 +68,13 @@ def test_reopening_is_a_noop(store_url, store, log_records):
 
 def test_schema_1_store_is_upgraded_keeping_its_data(store_url, store, log_records):
     """A store at schema 1 (before the timer index, before Alembic) is upgraded in place by the
-    baseline revision: the index and the tables of release 0.2 created, data kept, both versions stamped."""
+    baseline revision and those after it: the index and the tables of release 0.2, the reminders
+    table and the history index created, data kept, both versions stamped."""
     moment = datetime(2025, 6, 2, 9, 0, tzinfo=ICT)
     insert_instance(store, "old-1", moment)
     with store.transaction() as conn:
         conn.execute(text("DROP INDEX ix_timers_instance_status"))
+        conn.execute(text("DROP INDEX ix_history_actor_kind"))
         for table in ("users", "tokens", "login_attempts", "sessions", "deliveries", "reminders", "alembic_version"):
             conn.execute(text(f"DROP TABLE {table}"))
         conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="1"))
@@ -81,22 +83,23 @@ def test_schema_1_store_is_upgraded_keeping_its_data(store_url, store, log_recor
     upgraded = SqlStore(store_url)
     try:
         with upgraded.reading() as conn:
-            indexes = {ix["name"] for ix in inspect(conn).get_indexes("timers")}
+            indexes = {ix["name"] for table in ("timers", "history") for ix in inspect(conn).get_indexes(table)}
             tables = set(inspect(conn).get_table_names())
             kept = conn.execute(select(instances.c.id)).scalars().all()
             revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        assert "ix_timers_instance_status" in indexes
+        assert {"ix_timers_instance_status", "ix_history_actor_kind"} <= indexes
         assert set(metadata.tables) <= tables
         assert kept == ["old-1"]
         assert upgraded.meta_value("schema_version") == str(SCHEMA_VERSION)
-        assert revision == "schema_4"
+        assert revision == "schema_5"
     finally:
         upgraded.dispose()
     assert [r["message"] for r in log_records if "schema" in r["message"]] == [
         "schema 3 baseline: created table deliveries, table login_attempts, table sessions, "
         "index ix_timers_instance_status, table tokens, table users",
         "schema 4: created table reminders",
-        "store schema upgraded from 1 to 4 (revision schema_4)"]
+        "schema 5: created index ix_history_actor_kind on history (actor, kind)",
+        "store schema upgraded from 1 to 5 (revision schema_5)"]
 
 
 def test_store_written_by_newer_coopflow_is_refused(store_url, store):
