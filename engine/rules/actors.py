@@ -93,17 +93,42 @@ def pattern_problem(pattern: str, config: ConfigSpec, party_fields: set[str]) ->
     return None
 
 
+def _parsed(pattern: str) -> tuple[str | None, str | None, str | None]:
+    """(role, party, party field) of a role pattern; the role None for `system`, party and field None
+    for a bare role."""
+    if pattern == SYSTEM:
+        return None, None, None
+    head, _, role = pattern.rpartition(".")
+    if head.startswith("$"):
+        return role, None, head[1:]
+    return role, head or None, None
+
+
+class Patterns:
+    """Role patterns read once (a transition's `by`): `admits` then only compares strings."""
+
+    __slots__ = ("parsed",)
+
+    def __init__(self, patterns: Sequence[str]):
+        self.parsed = tuple(_parsed(p) for p in patterns)
+
+    def admits(self, actor: Actor, fields: Mapping[str, Any]) -> bool:
+        """Does `actor` fit any of the patterns, given the instance's current fields?"""
+        party, role = actor.party, actor.role
+        system = party is None and role == SYSTEM
+        for want, at, field in self.parsed:
+            if want is None:
+                if system:
+                    return True
+            elif want == role and not system and (
+                    (fields.get(field) if field is not None else at if at is not None else party) == party):
+                return True
+        return False
+
+
 def matches(actor: Actor, pattern: str, fields: Mapping[str, Any]) -> bool:
     """Does `actor` fit the role pattern, given the instance's current fields?"""
-    if pattern == SYSTEM:
-        return actor.is_system
-    head, _, role = pattern.rpartition(".")
-    if role != actor.role or actor.is_system:
-        return False
-    if not head:
-        return True
-    party = fields.get(head[1:]) if head.startswith("$") else head
-    return party == actor.party
+    return Patterns((pattern,)).admits(actor, fields)
 
 
 def resolved(patterns: list[str], fields: Mapping[str, Any]) -> str:
@@ -117,9 +142,9 @@ def resolved(patterns: list[str], fields: Mapping[str, Any]) -> str:
     return ", ".join(dict.fromkeys(one(p) for p in patterns))
 
 
-def allowed(actor: Actor, patterns: list[str], fields: Mapping[str, Any]) -> bool:
+def allowed(actor: Actor, patterns: Sequence[str], fields: Mapping[str, Any]) -> bool:
     """True when the actor fits any of the patterns."""
-    return any(matches(actor, p, fields) for p in patterns)
+    return Patterns(patterns).admits(actor, fields)
 
 
 def pattern_parties(pattern: str, fields: Mapping[str, Any], config: ConfigSpec) -> list[str]:

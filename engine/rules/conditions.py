@@ -7,49 +7,58 @@ evaluates them in order and stops at the first that fails, so a candidate transi
 for the first rule it breaks, and the first candidate (in the policy's order) that passes them
 all is the one that fires.
 
-A condition reads what it judges from the event's keyword arguments:
+`transitions` hands each condition the event data of the question (the machine sends it:
+`send_event=True`), which is one of:
 
-* `probe` (a `Probe`): the situation, the values sent, and where verdicts are written;
-* `chosen` (a transition index): replaying a decision already made, to move the state — then
-  only the chosen transition passes, whatever the fields have become since.
+* a `Probe` (an `EventData` that also carries the situation, the values sent, and where verdicts
+  are written): deciding;
+* the machine's own `EventData` of a trigger whose one argument is a transition index: replaying a
+  decision already made, to move the state — then only the chosen transition passes, whatever the
+  fields have become since.
+
+What a condition can read once is read when the machine is built (the role patterns, the fields a
+transition accepts); what a guard sees is built for the roots it reads, once per situation
+(`Probe.context`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from transitions import EventData
+from transitions import EventData, Machine
+from transitions.core import Event, State
 
 from engine.exceptions import ExpressionError
 from engine.policy.spec import TransitionSpec
 from engine.rules import actors
 from engine.rules.duties import approval_parties, awaiting
 from engine.rules.reasons import Candidate, Reason
-from engine.rules.situation import EMPTY, Situation, context, evaluate
-
-PROBE = "probe"
-CHOSEN = "chosen"
+from engine.rules.situation import EMPTY, ROOTS, Situation, compiled
 
 
-class Probe:
-    """One decision in progress: what is judged, and the verdict on each candidate so far."""
+class Probe(EventData):
+    """One decision in progress, as the event data the machine's conditions see: what is judged,
+    and the verdict on each candidate so far."""
 
-    __slots__ = ("situation", "values", "fields", "candidates", "_ctx")
-
-    def __init__(self, situation: Situation, values: Mapping[str, Any], fields: Mapping[str, Any]):
+    def __init__(self, state: State, event: Event, machine: Machine, model: object, situation: Situation,
+                 values: Mapping[str, Any], fields: Mapping[str, Any], ctx: dict[str, Any] | None = None):
+        super().__init__(state, event, machine, model, (), {})
         self.situation = situation
         self.values = values
         self.fields = fields  # stored fields with the values sent merged in
         self.candidates: list[Candidate] = []
-        self._ctx: dict[str, Any] | None = None
+        self.ctx = {} if ctx is None else ctx  # decisions of one situation with the same values sent may share it
 
-    @property
-    def ctx(self) -> dict[str, Any]:
-        """What the guards see (built on first use: most transitions have no guard)."""
-        if self._ctx is None:
-            self._ctx = context(self.situation, self.situation.fields, self.values)
-        return self._ctx
+    def context(self, roots: Collection[str]) -> dict[str, Any]:
+        """What a guard reading `roots` sees (`engine.rules.situation.context`, only those roots)."""
+        ctx = self.ctx
+        for root in roots:
+            if root not in ctx:
+                build = ROOTS.get(root)
+                if build is not None:
+                    ctx[root] = build(self.situation, self.situation.fields, self.values)
+        return ctx
 
 
 class Condition:
@@ -61,14 +70,12 @@ class Condition:
         self.index, self.t = index, t
 
     def __call__(self, event: EventData) -> bool:
-        kwargs = event.kwargs
-        probe: Probe | None = kwargs.get(PROBE)
-        if probe is None:
-            return kwargs[CHOSEN] == self.index
-        refused = self.verdict(probe)
+        if not isinstance(event, Probe):  # replaying the choice of transition event.args[0]
+            return next(iter(event.args)) == self.index
+        refused = self.verdict(event)
         if refused is None:
             return True
-        probe.candidates.append(Candidate(self.index, self.t, refused[1], refused[0], *refused[2:]))
+        event.candidates.append(Candidate(self.index, self.t, refused[1], refused[0], *refused[2:]))
         return False
 
     def verdict(self, probe: Probe) -> tuple | None:
@@ -78,9 +85,17 @@ class Condition:
 class Accepts(Condition):
     """Only fields the transition accepts may be sent with it."""
 
+    __slots__ = ("accepted",)
+
+    def __init__(self, index: int, t: TransitionSpec):
+        super().__init__(index, t)
+        self.accepted = frozenset(t.accepts)
+
     def verdict(self, probe: Probe) -> tuple | None:
-        t = self.t
-        extra = [n for n in probe.values if n not in t.accepts]
+        t, values = self.t, probe.values
+        if values.keys() <= self.accepted:
+            return None
+        extra = [n for n in values if n not in t.accepts]
         if not extra:
             return None
         return (Reason.FIELD_NOT_ACCEPTED,
@@ -90,9 +105,15 @@ class Accepts(Condition):
 class Role(Condition):
     """The actor fits one of the `by` patterns, read on the fields as stored."""
 
+    __slots__ = ("patterns",)
+
+    def __init__(self, index: int, t: TransitionSpec):
+        super().__init__(index, t)
+        self.patterns = actors.Patterns(t.by)
+
     def verdict(self, probe: Probe) -> tuple | None:
         s, t = probe.situation, self.t
-        if actors.allowed(s.actor, t.by, s.fields):
+        if self.patterns.admits(s.actor, s.fields):
             return None
         return Reason.NOT_YOUR_ROLE, f"{s.actor} may not fire '{t.trigger}' (allowed: {actors.resolved(t.by, s.fields)})"
 
@@ -100,12 +121,22 @@ class Role(Condition):
 class Guard(Condition):
     """The `when` expression is true on the fields as stored (and `given`, the values sent)."""
 
+    __slots__ = ("roots",)
+
+    def __init__(self, index: int, t: TransitionSpec):
+        super().__init__(index, t)
+        self.roots: frozenset[str] | None = None  # the context roots `when` reads, once compiled
+
     def verdict(self, probe: Probe) -> tuple | None:
         when = self.t.when
         if when is None:  # no guard: nothing to check (conditions_of adds Guard only with one)
             return None
         try:
-            met = evaluate(probe.situation, when, probe.ctx)
+            expression = compiled(probe.situation, when)
+            roots = self.roots
+            if roots is None:
+                roots = self.roots = frozenset(name.partition(".")[0] for name in expression.names)
+            met = expression.evaluate(probe.context(roots))
         except ExpressionError as exc:
             return Reason.GUARD_ERROR, f"guard {when!r} could not be evaluated: {exc}"
         return None if met else (Reason.GUARD_FALSE, f"guard not met: {when}")
@@ -116,9 +147,12 @@ class Require(Condition):
 
     def verdict(self, probe: Probe) -> tuple | None:
         t, fields = self.t, probe.fields
-        missing = tuple(n for n in t.require if fields.get(n) in EMPTY)
-        if not missing:
+        for n in t.require:
+            if fields.get(n) in EMPTY:
+                break
+        else:
             return None
+        missing = tuple(n for n in t.require if fields.get(n) in EMPTY)
         return Reason.MISSING_FIELD, f"'{t.trigger}' needs the field(s) {', '.join(missing)}", missing
 
 

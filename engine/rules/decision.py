@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.rules import actors
-from engine.rules.conditions import Probe
 from engine.rules.fields import missing_required
 from engine.rules.machines import rules_for
 from engine.rules.reasons import Candidate, Reason
@@ -30,9 +29,12 @@ __all__ = ["EMPTY", "Candidate", "Decision", "Reason", "Situation", "context", "
            "evaluate", "get_triggers", "may", "options"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Decision:
-    """The outcome of deciding one event: a chosen candidate, or the reasons none fits."""
+    """The outcome of deciding one event: a chosen candidate, or the reasons none fits.
+
+    Not a frozen dataclass: its `__init__` costs about four times as much (bench/rules.py), and a
+    decision is made per trigger every time an actor's options are shown. Treat it as read-only."""
 
     trigger: str | None
     fields: dict[str, Any]  # stored fields with the supplied values merged in
@@ -86,8 +88,11 @@ def decide_start(s: Situation, values: Mapping[str, Any]) -> Decision:
     return Decision(None, fields)
 
 
-def decide(s: Situation, trigger: str, values: Mapping[str, Any]) -> Decision:
-    """Which transition `trigger` fires from the stored state for this actor and these (coerced) values."""
+def decide(s: Situation, trigger: str, values: Mapping[str, Any], ctx: dict[str, Any] | None = None) -> Decision:
+    """Which transition `trigger` fires from the stored state for this actor and these (coerced) values.
+
+    `ctx`: what the guards see, when the caller decides several triggers of one situation with the
+    same values (`get_triggers`); made here when a guard first needs it otherwise."""
     spec, state = s.spec, s.state
     fields = {**s.fields, **values}
     if state is None:  # no stored state: a start is decided by decide_start (KeyError, as spec.states[None] raised)
@@ -96,16 +101,15 @@ def decide(s: Situation, trigger: str, values: Mapping[str, Any]) -> Decision:
         return Decision(trigger, fields, problem=f"instance is closed: state '{state}' is final",
                         problem_code=Reason.INSTANCE_CLOSED)
     rules = rules_for(spec)
-    if not rules.knows(trigger) or state not in rules.machine.events[trigger].transitions:
+    candidates = rules.candidates(state, trigger)
+    if not candidates:
         known = ", ".join(sorted(rules.triggers(state))) or "none"
         if rules.knows(trigger):
             return Decision(trigger, fields, problem=f"trigger '{trigger}' is not allowed from state '{state}' (allowed: {known})",
                             problem_code=Reason.WRONG_STATE)
         return Decision(trigger, fields, problem=f"unknown trigger '{trigger}' for workflow '{spec.id}'; from '{state}': {known}",
                         problem_code=Reason.UNKNOWN_TRIGGER)
-    probe = Probe(s, values, fields)
-    rules.may(state, trigger, probe)
-    return Decision(trigger, fields, tuple(probe.candidates))
+    return Decision(trigger, fields, tuple(rules.judge(state, trigger, candidates, s, values, fields, ctx)))
 
 
 def may(s: Situation, trigger: str, values: Mapping[str, Any] | None = None) -> bool:
@@ -117,7 +121,9 @@ def get_triggers(s: Situation) -> dict[str, Decision]:
     """Every trigger leaving the stored state, in the policy's order, decided for this actor with no values sent."""
     if s.state not in s.spec.states:
         return {}
-    return {trigger: decide(s, trigger, {}) for trigger in rules_for(s.spec).triggers(s.state)}
+    none: dict[str, Any] = {}
+    ctx: dict[str, Any] = {}  # what the guards see, the same for every trigger (built as they read it)
+    return {trigger: decide(s, trigger, none, ctx) for trigger in rules_for(s.spec).triggers(s.state)}
 
 
 options = get_triggers  # the name views used first

@@ -2,9 +2,13 @@
 
 The machine is built from the validated spec: its states, and one machine transition per spec
 transition carrying the conditions of `engine.rules.conditions` (role, guard, accepted and
-required fields, approvals). `may` asks the machine whether a trigger may fire from a state
-(`may_trigger`, which evaluates those conditions) and collects the verdict on every candidate;
-`move` fires a decision already made, to get the state it ends in.
+required fields, approvals). `may` asks whether a trigger may fire from a state: it takes the
+transitions the machine holds for that trigger and state, in the policy's order, and has
+`transitions`' `Condition.check` evaluate each one's conditions until a transition passes them all
+(what `may_trigger` does, without what it does per call that these machines never need: an
+`Event` object built per question, the scan of the triggers, the `prepare` callbacks, of which
+there are none); the verdict on every candidate lands in the probe. `move` fires a decision
+already made (the machine's own trigger), to get the state it ends in.
 
 Each machine has exactly one model attached, for good: for each question the model is set to the
 instance's stored state under the machine's lock. The state lives in the store, never in the
@@ -15,13 +19,17 @@ once per spec. Machines are kept for the last `KEEP` specs seen (a spec is immut
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from threading import Lock
+from typing import Any
 
 from transitions import Machine
+from transitions.core import Transition
 
 from engine.policy.spec import TransitionSpec, WorkflowSpec
-from engine.rules.conditions import CHOSEN, PROBE, Probe, conditions_of
+from engine.rules.conditions import Probe, conditions_of
+from engine.rules.reasons import Candidate
+from engine.rules.situation import Situation
 
 KEEP = 256
 
@@ -52,10 +60,7 @@ class _Machine(Machine):
 
 
 class _Model:
-    """The stand-in a question moves: holds the state for the duration of one call."""
-
-    # Bound by Machine.add_model (only annotated here, so the machine still binds it): Machine._can_trigger.
-    may_trigger: Callable[..., bool]
+    """The stand-in a replay moves: holds the state for the duration of one call."""
 
     def __init__(self, state: str):
         self.state = state
@@ -91,17 +96,34 @@ class Rules:
             for source in sources:
                 yield source, t
 
-    def may(self, state: str, trigger: str, probe: Probe) -> bool:
-        """May `trigger` fire from `state`? The verdict on each candidate evaluated lands in `probe`."""
-        with self.lock:
-            self.model.state = state
-            return self.model.may_trigger(trigger, **{PROBE: probe})
+    def candidates(self, state: str, trigger: str) -> list[Transition]:
+        """The machine's transitions for `trigger` from `state`, in the policy's order (none: [])."""
+        event = self.machine.events.get(trigger)
+        return event.transitions.get(state, []) if event is not None else []
+
+    def judge(self, state: str, trigger: str, candidates: list[Transition], situation: Situation,
+              values: Mapping[str, Any], fields: Mapping[str, Any], ctx: dict[str, Any] | None = None) -> list[Candidate]:
+        """Evaluate the conditions of `candidates` (`candidates(state, trigger)`) with `transitions`'
+        `Condition.check`, in order, until a transition passes them all; returns the verdict on each
+        candidate evaluated (the last one allowed, when one is). No lock: the model is not moved,
+        and a condition writes only to its probe."""
+        machine = self.machine
+        probe = Probe(machine.states[state], machine.events[trigger], machine, self.model, situation, values, fields, ctx)
+        for transition in candidates:
+            probe.transition = transition
+            for condition in transition.conditions:
+                if not condition.check(probe):
+                    break
+            else:
+                probe.result = True
+                break
+        return probe.candidates
 
     def move(self, state: str, trigger: str, chosen: int) -> str:
         """Fire transition `chosen` (by its trigger) from `state`; returns the state it ends in."""
         with self.lock:
             self.model.state = state
-            if not self.machine.events[trigger].trigger(self.model, **{CHOSEN: chosen}):
+            if not self.machine.events[trigger].trigger(self.model, chosen):
                 raise RuntimeError(f"transition {chosen} did not fire from {state}")
             return self.model.state
 

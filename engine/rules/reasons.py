@@ -31,9 +31,10 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "internal_error"            # a bug: the event is refused rather than block the inbox
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Candidate:
-    """One transition with the event's trigger that leaves the current state, and its verdict.
+    """One transition with the event's trigger that leaves the current state, and its verdict
+    (read-only; not frozen for the cost of a frozen dataclass's `__init__`, as `Decision`).
 
     `reason`/`code` say why it may not fire (both None when it may). `awaiting` is set when it
     may fire but needs approvals and the consents given so far are known: the parties whose

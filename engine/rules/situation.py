@@ -9,7 +9,7 @@ such as a visit date at least 3 days ahead.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,22 +43,32 @@ class Situation:
     config: ConfigSpec | None = None
 
 
+Root = Callable[[Situation, Mapping[str, Any], Mapping[str, Any]], Any]
+ROOTS: dict[str, Root] = {
+    "fields": lambda s, fields, given: dict(fields),
+    "given": lambda s, fields, given: {n: given.get(n) for n in s.spec.fields},
+    "actor": lambda s, fields, given: s.actor.as_context(),
+    "instance": lambda s, fields, given: {"id": s.instance, "workflow": s.spec.id, "state": s.state},
+    "now": lambda s, fields, given: s.now.isoformat(),
+}
+"""What expressions see, by root name: each built from (situation, fields, values given)."""
+
+
 def context(s: Situation, fields: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
     """What expressions see: `fields`, `given`, `actor`, `instance`, `now`."""
-    return {
-        "fields": dict(fields),
-        "given": {n: given.get(n) for n in s.spec.fields},
-        "actor": s.actor.as_context(),
-        "instance": {"id": s.instance, "workflow": s.spec.id, "state": s.state},
-        "now": s.now.isoformat(),
-    }
+    return {root: build(s, fields, given) for root, build in ROOTS.items()}
+
+
+def compiled(s: Situation, source: str) -> Expression:
+    """A policy expression, compiled; raises ExpressionError."""
+    found = s.expressions.get(source) or (s.cache or {}).get(source)
+    if found is None:  # from a pinned older version of a workflow
+        found = parse(source, dict.fromkeys(ROOTS))
+        if s.cache is not None:
+            s.cache[source] = found
+    return found
 
 
 def evaluate(s: Situation, source: str, ctx: Mapping[str, Any]) -> Any:
     """Evaluate a policy expression; raises ExpressionError."""
-    compiled = s.expressions.get(source) or (s.cache or {}).get(source)
-    if compiled is None:  # from a pinned older version of a workflow
-        compiled = parse(source, {k: None for k in ctx})
-        if s.cache is not None:
-            s.cache[source] = compiled
-    return compiled.evaluate(ctx)
+    return compiled(s, source).evaluate(ctx)
