@@ -107,10 +107,11 @@ def _parsed(pattern: str) -> tuple[str | None, str | None, str | None]:
 class Patterns:
     """Role patterns read once (a transition's `by`): `admits` then only compares strings."""
 
-    __slots__ = ("parsed",)
+    __slots__ = ("parsed", "fields")
 
     def __init__(self, patterns: Sequence[str]):
         self.parsed = tuple(_parsed(p) for p in patterns)
+        self.fields = tuple(dict.fromkeys(field for _, _, field in self.parsed if field is not None))  # read by `$field` patterns
 
     def admits(self, actor: Actor, fields: Mapping[str, Any]) -> bool:
         """Does `actor` fit any of the patterns, given the instance's current fields?"""

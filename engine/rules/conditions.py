@@ -105,17 +105,33 @@ class Accepts(Condition):
 class Role(Condition):
     """The actor fits one of the `by` patterns, read on the fields as stored."""
 
-    __slots__ = ("patterns",)
+    __slots__ = ("patterns", "refusals")
+    KEEP = 256  # refusal messages kept per transition (per actor and `$field` parties)
 
     def __init__(self, index: int, t: TransitionSpec):
         super().__init__(index, t)
         self.patterns = actors.Patterns(t.by)
+        self.refusals: dict[tuple, str] = {}
 
     def verdict(self, probe: Probe) -> tuple | None:
-        s, t = probe.situation, self.t
-        if self.patterns.admits(s.actor, s.fields):
+        s = probe.situation
+        actor, fields = s.actor, s.fields
+        if self.patterns.admits(actor, fields):
             return None
-        return Reason.NOT_YOUR_ROLE, f"{s.actor} may not fire '{t.trigger}' (allowed: {actors.resolved(t.by, s.fields)})"
+        # The message names the actor and the patterns resolved with the parties the fields name.
+        key = (actor.party, actor.role, actor.person, *[fields.get(f) for f in self.patterns.fields])
+        try:
+            message = self.refusals.get(key)
+        except TypeError:  # a value that is not a party id (unhashable): not kept
+            return Reason.NOT_YOUR_ROLE, self.refusal(actor, fields)
+        if message is None:
+            if len(self.refusals) >= self.KEEP:
+                self.refusals.clear()
+            message = self.refusals[key] = self.refusal(actor, fields)
+        return Reason.NOT_YOUR_ROLE, message
+
+    def refusal(self, actor: actors.Actor, fields: Mapping[str, Any]) -> str:
+        return f"{actor} may not fire '{self.t.trigger}' (allowed: {actors.resolved(self.t.by, fields)})"
 
 
 class Guard(Condition):

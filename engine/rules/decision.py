@@ -94,7 +94,7 @@ def decide(s: Situation, trigger: str, values: Mapping[str, Any], ctx: dict[str,
     `ctx`: what the guards see, when the caller decides several triggers of one situation with the
     same values (`get_triggers`); made here when a guard first needs it otherwise."""
     spec, state = s.spec, s.state
-    fields = {**s.fields, **values}
+    fields = {**s.fields, **values}  # the decision's own: the executor updates it with `set` actions
     if state is None:  # no stored state: a start is decided by decide_start (KeyError, as spec.states[None] raised)
         raise KeyError("decide needs the instance's stored state; a start is decided by decide_start")
     if spec.states[state].final:
@@ -119,11 +119,17 @@ def may(s: Situation, trigger: str, values: Mapping[str, Any] | None = None) -> 
 
 def get_triggers(s: Situation) -> dict[str, Decision]:
     """Every trigger leaving the stored state, in the policy's order, decided for this actor with no values sent."""
-    if s.state not in s.spec.states:
+    state = s.state
+    if state not in s.spec.states:
         return {}
-    none: dict[str, Any] = {}
+    rules, none = rules_for(s.spec), dict[str, Any]()
+    if state is None or s.spec.states[state].final:
+        return {trigger: decide(s, trigger, none) for trigger in rules.triggers(state)}
     ctx: dict[str, Any] = {}  # what the guards see, the same for every trigger (built as they read it)
-    return {trigger: decide(s, trigger, none, ctx) for trigger in rules_for(s.spec).triggers(s.state)}
+    # What `decide` does once the state is known to be open and each trigger to leave it.
+    return {trigger: Decision(trigger, dict(s.fields), tuple(rules.judge(state, trigger, rules.candidates(state, trigger),
+                                                                         s, none, s.fields, ctx)))
+            for trigger in rules.triggers(state)}
 
 
 options = get_triggers  # the name views used first
