@@ -146,6 +146,18 @@ def test_every_refused_candidate_keeps_its_own_reason(policy):
     assert ok.chosen.index == len(spec.transitions) - 1 and ok.chosen.transition.dest == "in_progress_complex"
 
 
+def test_role_refusals_name_the_parties_the_fields_name_now(policy):
+    """A role refusal's message is kept per actor and per party the `$field` patterns name: it
+    still follows the instance's fields, and the person acting."""
+    for recipient, actor in (("police", "ubnd.leader"), ("dic", "ubnd.leader"), ("police", "ubnd.leader:trinh_xuan_truong"),
+                             (None, "ubnd.leader")):
+        d = decision.decide(at(policy, "information_exchange", "sent", actor, {**REQUEST, "recipient": recipient}),
+                            "acknowledge", {})
+        named = f"{recipient}.focal_point, {recipient}.staff" if recipient else "$recipient.focal_point, $recipient.staff"
+        assert d.code is Reason.NOT_YOUR_ROLE
+        assert d.refusal == f"{actor} may not fire 'acknowledge' (allowed: {named})"
+
+
 # --------------------------------------------------------------------------- what each actor may do from here
 
 
@@ -191,6 +203,25 @@ def test_every_shipped_state_answers_for_every_role(policy):
             for actor in actors:
                 for trigger, d in decision.get_triggers(at(policy, wid, state, actor, fields)).items():
                     assert d.allowed or (d.code in set(Reason) and d.refusal), (wid, state, actor, trigger)
+
+
+def test_get_triggers_answers_as_deciding_each_trigger_alone(policy):
+    """get_triggers shares what the guards see between a state's triggers: each answer is the one
+    `decide` gives for that trigger alone (refusal, code and every candidate's verdict)."""
+    def said(d):
+        return d.refusal, d.code, [(c.index, c.reason, c.code, c.missing, c.awaiting) for c in d.candidates], d.fields
+
+    actors = ["system", "dic.leader", "police.focal_point", "ubnd.leader"]
+    seen = set()
+    for wid, spec in policy.workflows.items():
+        fields = {n: ("police" if f.type == "party" else None) for n, f in spec.fields.items()}
+        for state in spec.states:
+            for actor in actors:
+                s = at(policy, wid, state, actor, fields, consents={})
+                for trigger, d in decision.get_triggers(s).items():
+                    assert said(d) == said(decision.decide(s, trigger, {})), (wid, state, actor, trigger)
+                    seen.add(d.code)
+    assert {Reason.NOT_YOUR_ROLE, Reason.GUARD_FALSE, Reason.MISSING_FIELD, None} <= seen
 
 
 # --------------------------------------------------------------------------- owed, late, and the machine
