@@ -62,7 +62,9 @@ class Probe(EventData):
 
 
 class Condition:
-    """One rule of transition `index`; `verdict` returns None when it holds, else the refusal."""
+    """One rule of transition `index`, called by `transitions`' `Condition.check` with the event data:
+    True when the rule holds; a refusal is written to the probe (`refuse`). Each rule is written in
+    its `__call__` (no further call per check: a decision's cost is mostly these checks)."""
 
     __slots__ = ("index", "t")
 
@@ -70,16 +72,15 @@ class Condition:
         self.index, self.t = index, t
 
     def __call__(self, event: EventData) -> bool:
-        if not isinstance(event, Probe):  # replaying the choice of transition event.args[0]
-            return next(iter(event.args)) == self.index
-        refused = self.verdict(event)
-        if refused is None:
-            return True
-        event.candidates.append(Candidate(self.index, self.t, refused[1], refused[0], *refused[2:]))
-        return False
-
-    def verdict(self, probe: Probe) -> tuple | None:
         raise NotImplementedError
+
+    def replays(self, event: EventData) -> bool:
+        """Replaying a choice (the event data is the machine's own): only transition `args[0]` passes."""
+        return next(iter(event.args)) == self.index
+
+    def refuse(self, probe: Probe, code: Reason, reason: str, missing: tuple[str, ...] = ()) -> bool:
+        probe.candidates.append(Candidate(self.index, self.t, reason, code, missing))
+        return False
 
 
 class Accepts(Condition):
@@ -91,15 +92,16 @@ class Accepts(Condition):
         super().__init__(index, t)
         self.accepted = frozenset(t.accepts)
 
-    def verdict(self, probe: Probe) -> tuple | None:
-        t, values = self.t, probe.values
+    def __call__(self, event: EventData) -> bool:
+        if not isinstance(event, Probe):
+            return self.replays(event)
+        values = event.values
         if values.keys() <= self.accepted:
-            return None
-        extra = [n for n in values if n not in t.accepts]
-        if not extra:
-            return None
-        return (Reason.FIELD_NOT_ACCEPTED,
-                f"'{t.trigger}' does not accept the field(s) {', '.join(extra)} (accepts: {', '.join(t.accepts) or 'none'})")
+            return True
+        t = self.t
+        extra = [n for n in values if n not in self.accepted]
+        return self.refuse(event, Reason.FIELD_NOT_ACCEPTED,
+                           f"'{t.trigger}' does not accept the field(s) {', '.join(extra)} (accepts: {', '.join(t.accepts) or 'none'})")
 
 
 class Role(Condition):
@@ -113,22 +115,24 @@ class Role(Condition):
         self.patterns = actors.Patterns(t.by)
         self.refusals: dict[tuple, str] = {}
 
-    def verdict(self, probe: Probe) -> tuple | None:
-        s = probe.situation
+    def __call__(self, event: EventData) -> bool:
+        if not isinstance(event, Probe):
+            return self.replays(event)
+        s = event.situation
         actor, fields = s.actor, s.fields
         if self.patterns.admits(actor, fields):
-            return None
+            return True
         # The message names the actor and the patterns resolved with the parties the fields name.
         key = (actor.party, actor.role, actor.person, *[fields.get(f) for f in self.patterns.fields])
         try:
             message = self.refusals.get(key)
         except TypeError:  # a value that is not a party id (unhashable): not kept
-            return Reason.NOT_YOUR_ROLE, self.refusal(actor, fields)
+            return self.refuse(event, Reason.NOT_YOUR_ROLE, self.refusal(actor, fields))
         if message is None:
             if len(self.refusals) >= self.KEEP:
                 self.refusals.clear()
             message = self.refusals[key] = self.refusal(actor, fields)
-        return Reason.NOT_YOUR_ROLE, message
+        return self.refuse(event, Reason.NOT_YOUR_ROLE, message)
 
     def refusal(self, actor: actors.Actor, fields: Mapping[str, Any]) -> str:
         return f"{actor} may not fire '{self.t.trigger}' (allowed: {actors.resolved(self.t.by, fields)})"
@@ -143,69 +147,77 @@ class Guard(Condition):
         super().__init__(index, t)
         self.roots: frozenset[str] | None = None  # the context roots `when` reads, once compiled
 
-    def verdict(self, probe: Probe) -> tuple | None:
+    def __call__(self, event: EventData) -> bool:
+        if not isinstance(event, Probe):
+            return self.replays(event)
         when = self.t.when
         if when is None:  # no guard: nothing to check (conditions_of adds Guard only with one)
-            return None
+            return True
         try:
-            expression = compiled(probe.situation, when)
+            expression = compiled(event.situation, when)
             roots = self.roots
             if roots is None:
                 roots = self.roots = frozenset(name.partition(".")[0] for name in expression.names)
-            met = expression.evaluate(probe.context(roots))
+            met = expression.evaluate(event.context(roots))
         except ExpressionError as exc:
-            return Reason.GUARD_ERROR, f"guard {when!r} could not be evaluated: {exc}"
-        return None if met else (Reason.GUARD_FALSE, f"guard not met: {when}")
+            return self.refuse(event, Reason.GUARD_ERROR, f"guard {when!r} could not be evaluated: {exc}")
+        return True if met else self.refuse(event, Reason.GUARD_FALSE, f"guard not met: {when}")
 
 
 class Require(Condition):
     """Every `require`d field is filled once the values sent are stored."""
 
-    def verdict(self, probe: Probe) -> tuple | None:
-        t, fields = self.t, probe.fields
+    def __call__(self, event: EventData) -> bool:
+        if not isinstance(event, Probe):
+            return self.replays(event)
+        t, fields = self.t, event.fields
         for n in t.require:
             if fields.get(n) in EMPTY:
                 break
         else:
-            return None
+            return True
         missing = tuple(n for n in t.require if fields.get(n) in EMPTY)
-        return Reason.MISSING_FIELD, f"'{t.trigger}' needs the field(s) {', '.join(missing)}", missing
+        return self.refuse(event, Reason.MISSING_FIELD, f"'{t.trigger}' needs the field(s) {', '.join(missing)}", missing)
 
 
 class Approval(Condition):
     """Only a party whose consent counts may give it (the quorum itself decides consent vs move)."""
 
-    def verdict(self, probe: Probe) -> tuple | None:
-        s, t = probe.situation, self.t
+    def __call__(self, event: EventData) -> bool:
+        if not isinstance(event, Probe):
+            return self.replays(event)
+        s, t = event.situation, self.t
         if t.approvals is None:  # no approvals: nothing to check (conditions_of adds Approval only with them)
-            return None
+            return True
         try:
-            parties = approval_parties(t.approvals, s.config, probe.fields)
+            parties = approval_parties(t.approvals, s.config, event.fields)
         except ValueError as exc:
-            return Reason.NOT_A_CONSENTING_PARTY, f"'{t.trigger}': {exc}"
+            return self.refuse(event, Reason.NOT_A_CONSENTING_PARTY, f"'{t.trigger}': {exc}")
         party = s.actor.party
         if party is not None and (parties is None or party in parties):
-            return None
+            return True
         named = ", ".join(parties) if parties else "all parties" if parties is None else "no party can consent for this instance"
-        return (Reason.NOT_A_CONSENTING_PARTY,
-                f"party '{party}' is not among those whose consent '{t.trigger}' needs ({named})")
+        return self.refuse(event, Reason.NOT_A_CONSENTING_PARTY,
+                           f"party '{party}' is not among those whose consent '{t.trigger}' needs ({named})")
 
 
 class Allowed(Condition):
     """Last: every rule holds; records the allowed candidate (with the consents still awaited, if known)."""
 
-    def verdict(self, probe: Probe) -> tuple | None:
-        t, s = self.t, probe.situation
+    def __call__(self, event: EventData) -> bool:
+        if not isinstance(event, Probe):
+            return self.replays(event)
+        t, s = self.t, event.situation
         waiting = None
         if t.approvals is not None and s.consents is not None:
-            parties = approval_parties(t.approvals, s.config, probe.fields)
+            parties = approval_parties(t.approvals, s.config, event.fields)
             if parties is not None:
                 agreed = set(s.consents.get(t.trigger, ()))
                 if s.actor.party is not None:  # the system has no party (and None is never among `parties`)
                     agreed.add(s.actor.party)
                 waiting = awaiting(t.approvals, parties, agreed)
-        probe.candidates.append(Candidate(self.index, t, awaiting=waiting))
-        return None
+        event.candidates.append(Candidate(self.index, t, awaiting=waiting))
+        return True
 
 
 def conditions_of(index: int, t: TransitionSpec) -> list[Condition]:
