@@ -21,7 +21,10 @@ from engine.execution import intake
 from engine.execution.runtime import Runtime, open_runtime
 from engine.policy.loader import Policy, load_policy
 from engine.rules.actors import parse_actor
+from engine.service_accounts import AccountCommands, BadLifetime
 from engine.store import inbox, reads
+
+__all__ = ["BadFilter", "BadLifetime", "Deployment", "NotFound", "Result"]
 
 
 class NotFound(UserError):
@@ -53,8 +56,9 @@ class Result:
         return self.status == inbox.PENDING
 
 
-class Deployment:
-    """One agreement's policy and store, and everything that can be done with them."""
+class Deployment(AccountCommands):
+    """One agreement's policy and store, and everything that can be done with them
+    (the account and token commands are in engine/service_accounts.py)."""
 
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
@@ -276,6 +280,27 @@ class Deployment:
         self.check_filters(workflow, state)
         with self.runtime.store.reading() as conn:
             return reads.instance_page(conn, self.visibility(principal), workflow, state, limit, cursor)
+
+    def visible_count(self, principal, workflow: str | None = None, state: str | None = None) -> int:
+        """How many instances `instance_page` gives the principal over all its pages."""
+        if principal.is_admin:
+            return self.instance_count(workflow, state)
+        visibility = self.visibility(principal)
+        with self.runtime.store.reading() as conn:  # visibility reads the fields: counted as the pages filter them
+            return sum(visibility.allows(row) for row in reads.instance_list(conn, workflow, state))
+
+    def upcoming_for(self, principal, days: int, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
+        """`upcoming_page` as the principal may see it: deadlines and meetings of visible instances only,
+        filtered before the page is cut (so `total` and the pages hold the same items)."""
+        if principal.is_admin:
+            return self.upcoming_page(days, limit, offset)
+        visibility, every = self.visibility(principal), self.upcoming(days)
+        with self.runtime.store.reading() as conn:
+            seen = {ident: row is not None and visibility.allows(row)
+                    for ident in {item["instance"] for item in every if item.get("instance")}
+                    for row in [reads.instance(conn, ident)]}
+        items = [item for item in every if not item.get("instance") or seen[item["instance"]]]
+        return {"items": items[offset:None if limit is None else offset + limit], "total": len(items)}
 
     def history_page(self, principal, instance_id: str, limit: int = 100, after: int | None = None) -> list[dict[str, Any]]:
         self.visible_instance(principal, instance_id)

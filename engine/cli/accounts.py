@@ -2,6 +2,8 @@
 
 `user add|passwd|disable|enable|unlock|list|login` and `token issue|list|revoke|check`: the
 administrator's commands; people use their tokens from their own desk (`coopflow login`).
+Each is parse → call → render: the call is the service layer's (engine/service_accounts.py),
+which refuses what is not allowed whoever calls it.
 """
 
 from __future__ import annotations
@@ -46,12 +48,10 @@ def user() -> None:
 @CONFIG_OPTION
 def user_add(person: str, password_stdin: bool, config_path: str | None) -> None:
     """Create the account of PERSON (a person listed under a role in config.yaml)."""
-    from engine.auth import accounts, people
-
     with deployment(config_path) as d:
-        people.require_person(d.policy.config, person)  # before asking for a password
-        accounts.add_user(d.runtime.store, d.policy.config, person, _secret_from(password_stdin, "password", True))
-        click.echo(f"account created: {person} ({', '.join(people.grants(d.policy.config, person))})")
+        d.person_roles(person)  # refused before the password is asked for
+        roles = d.add_user(person, _secret_from(password_stdin, "password", True))
+    click.echo(f"account created: {person} ({', '.join(roles)})")
 
 
 @user.command("passwd")
@@ -60,11 +60,9 @@ def user_add(person: str, password_stdin: bool, config_path: str | None) -> None
 @CONFIG_OPTION
 def user_passwd(person: str, password_stdin: bool, config_path: str | None) -> None:
     """Set a new password for PERSON."""
-    from engine.auth import accounts
-
     with deployment(config_path) as d:
-        accounts.set_password(d.runtime.store, person, _secret_from(password_stdin, "new password", True))
-        click.echo(f"password changed: {person}")
+        d.set_password(person, _secret_from(password_stdin, "new password", True))
+    click.echo(f"password changed: {person}")
 
 
 @user.command("disable")
@@ -84,10 +82,8 @@ def user_enable(person: str, config_path: str | None) -> None:
 
 
 def _set_disabled(person: str, disabled: bool, config_path: str | None) -> None:
-    from engine.auth import accounts
-
     with deployment(config_path) as d:
-        changed = accounts.set_disabled(d.runtime.store, person, disabled)
+        changed = d.set_disabled(person, disabled)
     word = "disabled" if disabled else "enabled"
     click.echo(f"{word}: {person}" if changed else f"already {word}: {person}")
 
@@ -97,10 +93,8 @@ def _set_disabled(person: str, disabled: bool, config_path: str | None) -> None:
 @CONFIG_OPTION
 def user_unlock(person: str, config_path: str | None) -> None:
     """Lift the lockout of PERSON after too many failed sign-ins."""
-    from engine.auth import accounts
-
     with deployment(config_path) as d:
-        accounts.unlock(d.runtime.store, person, _local_client())
+        d.unlock_user(person, _local_client())
     click.echo(f"unlocked: {person}")
 
 
@@ -109,16 +103,13 @@ def user_unlock(person: str, config_path: str | None) -> None:
 @CONFIG_OPTION
 def user_list(as_json: bool, config_path: str | None) -> None:
     """Every person of config.yaml and every account: roles, administrator, status."""
-    from engine.auth import accounts
-
     with deployment(config_path) as d:
-        rows = accounts.list_users(d.runtime.store, d.policy.config)
-        if as_json:
-            return echo_json(rows)
-        tz = d.policy.tz
-        cells = [(r["person"], ", ".join(r["roles"]), "yes" if r["admin"] else "",
-                  r["status"] + (f" until {local(r['locked_until'], tz)}" if r["locked_until"] else ""),
-                  local(r["created"], tz), local(r["password_changed"], tz)) for r in rows]
+        rows, tz = d.users(), d.policy.tz
+    if as_json:
+        return echo_json(rows)
+    cells = [(r["person"], ", ".join(r["roles"]), "yes" if r["admin"] else "",
+              r["status"] + (f" until {local(r['locked_until'], tz)}" if r["locked_until"] else ""),
+              local(r["created"], tz), local(r["password_changed"], tz)) for r in rows]
     console().print(grid(f"{sum(r['created'] is not None for r in rows)} account(s), {len(rows)} people",
                          ("person", "roles", "admin", "status", "created", "password changed"), cells))
 
@@ -133,12 +124,9 @@ def user_list(as_json: bool, config_path: str | None) -> None:
 def user_login(person: str, password_stdin: bool, client: str | None, role: str | None, as_json: bool,
                config_path: str | None) -> None:
     """Check PERSON's password as the HTTP API will (recorded, throttled); print who they are."""
-    from engine.auth import authenticate_password
-
     with deployment(config_path) as d:
-        principal = authenticate_password(d.runtime.store, person, _secret_from(password_stdin, "password", False),
-                                          client or _local_client(), config=d.policy.config)
-        _principal_out(principal.with_role(role) if role else principal, as_json)
+        principal = d.check_password(person, _secret_from(password_stdin, "password", False), client or _local_client())
+    _principal_out(principal.with_role(role) if role else principal, as_json)
 
 
 @click.group()
@@ -154,17 +142,17 @@ def token() -> None:
 @CONFIG_OPTION
 def token_issue(person: str, expires: str, read_only: bool, name: str | None, config_path: str | None) -> None:
     """Issue a token for PERSON; the token is printed once on standard output."""
-    from engine.auth import tokens
+    from engine.service import BadLifetime
 
-    try:
-        lifetime = tokens.parse_expires(expires)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--expires") from None
     with deployment(config_path) as d:
-        token_id, secret = tokens.issue(d.runtime.store, d.policy.config, person, lifetime, read_only, name)
-        click.echo(secret)
-        click.echo(f"token {token_id} issued for {person}" + (" (read-only)" if read_only else "")
-                   + f"; expires {expires if lifetime is None else 'in ' + expires}. It is shown only this once.", err=True)
+        try:
+            token_id, secret = d.issue_token(person, expires, read_only, name)
+        except BadLifetime as exc:
+            raise click.BadParameter(str(exc), param_hint="--expires") from None
+    click.echo(secret)
+    never = expires.strip().lower() == "never"
+    click.echo(f"token {token_id} issued for {person}" + (" (read-only)" if read_only else "")
+               + f"; expires {'never' if never else 'in ' + expires}. It is shown only this once.", err=True)
 
 
 @token.command("list")
@@ -173,15 +161,12 @@ def token_issue(person: str, expires: str, read_only: bool, name: str | None, co
 @CONFIG_OPTION
 def token_list(person: str | None, as_json: bool, config_path: str | None) -> None:
     """List tokens (of PERSON): id, name, created, expires, last used, read-only, revoked."""
-    from engine.auth import tokens
-
     with deployment(config_path) as d:
-        rows = tokens.list_tokens(d.runtime.store, person)
-        if as_json:
-            return echo_json(rows)
-        tz = d.policy.tz
-        cells = [(r["id"], r["person"], r["name"] or "", local(r["created"], tz), local(r["expires"], tz) or "never",
-                  local(r["last_used"], tz), "yes" if r["read_only"] else "", r["state"]) for r in rows]
+        rows, tz = d.tokens(person), d.policy.tz
+    if as_json:
+        return echo_json(rows)
+    cells = [(r["id"], r["person"], r["name"] or "", local(r["created"], tz), local(r["expires"], tz) or "never",
+              local(r["last_used"], tz), "yes" if r["read_only"] else "", r["state"]) for r in rows]
     console().print(grid(f"{len(rows)} token(s)", ("id", "person", "name", "created", "expires", "last used", "read-only",
                                                    "state"), cells))
 
@@ -191,11 +176,8 @@ def token_list(person: str | None, as_json: bool, config_path: str | None) -> No
 @CONFIG_OPTION
 def token_revoke(token_id: str, config_path: str | None) -> None:
     """Revoke token ID (as `token list` shows it); it is refused from now on."""
-    from engine.auth import tokens
-
     with deployment(config_path) as d:
-        changed = tokens.revoke(d.runtime.store, token_id)
-    token_id = tokens.token_id(token_id)
+        token_id, changed = d.revoke_token(token_id)
     click.echo(f"revoked: {token_id}" if changed else f"already revoked: {token_id}")
 
 
@@ -205,9 +187,6 @@ def token_revoke(token_id: str, config_path: str | None) -> None:
 @CONFIG_OPTION
 def token_check(client: str | None, as_json: bool, config_path: str | None) -> None:
     """Check the token on standard input as the HTTP API will; print who it authenticates."""
-    from engine.auth import authenticate_token
-
     with deployment(config_path) as d:
-        principal = authenticate_token(d.runtime.store, _secret_from(True, "token", False), client or _local_client(),
-                                       config=d.policy.config)
-        _principal_out(principal, as_json)
+        principal = d.check_token(_secret_from(True, "token", False), client or _local_client())
+    _principal_out(principal, as_json)

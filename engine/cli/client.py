@@ -97,6 +97,7 @@ class Remote:
 
     def __init__(self, server: str, token: str | None, person: str | None = None, timezone: str | None = None):
         self.server, self.token, self.person, self.timezone = server, token, person, timezone
+        self.headers: dict[str, str] = {}  # the last answer's headers, names in lower case
 
     def call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
              key: str | None = None, auth: bool = True) -> Any:
@@ -127,6 +128,7 @@ class Remote:
             conn.request(method, parts.path + API + path + (f"?{query}" if query else ""), body=payload, headers=headers)
             response = conn.getresponse()
             status, raw = response.status, response.read()
+            self.headers = {name.lower(): value for name, value in response.getheaders()}
         except ValueError as exc:  # a port that is no number, a host with spaces...
             raise ClientError(f"error: {self.server!r} is not a server URL: {exc}", 2) from None
         except (OSError, http.client.HTTPException) as exc:  # refused, reset, name unknown, timed out, TLS...

@@ -152,21 +152,17 @@ def _pages(server: Remote, path: str, params: dict[str, Any]) -> list[dict[str, 
             return items
 
 
-def _page(server: Remote, path: str, params: dict[str, Any], page: int) -> tuple[list[dict[str, Any]], bool]:
-    """Page `page` (1-based) of a cursor-paginated listing, and whether another follows."""
-    cursor = None
+def _page(server: Remote, path: str, params: dict[str, Any], page: int) -> tuple[list[dict[str, Any]], int]:
+    """Page `page` (1-based) of a cursor-paginated listing, and how many items it has in all."""
+    cursor, total = None, 0
     for number in range(1, page + 1):
         answer = server.call("GET", path, params={**params, "cursor": cursor})
-        cursor = answer.get("next_cursor")
+        cursor, total = answer.get("next_cursor"), answer["total"]
         if number == page:
-            return answer["items"], bool(cursor)
+            return answer["items"], total
         if not cursor:
             break
-    return [], False
-
-
-def _next(command: str, page: int, more: bool) -> str | None:
-    return f"next: coopflow {command} --page {page + 1}" if more else None
+    return [], total
 
 
 LIMIT_OPTION = click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), metavar="N",
@@ -196,8 +192,9 @@ def status(instance: str | None, workflow: str | None, state: str | None, limit:
             return tables.instance(server.call("GET", f"/instances/{quote(instance, safe='')}", params={"role": role}),
                                    server.zone(), as_json)
         if workflow or state:
-            rows, more = _page(server, "/instances", {"workflow": workflow, "state": state, "limit": limit}, page)
-            return tables.instance_list(rows, server.zone(), as_json, more=_next(f"status {filters}", page, more))
+            rows, total = _page(server, "/instances", {"workflow": workflow, "state": state, "limit": limit}, page)
+            return tables.instance_list(rows, server.zone(), as_json, total,
+                                        tables.more_line((page - 1) * limit, len(rows), total, f"status {filters}", page, limit))
         return tables.overview(server.call("GET", "/overview", params={"limit": limit, "page": page}), as_json)
     from engine.service import BadFilter
 
@@ -259,12 +256,13 @@ MAX_UPCOMING_DAYS = 3660  # ten years
 @CONFIG_OPTION
 def upcoming(days: int, limit: int, page: int, as_json: bool, config_path: str | None) -> None:
     """Show what falls due in the next N days: schedule occurrences, deadlines, meetings."""
-    command = f"upcoming --days {days}"
+    command, offset = f"upcoming --days {days}", (page - 1) * limit
     server = _server()
     if server:
         items = server.call("GET", "/upcoming", params={"days": days, "limit": limit, "page": page})
-        return tables.upcoming(items, days, server.zone(), as_json, more=_next(command, page, len(items) == limit))
-    offset = (page - 1) * limit
+        total = int(server.headers.get("x-total-count", offset + len(items)))
+        return tables.upcoming(items, days, server.zone(), as_json, total,
+                               tables.more_line(offset, len(items), total, command, page, limit))
     with deployment(config_path) as d:
         data = d.upcoming_page(days, limit, offset)
         tables.upcoming(data["items"], days, d.policy.tz, as_json, data["total"],
