@@ -21,9 +21,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import copy_shipped_policy
+from conftest import clean_env, copy_shipped_policy, free_port
 from sqlalchemy import func, select
-from test_cli_client import PASSWORD, admin, clean_env, free_port
+from test_cli_client import PASSWORD, admin
 
 CLIENTS = 50
 ROUNDS = 3

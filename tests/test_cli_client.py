@@ -8,35 +8,31 @@ but those a test sets: "another machine's CLI, with only the server URL".
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
+import re
 import stat
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import copy_shipped_policy
+from conftest import clean_env as without_settings
+from conftest import copy_shipped_policy, free_port, running_daemon
 
 from engine.policy.loader import load_policy
 
 PASSWORD = "mật khẩu đủ dài 2027"
-PEOPLE = {"nguyen_van_a": "dic.focal_point", "nguyen_thi_b": "police.focal_point", "dinh_quang_khai": "dic.it_admin"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+PEOPLE = {"nguyen_van_a": "dic.focal_point", "nguyen_thi_b": "police.focal_point", "dinh_quang_khai": "dic.it_admin",
+          "tran_van_binh": "dic.leader"}
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COOPFLOW_") and k not in ("XDG_CONFIG_HOME", "COLUMNS")}
-    env.update(extra)
+    """conftest's environment without COOPFLOW_* settings, also without a saved login's folder and a terminal width."""
+    env = without_settings(**extra)
+    for name in ("XDG_CONFIG_HOME", "COLUMNS"):
+        if name not in extra:
+            env.pop(name, None)
     return env
 
 
@@ -58,25 +54,8 @@ def server(tmp_path_factory):
     for person in PEOPLE:
         done = admin(config, "user", "add", person, "--password-stdin", input=PASSWORD + "\n")
         assert done.returncode == 0, done.stderr
-    log = root / "daemon.stderr"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "-c", str(config)],
-                                env=clean_env(PYTHONUNBUFFERED="1", COOPFLOW_LEASE_TTL="3"), cwd=root,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError("daemon did not become ready:\n" + log.read_text(errors="replace")[-3000:])
-        time.sleep(0.2)
-    yield {"url": url, "config": config, "root": root}
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
+    with running_daemon(config, port, ready_timeout=90) as url:
+        yield {"url": url, "config": config, "root": root}
 
 
 class Desk:
@@ -295,3 +274,58 @@ def test_c_is_accepted_before_and_after_the_command(server):
                            capture_output=True, text=True, env=env, timeout=120)
     assert before.returncode == after.returncode == 0, before.stderr + after.stderr
     assert json.loads(before.stdout) == json.loads(after.stdout) != []
+
+
+AT_MINUTE = re.compile(r"\(at \d{4}-\d\d-\d\d \d\d:\d\d\)")  # the overview's "now": two runs may straddle a minute
+
+
+def test_remote_and_local_print_the_same(server, desks, tmp_path):
+    """The administrator's desk (who sees every instance) against the same server's local mode:
+    the same lines, totals and next-page hints, and the same exit codes."""
+    a, _ = desks
+    root = Desk(tmp_path, "admin")
+    root.login(server["url"], "dinh_quang_khai")
+    idents = [start_request(a) for _ in range(3)]
+    config = server["config"]
+
+    def both(*args: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+        remote, local = root(*args), admin(config, *args)
+        assert remote.returncode == local.returncode, (args, remote.stderr, local.stderr)
+        return remote, local
+
+    for args in (("status", "-w", "information_exchange", "--limit", "2"),
+                 ("status", "-w", "information_exchange", "--limit", "2", "--page", "2"),
+                 ("status", "-s", "drafted", "--limit", "1", "--page", "999"),
+                 ("upcoming", "--days", "400", "--limit", "1"), ("upcoming", "--days", "400", "--limit", "1", "--page", "2"),
+                 ("history", idents[0]), ("status", "--limit", "1")):
+        remote, local = both(*args)
+        assert remote.returncode == 0, (args, remote.stderr)
+        assert AT_MINUTE.sub("", remote.stdout) == AT_MINUTE.sub("", local.stdout), args
+    listed = root("status", "-w", "information_exchange", "--limit", "2").stdout
+    assert "showing 1–2 of " in listed and "next: coopflow status --workflow information_exchange --page 2" in listed
+    assert "item(s) in the next 400 day(s)" in root("upcoming", "--days", "400", "--limit", "1").stdout
+    past = root("status", "-s", "drafted", "--limit", "1", "--page", "999").stdout
+    assert "page 999 is past the end" in past
+    for args in (("status", "-w", "nowhere"), ("status", "information_exchange-00000000"),
+                 ("fire", idents[1], "nothing_such", "--as", "dic.focal_point")):
+        remote, local = root(*(a for a in args if a not in ("--as", "dic.focal_point"))), admin(config, *args)
+        assert remote.returncode == local.returncode != 0, (args, remote.stderr, local.stderr, local.stdout)
+
+
+def test_status_of_one_instance_says_whose_consent_is_still_needed(server, desks, tmp_path):
+    a, b = desks
+    leader = Desk(tmp_path, "leader")
+    leader.login(server["url"], "tran_van_binh")
+    done = a("start", "emergency_review", "--set", "issue=Sự cố an toàn thông tin", "--set", "proposed_by=dic")
+    assert done.returncode == 0, done.stderr
+    ident = done.stdout.splitlines()[0]
+    agreed = leader("consent", ident, "agree")
+    assert (agreed.returncode, agreed.stdout) == (0, "applied: consent recorded for dic: 1 of 2, waiting for police\n")
+    local = admin(server["config"], "status", ident)
+    remote = b("status", ident)
+    assert local.returncode == remote.returncode == 0, remote.stderr
+    needed = "consent to agree still needed from: police"
+    assert needed in local.stdout.splitlines() and needed in remote.stdout.splitlines()
+    assert remote.stdout.startswith(local.stdout)  # and then what the caller may do now
+    assert "you may (police.focal_point)" in remote.stdout
+    assert json.loads(b("status", ident, "--json").stdout)["awaiting_consent"] == {"agree": ["police"]}
