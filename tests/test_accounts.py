@@ -102,6 +102,46 @@ def open_store(policy: Path) -> SqlStore:
 # --------------------------------------------------------------------------- accounts
 
 
+# What the administrator's commands refuse, and the service call each one makes (engine/service_accounts.py).
+# an_leader has an account, an_focal a disabled one, binh_leader none; `nobody` is not in config.yaml.
+BOGUS_TOKEN = "cft_0123456789ab_" + "x" * 43
+REFUSALS = [  # (command, its standard input, the service call, the command's exit code)
+    (("user", "add", "nobody"), None, lambda d: d.person_roles("nobody"), 1),
+    (("user", "add", "binh_leader", "--password-stdin"), "ngắn quá", lambda d: d.add_user("binh_leader", "ngắn quá"), 1),
+    (("user", "add", "an_leader", "--password-stdin"), PASSWORD, lambda d: d.add_user("an_leader", PASSWORD), 1),
+    (("user", "passwd", "binh_leader", "--password-stdin"), PASSWORD, lambda d: d.set_password("binh_leader", PASSWORD), 1),
+    (("user", "disable", "binh_leader"), None, lambda d: d.set_disabled("binh_leader", True), 1),
+    (("user", "unlock", "binh_leader"), None, lambda d: d.unlock_user("binh_leader", "local:test"), 1),
+    (("user", "login", "an_focal", "--password-stdin"), PASSWORD,
+     lambda d: d.check_password("an_focal", PASSWORD, "10.0.0.1"), 1),
+    (("token", "issue", "an_leader", "--expires", "soon"), None, lambda d: d.issue_token("an_leader", "soon"), 2),
+    (("token", "issue", "an_leader", "--expires", "9999d"), None, lambda d: d.issue_token("an_leader", "9999d"), 2),
+    (("token", "issue", "binh_leader"), None, lambda d: d.issue_token("binh_leader"), 1),
+    (("token", "issue", "an_focal"), None, lambda d: d.issue_token("an_focal"), 1),
+    (("token", "issue", "nobody"), None, lambda d: d.issue_token("nobody"), 1),
+    (("token", "revoke", "xyz"), None, lambda d: d.revoke_token("xyz"), 1),
+    (("token", "revoke", "0123456789ab"), None, lambda d: d.revoke_token("0123456789ab"), 1),
+    (("token", "check"), BOGUS_TOKEN, lambda d: d.check_token(BOGUS_TOKEN, "10.0.0.9"), 1),
+]
+
+
+def test_the_service_refuses_what_the_commands_refuse(cli, policy):
+    from engine.exceptions import UserError
+    from engine.service import Deployment
+
+    assert add(cli, "an_leader")[0] == add(cli, "an_focal")[0] == 0
+    assert cli("user", "disable", "an_focal")[0] == 0
+    with Deployment.open(policy, log_to_files=False) as d:
+        for args, stdin, call, exit_code in REFUSALS:
+            code, out, err = cli(*args, input=None if stdin is None else stdin + "\n")
+            with pytest.raises(UserError) as refused:
+                call(d)
+            assert (code, out) == (exit_code, ""), (args, err)
+            assert str(refused.value) in " ".join(err.split()), (args, err, refused.value)
+        assert [r["person"] for r in d.users() if r["created"]] == ["an_focal", "an_leader"]  # nothing was added
+        assert d.tokens() == []
+
+
 def test_user_add_list_passwd_disable_enable(cli):
     code, out, err = add(cli, "an_leader")
     assert (code, out.strip(), err) == (0, "account created: an_leader (a.leader)", ""), err
