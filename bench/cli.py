@@ -4,8 +4,9 @@ Aim (issue 11): ≤ 150 ms wall for `coopflow status` against a server. Measured
 round running every command once in turn (so the shared machine's load hits them alike):
 
 * `python -c pass` — the interpreter alone;
-* `http.client GET` — a Python script doing the same request with the standard library (the floor:
-  what the client uses);
+* `import click` — the interpreter and click, the CLI's floor;
+* `http.client GET` — a Python script doing the same request with the standard library's http.client
+  (why the client does not use it either: it loads `email` and `ssl`);
 * `httpx GET` — the same with httpx (why the client does not use it);
 * `coopflow status ID` (remote) — logged in with `coopflow login` (saved token, time zone);
 * `coopflow status` (remote overview) — the same with rich tables drawn;
@@ -13,6 +14,10 @@ round running every command once in turn (so the shared machine's load hits them
 
 Wall time and the child's CPU (user + sys, from wait4) per run: median (min–max).
 `--imports` also prints the slowest imports of the remote command (python -X importtime).
+
+coopflow's own modules are compiled to bytecode first (`compileall`), as installing a package
+does: with PYTHONDONTWRITEBYTECODE set (it is on the project machine) an editable install would
+otherwise compile every module of the command from source on every run.
 
     .venv/bin/python bench/cli.py [--rounds 15] [--imports]
 """
@@ -51,6 +56,9 @@ def main() -> None:
     parser.add_argument("--imports", action="store_true")
     args = parser.parse_args()
     print(environment())
+    import compileall
+
+    compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "engine"), quiet=1)
     with tempfile.TemporaryDirectory(prefix="bench_cli_") as tmp:
         root = Path(tmp)
         with running(root / "server", ["nguyen_van_a"], command="serve") as (url, config, _tokens):
@@ -73,6 +81,7 @@ def main() -> None:
                       "r = c.getresponse(); assert r.status == 200; json.loads(r.read())")
             commands = {
                 "python -c pass": [sys.executable, "-c", "pass"],
+                "import click": [sys.executable, "-c", "import click"],
                 "http.client GET (raw stdlib)": [sys.executable, "-c", stdlib, url.removeprefix("http://"),
                                                  f"/api/v1/instances/{ident}", token],
                 "httpx GET (raw library)": [sys.executable, "-c", raw, f"{url}/api/v1/instances/{ident}", token],

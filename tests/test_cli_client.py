@@ -230,8 +230,10 @@ def test_the_client_path_loads_neither_sqlalchemy_nor_the_policy(desks):
     done = b("status", "-w", "information_exchange", PYTHONPROFILEIMPORTTIME="1")
     assert done.returncode == 0, done.stderr
     loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
-    assert "http.client" in loaded and "engine.cli.tables" in loaded  # the profile is real
-    assert not {m for m in loaded if m.split(".")[0] in ("sqlalchemy", "pydantic", "yaml", "loguru", "holidays", "httpx")}
+    assert "engine.cli.http1" in loaded and "engine.cli.tables" in loaded  # the profile is real
+    assert not {m for m in loaded if m.split(".")[0] in ("sqlalchemy", "pydantic", "yaml", "loguru", "holidays", "httpx",
+                                                          "email", "ssl")}
+    assert "http.client" not in loaded  # engine.cli.http1 does the exchange (http.client loads email and ssl)
     assert not {m for m in loaded if m.startswith(("engine.policy", "engine.store", "engine.service"))}
     one = a("status", start_request(a), PYTHONPROFILEIMPORTTIME="1")
     assert one.returncode == 0 and "state: " in one.stdout
@@ -329,3 +331,92 @@ def test_status_of_one_instance_says_whose_consent_is_still_needed(server, desks
     assert remote.stdout.startswith(local.stdout)  # and then what the caller may do now
     assert "you may (police.focal_point)" in remote.stdout
     assert json.loads(b("status", ident, "--json").stdout)["awaiting_consent"] == {"agree": ["police"]}
+
+
+# --------------------------------------------------------------------------- engine.cli.http1 on a real socket
+
+
+class Canned:
+    """A TCP server on 127.0.0.1 that reads one request and answers `answer` (bytes), then closes."""
+
+    def __init__(self, answer: bytes):
+        import socket
+        import threading
+
+        self.answer, self.request = answer, b""
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            while b"\r\n\r\n" not in self.request:
+                self.request += conn.recv(65536)
+            head, _, body = self.request.partition(b"\r\n\r\n")
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            while len(body) < length:
+                body += conn.recv(65536)
+            self.request = head + b"\r\n\r\n" + body
+            conn.sendall(self.answer)
+        self.sock.close()
+
+    def exchange(self, method: str = "GET", body: bytes | None = None, **headers: str):
+        from engine.cli.http1 import exchange
+
+        try:
+            return exchange("http", "127.0.0.1", self.port, method, "/api/v1/me?x=1", headers, body, 10)
+        finally:
+            self.thread.join(10)
+
+
+@pytest.mark.parametrize("answer, body", [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-Total-Count: 7\r\n\r\n{\"a\": \"b\"}", b'{"a": "b"}'),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Total-Count: 7\r\n\r\n"
+     b"4\r\n{\"a\"\r\n6;ext=1\r\n: \"b\"}\r\n0\r\nTrailer: x\r\n\r\n", b'{"a": "b"}'),
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\nx-total-count:7\r\n\r\n{\"a\": \"b\"}", b'{"a": "b"}'),
+], ids=["content-length", "chunked", "interim-then-until-close"])
+def test_http1_reads_each_framing_of_an_answer(answer, body):
+    server = Canned(answer)
+    status, headers, got = server.exchange("POST", b'{"q": 1}', Authorization="Bearer t")
+    assert (status, headers["x-total-count"], got) == (200, "7", body)
+    head, _, sent = server.request.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /api/v1/me?x=1 HTTP/1.1" and sent == b'{"q": 1}'
+    assert {b"Host: 127.0.0.1:%d" % server.port, b"Connection: close", b"Authorization: Bearer t",
+            b"Content-Length: 8"} <= set(lines)
+
+
+@pytest.mark.parametrize("answer, why", [
+    (b"<html>hello</html>", "not an HTTP/1.x answer"),
+    (b"", "no answer"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nshort", "cut short"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "not a chunk size"),
+    (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "not a header line"),
+])
+def test_http1_names_an_answer_it_cannot_read(answer, why):
+    from engine.cli.http1 import BadAnswer
+
+    with pytest.raises(BadAnswer, match=why):
+        Canned(answer).exchange()
+
+
+def test_http1_refuses_to_send_a_header_with_a_line_break_or_beyond_latin1():
+    from engine.cli.http1 import exchange
+
+    for value, why in (("k\r\nX-Admin: 1", "line break"), ("khóa-ключ", "Latin-1")):
+        with pytest.raises(ValueError, match=why):  # refused before connecting: port 9 is never reached
+            exchange("http", "127.0.0.1", 9, "POST", "/x", {"Idempotency-Key": value}, b"", 1)
+    with pytest.raises(ValueError, match="control character"):
+        exchange("http", "127.0.0.1", 9, "GET", "/x y", {}, None, 1)
+
+
+def test_a_server_that_is_not_http_is_server_unavailable(tmp_path):
+    server = Canned(b"SSH-2.0-OpenSSH_9.2\r\n")
+    desk = Desk(tmp_path, "f", COOPFLOW_SERVER=f"http://127.0.0.1:{server.port}", COOPFLOW_TOKEN="cft_000000000000_x")
+    done = desk("status", "-w", "information_exchange")
+    assert done.returncode == 1 and done.stderr.startswith(f"server unavailable: http://127.0.0.1:{server.port}: "
+                                                           "not an HTTP/1.x answer"), done.stderr
+    no_traceback(done)

@@ -1,9 +1,10 @@
 """The CLI as a client of the HTTP API: the saved login, one request, the server's errors.
 
-Only the standard library is loaded here (http.client, not httpx: importing httpx and building
-its TLS context costs ~170 ms of CPU on the project machine, more than the whole 150 ms budget of
-a remote command; bench/cli.py measures both) — never SQLAlchemy, pydantic or the policy. The
-client connects directly: HTTP(S)_PROXY variables are not used.
+Only the standard library is loaded here — not httpx (importing it and building its TLS context
+costs ~170 ms of CPU on the project machine, more than the whole 150 ms budget of a remote
+command), not even http.client (its `email` parser and `ssl` are ~45 ms more: engine/cli/http1.py
+does the one exchange a command needs on a socket; bench/cli.py measures all three) — never
+SQLAlchemy, pydantic or the policy. The client connects directly: HTTP(S)_PROXY variables are not used.
 
 * `credentials_path()` — `$XDG_CONFIG_HOME/coopflow/credentials` (default `~/.config/...`),
   a JSON file written with mode 0600 in a 0700 folder: server, token, token id, person, time zone.
@@ -102,8 +103,9 @@ class Remote:
     def call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
              key: str | None = None, auth: bool = True) -> Any:
         """`method` `path` (under /api/v1) → the decoded JSON (None for 204); ClientError otherwise."""
-        import http.client
         from urllib.parse import urlencode, urlsplit
+
+        from engine.cli.http1 import BadAnswer, exchange
 
         headers = {"Accept": "application/json", "User-Agent": "coopflow-cli"}
         if auth and self.token:
@@ -116,26 +118,14 @@ class Remote:
             headers["Content-Type"] = "application/json"
         query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
         parts = urlsplit(self.server)
-        conn: http.client.HTTPConnection | None = None
         try:
-            host = parts.hostname or ""
-            if parts.scheme == "https":
-                import ssl
-
-                conn = http.client.HTTPSConnection(host, parts.port, timeout=TIMEOUT, context=ssl.create_default_context())
-            else:
-                conn = http.client.HTTPConnection(host, parts.port, timeout=TIMEOUT)
-            conn.request(method, parts.path + API + path + (f"?{query}" if query else ""), body=payload, headers=headers)
-            response = conn.getresponse()
-            status, raw = response.status, response.read()
-            self.headers = {name.lower(): value for name, value in response.getheaders()}
-        except ValueError as exc:  # a port that is no number, a host with spaces...
-            raise ClientError(f"error: {self.server!r} is not a server URL: {exc}", 2) from None
-        except (OSError, http.client.HTTPException) as exc:  # refused, reset, name unknown, timed out, TLS...
+            status, self.headers, raw = exchange(parts.scheme, parts.hostname or "", parts.port, method,
+                                                 parts.path + API + path + (f"?{query}" if query else ""), headers,
+                                                 payload, TIMEOUT)
+        except (OSError, BadAnswer) as exc:  # refused, reset, name unknown, timed out, TLS (a certificate too), not HTTP...
             raise ClientError(f"server unavailable: {self.server}: {_reason(exc)}") from None
-        finally:
-            if conn is not None:
-                conn.close()
+        except ValueError as exc:  # a port that is no number, a host with spaces, a key that is no header text...
+            raise ClientError(f"error: cannot send this to {self.server!r}: {exc}", 2) from None
         if status == 204:
             return None
         try:

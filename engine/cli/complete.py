@@ -8,10 +8,12 @@ completion. How to enable it per shell: docs/operators.md ("Shell completion").
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from click.shell_completion import CompletionItem
+
+if TYPE_CHECKING:  # imported when completing: every command names these callbacks, few complete
+    from click.shell_completion import CompletionItem
 
 
 def _settings(ctx: click.Context):
@@ -39,6 +41,8 @@ def _ask(ctx: click.Context, remote_call, local_call) -> list[Any]:
 
 
 def _items(names: list[str], incomplete: str) -> list[CompletionItem]:
+    from click.shell_completion import CompletionItem
+
     return [CompletionItem(n) for n in sorted(set(names)) if n.startswith(incomplete)]
 
 
