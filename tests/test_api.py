@@ -6,18 +6,15 @@ created through engine.auth on the same SQLite file, as `coopflow user add` / `t
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import copy_shipped_policy
+from conftest import clean_env, copy_shipped_policy, free_port, running_daemon
 from sqlalchemy import update
 
 from engine import clock
@@ -31,12 +28,6 @@ PEOPLE = {
     "nguyen_van_a": "dic.focal_point", "pham_thi_lan": "dic.staff", "nguyen_thi_b": "police.focal_point",
     "bui_van_nam": "police.staff", "dinh_quang_khai": "dic.it_admin", "vu_minh_tuan": "dic.inspector",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -53,23 +44,8 @@ class Server:
         for person in PEOPLE:
             accounts.add_user(self.store, self.policy.config, person, PASSWORD)
             self.tokens[person] = tokens.issue(self.store, self.policy.config, person, timedelta(days=1))[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COOPFLOW_")}
-        env.update(PYTHONUNBUFFERED="1", COOPFLOW_LEASE_TTL="3")
-        self.log_path = root / "daemon.stderr"
-        with open(self.log_path, "wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "engine", "run", "-c", str(self.config)], env=env,
-                                         cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("daemon did not become ready:\n" + self.log_path.read_text(errors="replace")[-3000:])
-            time.sleep(0.2)
+        self.running = ExitStack()
+        self.url = self.running.enter_context(running_daemon(self.config, self.port))
 
     def client(self, person: str | None = None, token: str | None = None) -> httpx.Client:
         token = token or (self.tokens[person] if person else None)
@@ -78,12 +54,12 @@ class Server:
         self.clients.append(client)
         return client
 
-    def stop(self) -> int:
+    def stop(self) -> None:
+        """Close the clients, then stop the daemon (running_daemon asserts it exits 0)."""
         for client in self.clients:
             client.close()
-        self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=20)
+            self.running.close()
         finally:
             self.store.dispose()
 
@@ -92,7 +68,7 @@ class Server:
 def server(tmp_path_factory):
     s = Server(tmp_path_factory.mktemp("api"))
     yield s
-    assert s.stop() == 0
+    s.stop()
 
 
 def start_request(api: httpx.Client, **extra) -> str:
@@ -145,8 +121,7 @@ def test_two_people_of_two_parties_take_a_request_to_answered(server):
     assert rows[-1]["data"]["principal"]["client"] == "127.0.0.1"
     # the CLI's history shows the same provenance
     out = subprocess.run([sys.executable, "-m", "engine", "history", ident, "--json", "-c", str(server.config)],
-                         capture_output=True, text=True, timeout=60, env={k: v for k, v in os.environ.items()
-                                                                          if not k.startswith("COOPFLOW_")})
+                         capture_output=True, text=True, timeout=60, env=clean_env())
     assert out.returncode == 0, out.stderr
     assert "nguyen_thi_b" in out.stdout and '"principal"' in out.stdout
 
