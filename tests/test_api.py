@@ -191,6 +191,20 @@ def test_reads_are_filtered_by_party(server):
     assert ident in seen and private not in seen
     admin = server.client("dinh_quang_khai")
     assert admin.get(f"/instances/{private}").status_code == 200
+    # Totals and pages count only what the caller may see, the private deadline included for the administrator only.
+    for sent in (ident, private):
+        assert dic.post(f"/instances/{sent}/events", json={"trigger": "send", "values": {"dispatch_no": "9/STTTT"}}
+                        ).status_code == 200
+    for reader, sees in ((police, False), (admin, True)):
+        every = reader.get("/instances", params={"workflow": "information_exchange", "limit": 500}).json()
+        first = reader.get("/instances", params={"workflow": "information_exchange", "limit": 1}).json()
+        assert first["total"] == every["total"] == len(every["items"]) > 1
+        answer = reader.get("/upcoming", params={"days": 400, "limit": 1000})
+        items = answer.json()
+        assert int(answer.headers["x-total-count"]) == len(items) > 1
+        assert any(i.get("instance") == private for i in items) is sees
+        assert reader.get("/upcoming", params={"days": 400, "limit": 1, "page": 2}).json() == items[1:2]
+    assert police.get("/instances", params={"limit": 500}).json()["total"] < admin.get("/instances").json()["total"]
 
 
 def test_pagination_tasks_and_idempotency(server):
