@@ -39,7 +39,7 @@ def _actions(d: Deployment, p: Principal, row: dict[str, Any], spec) -> tuple[li
     closed: dict[str, dict] = {}
     consented = {(c["trigger"], c["party"]) for c in row["consents"]}
     for role in p.roles:
-        for a in d.actions(row, f"{role}:{p.person}"):
+        for a in d.actions(row, f"{role}:{p.person}", spec):
             if a["allowed"] and a["trigger"] not in opened:
                 party = role.split(".", 1)[0]
                 names = [n for n in a["accepts"] if n in spec.fields]
