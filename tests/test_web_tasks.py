@@ -119,3 +119,17 @@ def test_a_bad_cursor_starts_from_the_first_page(deployment):
     assert tasks._tasks(deployment, POLICE, "not-a-cursor", "%%%")["mine"] == first["mine"]
     with pytest.raises(worklist.BadCursor):
         worklist.check_cursor("bm90IGpzb24")
+
+
+def test_the_calendar_keeps_what_the_person_may_see(deployment):
+    fill(deployment)
+    ubnd = Principal("mai_thi_ngoc", "ubnd", ("ubnd.focal_point",), "test", "127.0.0.1")
+    rows = deployment.instances()
+    for p in (DIC, POLICE, ubnd):
+        visibility = deployment.visibility(p)
+        with deployment.runtime.store.reading() as conn:
+            seen = worklist.visible_among(conn, visibility, [r["id"] for r in rows])
+        assert seen == {r["id"] for r in rows if visibility.allows(r)}, p.person
+    with deployment.runtime.store.reading() as conn:  # the People's Committee takes part in the emergency meeting only
+        assert {i.split("-")[0] for i in worklist.visible_among(conn, deployment.visibility(ubnd), [r["id"] for r in rows])} \
+            == {"emergency_review"}
