@@ -95,17 +95,17 @@ def check_cursor(text: str) -> tuple[datetime | None, str]:
         raise BadCursor(f"'{text[:40]}' is not a cursor this page handed out") from exc
 
 
-def _deadline_window(at: datetime | None, ident: str):
-    """The next WINDOW armed deadlines after (at, ident), soonest first (the index on due times)."""
+def _deadlines_after(at: datetime | None, ident: str):
+    """Armed deadlines after (at, ident), soonest first (the index on due times)."""
     query = select(timers.c.instance.label("id"), timers.c.due_at).where(timers.c.status == "armed")
     if at is not None:
         query = query.where(timers.c.due_at >= at, or_(timers.c.due_at > at, timers.c.instance > ident))
-    return query.order_by(timers.c.due_at, timers.c.instance).limit(WINDOW).subquery()
+    return query.order_by(timers.c.due_at, timers.c.instance)
 
 
-def _undated_window(ident: str):
-    """The next WINDOW instances after `ident` by id (those without an armed deadline are kept)."""
-    return select(instances.c.id).where(instances.c.id > ident).order_by(instances.c.id).limit(WINDOW).subquery()
+def _ids_after(ident: str):
+    """Instances after `ident` by id (those without an armed deadline are kept from them)."""
+    return select(instances.c.id, null().label("due_at")).where(instances.c.id > ident).order_by(instances.c.id)
 
 
 def page(conn: Connection, visibility: Visibility, duties: Sequence[Duty], owed: bool, limit: int,
@@ -116,7 +116,8 @@ def page(conn: Connection, visibility: Visibility, duties: Sequence[Duty], owed:
 
     Instances are looked at WINDOW at a time in that order (the due-time index, then the primary
     key), BUDGET at most: a page costs the instances looked at, never the whole store's; one that
-    stops at BUDGET may hold fewer than `limit` rows, and the cursor goes on from there."""
+    stops at BUDGET may hold fewer than `limit` rows, and the cursor goes on from there. Only the
+    rows kept and the last one looked at come back from the database."""
     matched = _owed(duties)
     # column tests first, the party fields' JSON after: SQL stops at the first false term
     wanted = and_(instances.c.final == 0, matched if owed else ~matched, _visible(visibility))
@@ -125,27 +126,24 @@ def page(conn: Connection, visibility: Visibility, duties: Sequence[Duty], owed:
     hits: list[str] = []
     looked = 0
     while len(hits) < limit and looked < BUDGET:
-        if dated:
-            window = _deadline_window(at, ident)
-            query = (select(window.c.id, window.c.due_at, wanted.label("hit"))
-                     .join(instances, instances.c.id == window.c.id).order_by(window.c.due_at, window.c.id))
-        else:
-            window = _undated_window(ident)
-            undated = ~select(timers.c.id).where(timers.c.instance == window.c.id, timers.c.status == "armed").exists()
-            query = (select(window.c.id, null().label("due_at"), and_(wanted, undated).label("hit"))
-                     .join(instances, instances.c.id == window.c.id).order_by(window.c.id))
-        rows = conn.execute(query).all()
-        looked += len(rows)
-        for r in rows:
-            at, ident = r.due_at, r.id
-            if r.hit:
-                hits.append(r.id)
-                if len(hits) == limit:
-                    break
-        if len(rows) < WINDOW and len(hits) < limit:
-            if not dated:
-                return _rows(conn, hits), None
+        ordered = _deadlines_after(at, ident) if dated else _ids_after(ident)
+        window = ordered.limit(WINDOW).subquery()
+        keep = wanted if dated else and_(wanted, ~select(timers.c.id).where(
+            timers.c.instance == window.c.id, timers.c.status == "armed").exists())
+        kept = conn.execute(select(window.c.id, window.c.due_at).join(instances, instances.c.id == window.c.id)
+                            .where(keep).order_by(window.c.due_at, window.c.id).limit(limit - len(hits))).all()
+        hits += [r.id for r in kept]
+        if len(hits) == limit:
+            at, ident = kept[-1].due_at, kept[-1].id
+            break
+        last = conn.execute(ordered.offset(WINDOW - 1).limit(1)).first()
+        looked += WINDOW
+        if last is not None:
+            at, ident = last.due_at, last.id
+        elif dated:  # the deadlines are through: on to the files without one
             dated, at, ident = False, None, ""
+        else:
+            return _rows(conn, hits), None
     return _rows(conn, hits), _encode(at, ident)
 
 
