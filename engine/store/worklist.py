@@ -77,7 +77,7 @@ def _owed(duties: Sequence[Duty]):
     return or_(*clauses) if clauses else false()
 
 
-WINDOW = 500    # instances looked at per query, in page order
+WINDOW = 1_000  # instances looked at per query, in page order
 BUDGET = 2_000  # instances looked at for one page at most; the page then ends early, its cursor where it stopped
 
 
@@ -95,17 +95,22 @@ def check_cursor(text: str) -> tuple[datetime | None, str]:
         raise BadCursor(f"'{text[:40]}' is not a cursor this page handed out") from exc
 
 
-def _deadlines_after(at: datetime | None, ident: str):
-    """Armed deadlines after (at, ident), soonest first (the index on due times)."""
+def _deadlines_between(at: datetime | None, ident: str, end: Any = None):
+    """Armed deadlines after (at, ident) and up to `end` (a row: due_at, id; None: no bound), soonest first."""
     query = select(timers.c.instance.label("id"), timers.c.due_at).where(timers.c.status == "armed")
     if at is not None:
         query = query.where(timers.c.due_at >= at, or_(timers.c.due_at > at, timers.c.instance > ident))
+    if end is not None:
+        query = query.where(timers.c.due_at <= end.due_at, or_(timers.c.due_at < end.due_at, timers.c.instance <= end.id))
     return query.order_by(timers.c.due_at, timers.c.instance)
 
 
-def _ids_after(ident: str):
-    """Instances after `ident` by id (those without an armed deadline are kept from them)."""
-    return select(instances.c.id, null().label("due_at")).where(instances.c.id > ident).order_by(instances.c.id)
+def _ids_between(ident: str, end: Any = None):
+    """Instances after `ident` and up to `end` (a row: id; None: no bound) by id."""
+    query = select(instances.c.id, null().label("due_at")).where(instances.c.id > ident)
+    if end is not None:
+        query = query.where(instances.c.id <= end.id)
+    return query.order_by(instances.c.id)
 
 
 def page(conn: Connection, visibility: Visibility, duties: Sequence[Duty], owed: bool, limit: int,
@@ -116,30 +121,29 @@ def page(conn: Connection, visibility: Visibility, duties: Sequence[Duty], owed:
 
     Instances are looked at WINDOW at a time in that order (the due-time index, then the primary
     key), BUDGET at most: a page costs the instances looked at, never the whole store's; one that
-    stops at BUDGET may hold fewer than `limit` rows, and the cursor goes on from there. Only the
-    rows kept and the last one looked at come back from the database."""
+    stops at BUDGET may hold fewer than `limit` rows, and the cursor goes on from there. A window's
+    end is found on the index alone; the database then walks it in order and stops at `limit` rows."""
     matched = _owed(duties)
     # column tests first, the party fields' JSON after: SQL stops at the first false term
     wanted = and_(instances.c.final == 0, matched if owed else ~matched, _visible(visibility))
+    undated = ~select(timers.c.id).where(timers.c.instance == instances.c.id, timers.c.status == "armed").exists()
     at, ident = check_cursor(after) if after else (None, "")
     dated = after is None or at is not None
     hits: list[str] = []
     looked = 0
     while len(hits) < limit and looked < BUDGET:
-        ordered = _deadlines_after(at, ident) if dated else _ids_after(ident)
-        window = ordered.limit(WINDOW).subquery()
-        keep = wanted if dated else and_(wanted, ~select(timers.c.id).where(
-            timers.c.instance == window.c.id, timers.c.status == "armed").exists())
-        kept = conn.execute(select(window.c.id, window.c.due_at).join(instances, instances.c.id == window.c.id)
-                            .where(keep).order_by(window.c.due_at, window.c.id).limit(limit - len(hits))).all()
+        end = conn.execute((_deadlines_between(at, ident) if dated else _ids_between(ident)).offset(WINDOW - 1).limit(1)).first()
+        if dated:
+            window = _deadlines_between(at, ident, end).join(instances, instances.c.id == timers.c.instance).where(wanted)
+        else:
+            window = _ids_between(ident, end).where(wanted, undated)
+        kept = conn.execute(window.limit(limit - len(hits))).all()
         hits += [r.id for r in kept]
+        looked += WINDOW
         if len(hits) == limit:
             at, ident = kept[-1].due_at, kept[-1].id
-            break
-        last = conn.execute(ordered.offset(WINDOW - 1).limit(1)).first()
-        looked += WINDOW
-        if last is not None:
-            at, ident = last.due_at, last.id
+        elif end is not None:
+            at, ident = end.due_at, end.id
         elif dated:  # the deadlines are through: on to the files without one
             dated, at, ident = False, None, ""
         else:
