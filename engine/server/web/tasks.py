@@ -18,7 +18,7 @@ from engine.auth.people import Principal
 from engine.rules.actors import matches, parse_actor
 from engine.server.web.rendering import deployment, render, to_login, viewer
 from engine.service import Deployment
-from engine.store import worklist
+from engine.store import Tx, worklist
 from engine.store.reads import BadCursor
 from engine.store.worklist import Duty
 from engine.views.overview import Specs
@@ -61,7 +61,7 @@ def my_tasks(request: Request, mine: str | None = None, waiting: str | None = No
     return render(request, "tasks.html", **_tasks(deployment(request), p, mine, waiting))
 
 
-def duties(d: Deployment, p: Principal, conn, specs: Specs) -> list[Duty]:
+def duties(d: Deployment, p: Principal, conn: Tx, specs: Specs) -> list[Duty]:
     """Where the person's roles are named for a step other than taking a request back: per pinned
     workflow version, the states such a step leaves and the party field that must name their party.
 
