@@ -133,3 +133,44 @@ def test_the_calendar_keeps_what_the_person_may_see(deployment):
     with deployment.runtime.store.reading() as conn:  # the People's Committee takes part in the emergency meeting only
         assert {i.split("-")[0] for i in worklist.visible_among(conn, deployment.visibility(ubnd), [r["id"] for r in rows])} \
             == {"emergency_review"}
+
+
+def test_the_page_links_walk_the_lists(deployment, monkeypatch):
+    """Through the app: the next-page links carry both lists' cursors, the first-page link drops one."""
+    import asyncio
+    import html
+
+    import httpx
+
+    from engine.auth import accounts, tokens
+    from engine.server.app import create_app
+
+    fill(deployment)
+    monkeypatch.setattr(tasks, "PAGE", 2)
+    accounts.add_user(deployment.runtime.store, deployment.policy.config, POLICE.person, "mật khẩu đủ dài 2027")
+    token = tokens.issue(deployment.runtime.store, deployment.policy.config, POLICE.person, None)[1]
+    mine, waiting = expected(deployment, POLICE)
+
+    def section(text: str, name: str) -> str:
+        return text.split(f'aria-labelledby="{name}"', 1)[1].split("</section>", 1)[0]
+
+    def listed(text: str, name: str) -> list[str]:
+        return re.findall(r"<small>([\w-]+)</small>", section(text, name))
+
+    def next_link(text: str, name: str) -> str:
+        return html.unescape(re.search(r'href="([^"]+)" rel="next"', section(text, name)).group(1))
+
+    async def walk_links() -> list[str]:
+        transport = httpx.ASGITransport(app=create_app(deployment))
+        async with httpx.AsyncClient(transport=transport, base_url="http://coopflow.test",
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
+            first = (await client.get("/")).text
+            second = (await client.get(next_link(first, "owed"))).text
+            both = (await client.get(next_link(second, "others"))).text  # keeps mine's page, turns waiting's
+            return [first, second, both]
+
+    first, second, both = asyncio.run(walk_links())
+    assert listed(first, "owed") == mine[:2] and listed(first, "others") == waiting[:2]
+    assert listed(second, "owed") == mine[2:4] and listed(second, "others") == waiting[:2]
+    assert listed(both, "owed") == mine[2:4] and listed(both, "others") == waiting[2:4]
+    assert "Trang đầu" in both and "Trang đầu" not in first
