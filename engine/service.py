@@ -307,13 +307,15 @@ class Deployment(AccountCommands):
         with self.runtime.store.reading() as conn:
             return reads.history_page(conn, instance_id, limit, after)
 
-    def actions(self, row: dict[str, Any], actor: str) -> list[dict[str, Any]]:
-        """Each trigger leaving the instance's state, decided for `actor` (rules.decision.options)."""
+    def actions(self, row: dict[str, Any], actor: str, spec=None) -> list[dict[str, Any]]:
+        """Each trigger leaving the instance's state, decided for `actor` (rules.decision.options);
+        `spec`: the instance's workflow version when the caller has read it already."""
         from engine.rules import decision
         from engine.views.overview import Specs
 
-        with self.runtime.store.reading() as conn:
-            spec = Specs(conn, self.policy).get(row["workflow"], row.get("version"))
+        if spec is None:
+            with self.runtime.store.reading() as conn:
+                spec = Specs(conn, self.policy).get(row["workflow"], row.get("version"))
         if spec is None or row["state"] not in spec.states:
             return []
         situation = decision.Situation(spec, row["id"], row["state"], row["fields"] or {},

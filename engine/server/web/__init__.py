@@ -1,9 +1,13 @@
 """The web console: server-rendered pages in Vietnamese (English on request) at `/`.
 
 `install(app)` mounts the static files at /static and the console's routes; engine.server.app
-calls it. Pages are Jinja2 templates (autoescaped) in templates/, strings come from the gettext
-catalogs in locale/ (engine.server.web.i18n), forms carry the session's CSRF token and an
-idempotency key. docs/web.md is the guide.
+calls it. The routes are grouped by page: `session` (language, sign-in, sign-out, password),
+`tasks` (my tasks), `start` (starting a request), `instance` (one file and its steps) and
+`oversight` (overview, calendar, reports, audit); `rendering` and `forms` hold what they share
+(rendering a page, the viewer, CSRF-checked posts, fields as inputs). Pages are Jinja2
+templates (autoescaped) in templates/, strings come from the gettext catalogs in locale/
+(engine.server.web.i18n), forms carry the session's CSRF token and an idempotency key.
+docs/web.md is the guide.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ STATIC = Path(__file__).parent / "static"
 
 
 def install(app: FastAPI) -> None:
-    from engine.server.web.views import router
+    from engine.server.web import instance, oversight, session, start, tasks
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.include_router(router)
+    for module in (session, tasks, start, instance, oversight):
+        app.include_router(module.router)
