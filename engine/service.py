@@ -22,7 +22,7 @@ from engine.execution.runtime import Runtime, open_runtime
 from engine.policy.loader import Policy, load_policy
 from engine.rules.actors import parse_actor
 from engine.service_accounts import AccountCommands, BadLifetime
-from engine.store import inbox, reads
+from engine.store import inbox, reads, worklist
 
 __all__ = ["BadFilter", "BadLifetime", "Deployment", "NotFound", "Result"]
 
@@ -294,12 +294,10 @@ class Deployment(AccountCommands):
         filtered before the page is cut (so `total` and the pages hold the same items)."""
         if principal.is_admin:
             return self.upcoming_page(days, limit, offset)
-        visibility, every = self.visibility(principal), self.upcoming(days)
+        every = self.upcoming(days)
         with self.runtime.store.reading() as conn:
-            seen = {ident: row is not None and visibility.allows(row)
-                    for ident in {item["instance"] for item in every if item.get("instance")}
-                    for row in [reads.instance(conn, ident)]}
-        items = [item for item in every if not item.get("instance") or seen[item["instance"]]]
+            seen = worklist.visible_among(conn, self.visibility(principal), [i["instance"] for i in every if i.get("instance")])
+        items = [item for item in every if not item.get("instance") or item["instance"] in seen]
         return {"items": items[offset:None if limit is None else offset + limit], "total": len(items)}
 
     def history_page(self, principal, instance_id: str, limit: int = 100, after: int | None = None) -> list[dict[str, Any]]:

@@ -58,12 +58,16 @@ def _visible(visibility: Visibility):
     return or_(*clauses)
 
 
+CHUNK = 500  # ids per query
+
+
 def visible_among(conn: Connection, visibility: Visibility, ids: Sequence[str]) -> set[str]:
-    """Those of `ids` (one page, bounded) that `visibility` allows: one query, not one per instance."""
-    if not ids:
-        return set()
-    query = select(instances.c.id).where(instances.c.id.in_(list(dict.fromkeys(ids))), _visible(visibility))
-    return {ident for (ident,) in conn.execute(query)}
+    """Those of `ids` that `visibility` allows: one query per 500 ids, not one per instance."""
+    unique, seen = list(dict.fromkeys(ids)), set[str]()
+    for at in range(0, len(unique), CHUNK):  # bounded IN lists (SQLite's and psycopg's parameter limits)
+        query = select(instances.c.id).where(instances.c.id.in_(unique[at:at + CHUNK]), _visible(visibility))
+        seen.update(ident for (ident,) in conn.execute(query))
+    return seen
 
 
 def _owed(duties: Sequence[Duty]):

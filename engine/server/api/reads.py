@@ -21,13 +21,11 @@ UPCOMING_ANSWER: dict[int | str, dict[str, Any]] = {200: {"description": "one pa
 @router.get("/upcoming", tags=["reads"], response_model=list[dict[str, Any]], responses=UPCOMING_ANSWER)
 def upcoming(request: Request, days: int = Query(30, ge=0, le=3660),
              p: Principal = Depends(auth.current_principal), limit: int = Query(200, ge=1, le=1000),
-             page: int = Query(1, ge=1, le=MAX_PAGE), response: Response = None) -> list[dict]:  # type: ignore[assignment]
+             page: int = Query(1, ge=1, le=MAX_PAGE), *, response: Response) -> list[dict]:
     """Schedule occurrences, deadlines and meetings due within `days` days, by time, `limit` per page
     (deadlines and meetings of visible instances only); `X-Total-Count` says how many in all."""
-    # `response` is None when the console's calendar calls this directly: no header to set then.
     data = deployment(request).upcoming_for(p, days, limit, (page - 1) * limit)
-    if response is not None:
-        response.headers[TOTAL_HEADER] = str(data["total"])
+    response.headers[TOTAL_HEADER] = str(data["total"])
     return data["items"]
 
 

@@ -13,7 +13,6 @@ from engine import clock
 from engine.exceptions import CoopflowError
 from engine.server.web.rendering import Gettext, deployment, gettext_of, message_page, render, to_login, viewer
 from engine.service import Deployment
-from engine.store import worklist
 
 router = APIRouter(include_in_schema=False)
 CALENDAR_LIMIT = 500  # items on the calendar page
@@ -34,11 +33,7 @@ def calendar(request: Request, days: int = 90) -> Response:
         return to_login(request)
     d = deployment(request)
     days = max(1, min(days, 3660))
-    items = d.upcoming(days, CALENDAR_LIMIT)
-    if not p.is_admin:  # deadlines and meetings of the files I may see (as the API's upcoming), in one query
-        with d.runtime.store.reading() as conn:
-            seen = worklist.visible_among(conn, d.visibility(p), [i["instance"] for i in items if i.get("instance")])
-        items = [i for i in items if not i.get("instance") or i["instance"] in seen]
+    items = d.upcoming_for(p, days, CALENDAR_LIMIT)["items"]  # deadlines and meetings of the files I may see
     return render(request, "calendar.html", items=items, days=days)
 
 
