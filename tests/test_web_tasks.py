@@ -9,6 +9,7 @@ to the person, and one of their roles named for a step from the state other than
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
@@ -135,20 +136,50 @@ def test_the_calendar_keeps_what_the_person_may_see(deployment):
             == {"emergency_review"}
 
 
-def test_the_page_links_walk_the_lists(deployment, monkeypatch):
-    """Through the app: the next-page links carry both lists' cursors, the first-page link drops one."""
+def pages(d: Deployment, person: str, *paths: str | Callable[[str], str]) -> list[str]:
+    """The console's pages as `person` gets them through the app (a path may be made from the page before)."""
     import asyncio
-    import html
 
     import httpx
 
     from engine.auth import accounts, tokens
     from engine.server.app import create_app
 
+    accounts.add_user(d.runtime.store, d.policy.config, person, "mật khẩu đủ dài 2027")
+    token = tokens.issue(d.runtime.store, d.policy.config, person, None)[1]
+
+    async def get_all() -> list[str]:
+        transport = httpx.ASGITransport(app=create_app(d))
+        async with httpx.AsyncClient(transport=transport, base_url="http://coopflow.test",
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
+            texts: list[str] = []
+            for path in paths:
+                answer = await client.get(path if isinstance(path, str) else path(texts[-1]))
+                assert answer.status_code == 200, answer.text
+                texts.append(answer.text)
+            return texts
+
+    return asyncio.run(get_all())
+
+
+def test_the_calendar_page_lists_only_what_the_person_may_see(deployment):
+    """Through the app: the People's Committee's calendar shows the meetings' files, none of the requests."""
+    fill(deployment)
+    admin = Principal("admin", None, (), "test", "127.0.0.1", is_admin=True)
+    every = {i["instance"] for i in deployment.upcoming_for(admin, 3660)["items"] if i.get("instance")}
+    (page,) = pages(deployment, "mai_thi_ngoc", "/calendar?days=3660")
+    shown = set(re.findall(r'href="/i/([\w-]+)"', page))
+    assert any(i.startswith("information_exchange") for i in every)
+    assert shown and all(i.startswith("emergency_review") for i in shown), shown
+    assert shown == {i for i in every if i.startswith("emergency_review")}
+
+
+def test_the_page_links_walk_the_lists(deployment, monkeypatch):
+    """Through the app: the next-page links carry both lists' cursors, the first-page link drops one."""
+    import html
+
     fill(deployment)
     monkeypatch.setattr(tasks, "PAGE", 2)
-    accounts.add_user(deployment.runtime.store, deployment.policy.config, POLICE.person, "mật khẩu đủ dài 2027")
-    token = tokens.issue(deployment.runtime.store, deployment.policy.config, POLICE.person, None)[1]
     mine, waiting = expected(deployment, POLICE)
 
     def section(text: str, name: str) -> str:
@@ -160,16 +191,8 @@ def test_the_page_links_walk_the_lists(deployment, monkeypatch):
     def next_link(text: str, name: str) -> str:
         return html.unescape(re.search(r'href="([^"]+)" rel="next"', section(text, name)).group(1))
 
-    async def walk_links() -> list[str]:
-        transport = httpx.ASGITransport(app=create_app(deployment))
-        async with httpx.AsyncClient(transport=transport, base_url="http://coopflow.test",
-                                     headers={"Authorization": f"Bearer {token}"}) as client:
-            first = (await client.get("/")).text
-            second = (await client.get(next_link(first, "owed"))).text
-            both = (await client.get(next_link(second, "others"))).text  # keeps mine's page, turns waiting's
-            return [first, second, both]
-
-    first, second, both = asyncio.run(walk_links())
+    first, second, both = pages(deployment, POLICE.person, "/", lambda page: next_link(page, "owed"),
+                                lambda page: next_link(page, "others"))  # keeps mine's page, turns waiting's
     assert listed(first, "owed") == mine[:2] and listed(first, "others") == waiting[:2]
     assert listed(second, "owed") == mine[2:4] and listed(second, "others") == waiting[:2]
     assert listed(both, "owed") == mine[2:4] and listed(both, "others") == waiting[2:4]
