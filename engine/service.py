@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -331,25 +330,38 @@ class Deployment(AccountCommands):
                         "accepts": list(t.accepts) if t else [], "require": list(t.require) if t else []})
         return out
 
-    def tasks(self, principal) -> list[dict[str, Any]]:
-        """What the principal owes now: open instances they may see where one of their roles may
-        fire a trigger (the system's own triggers aside), soonest deadline first."""
-        out = []
+    def worklist(self, principal, owed: bool, limit: int, after: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the open instances the principal may see on which one of their roles is named
+        for an owed step (`owed`; engine.rules.duties.named_steps) or none (not `owed`), soonest
+        deadline first, read in SQL (engine.store.worklist); and the cursor to the next page."""
+        from engine.rules import duties
+        from engine.views.overview import Specs
+
+        actors = [parse_actor(role, self.policy.config) for role in principal.roles]
         with self.runtime.store.reading() as conn:
-            rows = [r for r in reads.instance_list(conn) if not r["final"]]
-        visibility = self.visibility(principal)
-        for row in rows:
-            if not visibility.allows(row):
-                continue
-            for role in principal.roles:
-                can = [a["trigger"] for a in self.actions(row, f"{role}:{principal.person}") if a["allowed"]]
-                if can:
-                    out.append({"instance": row["id"], "workflow": row["workflow"], "state": row["state"],
-                                "role": role, "triggers": can,
-                                "due_at": row["deadline"]["due_at"] if row["deadline"] else None})
-        far = datetime.max.replace(tzinfo=UTC)
-        out.sort(key=lambda t: (t["due_at"] or far, t["instance"], t["role"]))
-        return out
+            specs = Specs(conn, self.policy)
+            named = [worklist.Duty(workflow, version, tuple(sorted(states)), field, (party,) if party else ())
+                     for workflow, version in worklist.pinned_versions(conn)
+                     if (spec := specs.get(workflow, version)) is not None
+                     for (field, party), states in duties.named_steps(spec, actors).items()]
+            return worklist.page(conn, self.visibility(principal), named, owed, limit, after)
+
+    def tasks(self, principal) -> list[dict[str, Any]]:
+        """What the principal owes now: of the worklist's owed instances, those where one of their
+        roles may fire a trigger now (its condition met), soonest deadline first."""
+        out: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            rows, after = self.worklist(principal, True, 500, after)
+            for row in rows:
+                for role in principal.roles:
+                    can = [a["trigger"] for a in self.actions(row, f"{role}:{principal.person}") if a["allowed"]]
+                    if can:
+                        out.append({"instance": row["id"], "workflow": row["workflow"], "state": row["state"],
+                                    "role": role, "triggers": can,
+                                    "due_at": row["deadline"]["due_at"] if row["deadline"] else None})
+            if after is None:
+                return out
 
     def audit(self, extra_anchors: tuple[str, ...] = ()):
         """`coopflow audit verify`: the chain, the anchors (also those files) and the replay (engine.store.audit.Report)."""

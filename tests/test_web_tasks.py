@@ -17,6 +17,7 @@ from conftest import copy_shipped_policy
 
 from engine.auth.people import Principal
 from engine.execution.runtime import open_runtime
+from engine.rules import duties
 from engine.rules.actors import matches, parse_actor
 from engine.server.web import tasks
 from engine.service import Deployment
@@ -73,7 +74,7 @@ def expected(d: Deployment, p: Principal) -> tuple[list[str], list[str]]:
                   key=lambda r: (r["deadline"] is None, r["deadline"]["due_at"] if r["deadline"] else far, r["id"]))
     for row in rows:
         spec = d.policy.workflows[row["workflow"]]
-        named = any(matches(a, pattern, row["fields"]) for t in spec.transitions if t.trigger not in tasks.EXITS
+        named = any(matches(a, pattern, row["fields"]) for t in spec.transitions if t.trigger not in duties.OPTIONS
                     and spec.leaves(t, row["state"]) for pattern in t.by for a in actors)
         (mine if named else waiting).append(row["id"])
     return mine, waiting
@@ -112,6 +113,11 @@ def test_pages_walked_to_the_end_are_the_definition(deployment, monkeypatch, win
     assert set(made["sent"] + made["answering"]) <= set(dic_waiting)  # dic may only take them back
     assert not set(made["closed"]) & set(police_mine + police_waiting + dic_mine + dic_waiting)
     assert police_mine[-1] not in made["drafted"] and dic_mine[-1] in made["drafted"]  # no deadline: last
+    # the API's and the CLI's tasks: of the same files, those with a step the person may take now, in the same order
+    for p, mine in ((POLICE, police_mine), (DIC, dic_mine)):
+        owed = [t["instance"] for t in deployment.tasks(p)]
+        assert owed and set(owed) <= set(mine) and owed == [i for i in mine if i in owed], p.person
+    assert set(made["sent"] + made["answering"]) <= {t["instance"] for t in deployment.tasks(POLICE)}
 
 
 def test_a_bad_cursor_starts_from_the_first_page(deployment):

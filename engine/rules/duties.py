@@ -21,7 +21,9 @@ from typing import Any
 
 from engine.policy.spec import SYSTEM, Approvals, ConfigSpec, PartiesFrom, TransitionSpec, WorkflowSpec
 from engine.rules import consent
-from engine.rules.actors import pattern_parties
+from engine.rules.actors import Actor, matches, pattern_parties
+
+OPTIONS = frozenset({"withdraw", "cancel"})  # taking a request back is an option, not something owed
 
 
 def system_only(t: TransitionSpec) -> bool:
@@ -93,3 +95,23 @@ def late_transition(spec: WorkflowSpec, index: int | None, trigger: str | None, 
     if isinstance(index, int) and 0 <= index < len(spec.transitions):
         return is_late(spec, spec.transitions[index], from_state)
     return any(t.trigger == trigger and is_late(spec, t, from_state) for t in spec.transitions)
+
+
+def named_steps(spec: WorkflowSpec, actors: Iterable[Actor]) -> dict[tuple[str | None, str | None], set[str]]:
+    """Where `actors` are named for a step of `spec` that is owed (not an option such as taking a
+    request back): (party field, party) -> the states those steps leave. A pattern `$field.role`
+    gives (field, the actor's party): owed on instances whose field names that party; a pattern
+    naming no field gives (None, None): owed on every instance in those states. Guards (`when`)
+    are not evaluated, as for who owes the next step."""
+    out: dict[tuple[str | None, str | None], set[str]] = {}
+    actors = list(actors)
+    for t in spec.transitions:
+        if t.trigger in OPTIONS:
+            continue
+        for pattern in t.by:
+            head = pattern.rpartition(".")[0]
+            field = head[1:] if head.startswith("$") else None
+            for actor in actors:
+                if matches(actor, pattern, {field: actor.party} if field else {}):
+                    out.setdefault((field, actor.party if field else None), set()).update(spec.sources_of(t))
+    return out

@@ -15,16 +15,12 @@ from fastapi.responses import Response
 
 from engine import clock
 from engine.auth.people import Principal
-from engine.rules.actors import matches, parse_actor
 from engine.server.web.rendering import deployment, render, to_login, viewer
 from engine.service import Deployment
-from engine.store import Tx, worklist
+from engine.store import worklist
 from engine.store.reads import BadCursor
-from engine.store.worklist import Duty
-from engine.views.overview import Specs
 
 router = APIRouter(include_in_schema=False)
-EXITS = {"withdraw", "cancel"}
 PAGE = 50  # files per list on one page
 
 
@@ -61,40 +57,10 @@ def my_tasks(request: Request, mine: str | None = None, waiting: str | None = No
     return render(request, "tasks.html", **_tasks(deployment(request), p, mine, waiting))
 
 
-def duties(d: Deployment, p: Principal, conn: Tx, specs: Specs) -> list[Duty]:
-    """Where the person's roles are named for a step other than taking a request back: per pinned
-    workflow version, the states such a step leaves and the party field that must name their party.
-
-    As `coopflow status` counts who owes the next step (engine.views.overview), a step's condition
-    (`when`) is not evaluated: a file whose step waits on its condition stays with the roles it names."""
-    actors = [parse_actor(role, d.policy.config) for role in p.roles]
-    out = []
-    for workflow, version in worklist.pinned_versions(conn):
-        spec = specs.get(workflow, version)
-        if spec is None:
-            continue
-        states: dict[tuple[str | None, str | None], set[str]] = {}
-        for t in spec.transitions:
-            if t.trigger in EXITS:  # taking a request back is an option, not something owed
-                continue
-            for pattern in t.by:
-                head = pattern.rpartition(".")[0]
-                field = head[1:] if head.startswith("$") else None
-                for actor in actors:
-                    if matches(actor, pattern, {field: actor.party} if field else {}):
-                        states.setdefault((field, actor.party if field else None), set()).update(spec.sources_of(t))
-        out += [Duty(workflow, version, tuple(sorted(names)), field, (party,) if party else ())
-                for (field, party), names in states.items()]
-    return out
-
-
 def _tasks(d: Deployment, p: Principal, mine_after: str | None, waiting_after: str | None) -> dict[str, Any]:
     """One page of what I owe now and one of what waits on others, soonest deadline first."""
-    visibility = d.visibility(p)
-    with d.runtime.store.reading() as conn:
-        named = duties(d, p, conn, Specs(conn, d.policy))
-        mine, mine_next = worklist.page(conn, visibility, named, True, PAGE, _cursor_or_none(mine_after))
-        waiting, waiting_next = worklist.page(conn, visibility, named, False, PAGE, _cursor_or_none(waiting_after))
+    mine, mine_next = d.worklist(p, True, PAGE, _cursor_or_none(mine_after))
+    waiting, waiting_next = d.worklist(p, False, PAGE, _cursor_or_none(waiting_after))
     return {"mine": [_summary(d, r) for r in mine], "mine_next": mine_next, "mine_after": mine_after,
             "waiting": [_summary(d, r) for r in waiting], "waiting_next": waiting_next, "waiting_after": waiting_after}
 
