@@ -203,7 +203,7 @@ def bulk_instances(store, policy, count: int, state: str, trigger: str, seq: int
     from sqlalchemy import insert, select
 
     from engine import clock
-    from engine.policy.loader import canonical_json, workflow_version
+    from engine.policy.versions import canonical_json, workflow_version
     from engine.rules.fields import defaults
     from engine.store.database import instances, timers, workflow_versions
 

@@ -235,7 +235,8 @@ def raw_pg(conninfo: str, schema: str, now: datetime) -> list[tuple[str, float]]
 
 def scenario(name: str, kind: str, count: int, history: bool, spread: timedelta) -> list[list]:
     """Build one store, run the commands on it; Markdown rows."""
-    from engine.policy.loader import load_policy, workflow_version
+    from engine.policy.loader import load_policy
+    from engine.policy.versions import workflow_version
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -276,7 +277,7 @@ def _store_version(url: str, policy) -> None:
     """The shipped information_exchange version, stored as the executor would at the first start."""
     from sqlalchemy import insert
 
-    from engine.policy.loader import canonical_json, workflow_version
+    from engine.policy.versions import canonical_json, workflow_version
     from engine.store.database import SqlStore, workflow_versions
 
     spec = policy.workflows["information_exchange"]

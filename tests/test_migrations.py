@@ -121,8 +121,8 @@ def test_pinned_version_is_stored_with_its_format(shipped_policy, store):
     from sqlalchemy import select
 
     from engine.execution.executor import Executor
-    from engine.policy import spec as spec_module
     from engine.policy.loader import load_policy
+    from engine.policy.spec import workflows as spec_module
     from engine.store.database import workflow_versions
 
     policy = load_policy(shipped_policy)
@@ -139,8 +139,8 @@ def test_old_pinned_version_with_a_renamed_key_still_loads(shipped_policy, monke
     """When the language renames a key, the step from the previous format reads versions pinned
     before the rename: here a format 3 that renamed `started_by` (stored by format 2 as `starters`),
     on top of the real format 1 -> 2 step (transitions without `accepts`)."""
-    from engine.policy import spec as spec_module
     from engine.policy.loader import load_policy
+    from engine.policy.spec import workflows as spec_module
 
     current = load_policy(shipped_policy).workflows["information_exchange"]
 
@@ -163,8 +163,8 @@ def test_old_pinned_version_with_a_renamed_key_still_loads(shipped_policy, monke
 
 
 def test_version_pinned_by_a_newer_coopflow_is_refused_clearly(shipped_policy):
-    from engine.policy import spec as spec_module
     from engine.policy.loader import load_policy
+    from engine.policy.spec import workflows as spec_module
 
     stored = load_policy(shipped_policy).workflows["information_exchange"].to_stored()
     with pytest.raises(ValueError, match="stored in format 99; this coopflow reads formats 1 to 2 .upgrade coopflow"):

@@ -17,7 +17,8 @@ import pytest
 from conftest import copy_shipped_policy, shipped_policy_with_store
 from sqlalchemy import insert
 
-from engine.policy.loader import canonical_json, load_policy, workflow_version
+from engine.policy.loader import load_policy
+from engine.policy.versions import canonical_json, workflow_version
 from engine.rules.fields import defaults
 from engine.store.database import SqlStore, instances, timers, workflow_versions
 from engine.views import overview

@@ -26,8 +26,9 @@ from engine.execution import intake
 from engine.execution.outcomes import Outcome, Refusal, provenance, refuse
 from engine.logs import event_logger
 from engine.policy.expr import Expression, parse
-from engine.policy.loader import Policy, is_expression, workflow_version
-from engine.policy.spec import EmitAction, NotifyAction, SetAction, StartAction, WorkflowSpec
+from engine.policy.loader import Policy
+from engine.policy.spec import EmitAction, NotifyAction, SetAction, StartAction, WorkflowSpec, is_expression
+from engine.policy.versions import workflow_version
 from engine.rules import actors, consent, decision
 from engine.rules.fields import coerce_all, defaults
 from engine.rules.machines import MachineCache

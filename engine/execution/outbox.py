@@ -16,7 +16,8 @@ from loguru import logger
 from engine import clock
 from engine.exceptions import ExpressionError
 from engine.notify import deliveries
-from engine.policy.loader import Policy, is_expression
+from engine.policy.loader import Policy
+from engine.policy.spec import is_expression
 from engine.store import Tx, inbox
 from engine.store import outbox as rows_of
 from engine.store.database import SqlStore

@@ -41,8 +41,8 @@ def _code_fingerprint() -> bytes:
     digest = hashlib.sha256(_FORMAT)
     engine = Path(__file__).resolve().parent.parent
     for folder in ("policy", "rules"):
-        for source in sorted((engine / folder).glob("*.py")):
-            digest.update(source.name.encode() + b"\0" + source.read_bytes())
+        for source in sorted((engine / folder).rglob("*.py")):  # sub-packages too (spec/, checks/, expr/)
+            digest.update(source.relative_to(engine).as_posix().encode() + b"\0" + source.read_bytes())
     return digest.digest()
 
 

@@ -15,8 +15,8 @@ from datetime import UTC, date, datetime
 from loguru import logger
 
 from engine import clock
-from engine.policy.loader import Policy, is_expression
-from engine.policy.spec import ScheduleSpec
+from engine.policy.loader import Policy
+from engine.policy.spec import ScheduleSpec, is_expression
 from engine.scheduling import timers
 from engine.scheduling.triggers import CalendarRuleTrigger, occurrence_facts
 from engine.store import inbox
