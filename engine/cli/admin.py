@@ -32,6 +32,8 @@ def check(config_path: str | None) -> None:
 
     for problem in report_html.problems(policy):  # the review report's templates render on a sample report
         raise click.ClickException(line(problem))
+    for warning in policy.warnings:  # not errors: the policy is valid (docs/policy.md §9)
+        click.echo(line(f"{warning.file}:{warning.line}:{warning.col}: warning: {warning.message}"), err=True)
     click.echo(
         f"ok: {len(policy.workflows)} workflows, {len(policy.schedules)} schedules, "
         f"{len(policy.event_rules)} event rules; policy {policy.digest[:12]}"
