@@ -18,8 +18,7 @@ from engine.cli.main import CONFIG_OPTION, deployment
 from engine.exceptions import CoopflowError
 from engine.policy.loader import load_policy
 from engine.policy.schema import SCHEMAS, render
-from engine.store import inbox
-from engine.views import render as views
+from engine.store.statuses import EventKind, InboxStatus
 from engine.views.text import line
 
 
@@ -28,10 +27,11 @@ from engine.views.text import line
 def check(config_path: str | None) -> None:
     """Validate the policy; print every problem as file:line:col: message."""
     policy = load_policy(config_path, cache=True)  # unchanged files are not parsed again (engine.policy.cache)
-    from engine.views.report import html as report_html
+    if policy.report_templates is not None:  # the report's modules (and SQLAlchemy) only for a policy with templates
+        from engine.views.report import html as report_html
 
-    for problem in report_html.problems(policy):  # the review report's templates render on a sample report
-        raise click.ClickException(line(problem))
+        for problem in report_html.problems(policy):  # the review report's templates render on a sample report
+            raise click.ClickException(line(problem))
     for warning in policy.warnings:  # not errors: the policy is valid (docs/policy.md §9)
         click.echo(line(f"{warning.file}:{warning.line}:{warning.col}: warning: {warning.message}"), err=True)
     click.echo(
@@ -105,6 +105,8 @@ def simulate(config_path: str | None, start: str, end: str, events_file: str | N
     if as_json:
         click.echo(timeline_json(entries))
     else:
+        from engine.views import render as views
+
         views.timeline(policy, entries)
 
 
@@ -136,7 +138,7 @@ def schema(kind: str) -> None:
 
 
 @click.group("inbox", invoke_without_command=True)
-@click.option("--status", "statuses", multiple=True, type=click.Choice([*inbox.STATUSES, "all"]),
+@click.option("--status", "statuses", multiple=True, type=click.Choice([*map(str, InboxStatus), "all"]),
               help="Only events with this status (repeatable; default: pending and refused).")
 @click.option("--instance", default=None, help="Only events of this instance.")
 @click.option("--workflow", "-w", default=None, help="Only events of this workflow.")
@@ -153,7 +155,7 @@ def inbox_cmd(ctx, statuses: tuple[str, ...], instance: str | None, workflow: st
 
     from engine.cli.tables import console, grid, local
 
-    chosen = inbox.STATUSES if "all" in statuses else (statuses or (inbox.PENDING, inbox.REFUSED))
+    chosen = tuple(map(str, InboxStatus)) if "all" in statuses else (statuses or (InboxStatus.PENDING, InboxStatus.REFUSED))
     with deployment(config_path) as d:
         rows = d.queued(tuple(chosen), instance=instance, workflow=workflow, limit=limit)
         tz = d.policy.tz
@@ -170,7 +172,7 @@ def inbox_cmd(ctx, statuses: tuple[str, ...], instance: str | None, workflow: st
         click.echo(f"no {' or '.join(chosen)} events")
         return
     cells = [(str(r["id"]), local(r["submitted_at"], tz),
-              f"start {r['workflow']}" if r["kind"] == inbox.START else f"{r['kind']} {r['trigger']}", r["instance"],
+              f"start {r['workflow']}" if r["kind"] == EventKind.START else f"{r['kind']} {r['trigger']}", r["instance"],
               r["actor"], r["status"], r["outcome"] or "") for r in rows]
     console().print(grid("inbox", ("#", "submitted", "event", "instance", "actor", "status", "outcome"), cells))
 
@@ -184,6 +186,7 @@ def inbox_cancel(inbox_id: int, actor: str, config_path: str | None) -> None:
     import getpass
 
     from engine.rules.actors import parse_actor
+    from engine.store import inbox
 
     with deployment(config_path) as d:
         if not parse_actor(actor, d.policy.config).is_system:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from engine.notify import templates
 from engine.rules.actors import pattern_parties
 
 
@@ -30,6 +29,8 @@ def config_problems(policy_root, config) -> list[tuple[tuple[str | int, ...], st
                             f"'{person}' is neither a person listed under a role nor a party.role"))
     if notifications.contacts and notifications.smtp is None:
         out.append((("notifications",), "contacts have e-mail addresses but no smtp server is configured"))
+    from engine.notify import templates  # jinja2 and the message contexts: only for a policy with notifications
+
     out.extend(templates.problems(policy_root, config))
     return out
 

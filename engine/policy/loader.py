@@ -70,6 +70,13 @@ class Policy:
     def folder(self, which: str) -> Path:
         return self.root / getattr(self.config.paths, which)
 
+    @property
+    def report_templates(self) -> Path | None:
+        """The review report's templates folder, or None for a policy without one (the default
+        folder missing and `paths.report_templates` not given: md and docx reports still work)."""
+        folder = self.folder("report_templates")
+        return folder if folder.is_dir() or "report_templates" in self.config.paths.model_fields_set else None
+
 
 def resolve_config_path(given: str | os.PathLike | None) -> Path:
     """CLI flag > COOPFLOW_CONFIG > ./config.yaml."""
@@ -99,10 +106,9 @@ class _Loader(ConfigChecks, WorkflowChecks, RuleChecks):
         self.hasher = hashlib.sha256()
         self.unread: list[Path] = []
 
-    def read(self, path: Path, display: str, cached: bool = False) -> Document | LazyDocument | None:
-        # The name hashed is relative to the policy folder, so the digest does not depend on the
-        # working directory or on how the config path was given.
-        name = Path(os.path.relpath(path, self.config_path.parent)).as_posix()
+    def read(self, path: Path, display: str, name: str, cached: bool = False) -> Document | LazyDocument | None:
+        """`name` is the file's path relative to the policy folder, which the digest hashes: it does
+        not depend on the working directory or on how the config path was given."""
         if cached and self.cache is not None:
             content = path.read_bytes()
             spec = self.cache.lookup(display, content)
@@ -137,7 +143,7 @@ class _Loader(ConfigChecks, WorkflowChecks, RuleChecks):
         display_root = self.config_path.parent
         if not self.config_path.is_file():
             raise PolicyError([PolicyProblem(str(self.config_path), 1, 1, "config file not found")])
-        config_doc = self.read(self.config_path, str(self.config_path))
+        config_doc = self.read(self.config_path, str(self.config_path), self.config_path.name)
         config = self.validate(config_doc, ConfigSpec) if config_doc else None
         if config_doc is None or config is None:  # config is None whenever config_doc is
             raise PolicyError(self.problems)
@@ -223,14 +229,19 @@ class _Loader(ConfigChecks, WorkflowChecks, RuleChecks):
         if not folder.is_dir():
             self.report(config_doc, loc, f"folder '{folder}' does not exist")
             return
-        for path in sorted(folder.iterdir()):
-            if path.suffix in (".yaml", ".yml") and path.is_file():
-                doc = self.read(path, _display(path), cached)
-                if doc is not None:
-                    yield doc
-                else:
-                    self.unloaded.add(path.stem)
-                    self.unread.append(path)
+        # The folder is resolved once, not each of its files (a 1,000-file policy asks 1,000 times).
+        shown = _display(folder)
+        hashed = Path(os.path.relpath(folder, self.config_path.parent)).as_posix()
+        with os.scandir(folder) as entries:
+            names = sorted(e.name for e in entries if os.path.splitext(e.name)[1] in (".yaml", ".yml") and e.is_file())
+        for file in names:
+            path = folder / file
+            doc = self.read(path, _inside(shown, file), _inside(hashed, file), cached)
+            if doc is not None:
+                yield doc
+            else:
+                self.unloaded.add(path.stem)
+                self.unread.append(path)
 
 
 def _emits_in(data: Any) -> set[str]:
@@ -251,8 +262,13 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+def _inside(folder: str, file: str) -> str:
+    """`file` in `folder` as written by `_display` or relpath (".": the folder itself)."""
+    return file if folder == "." else f"{folder}/{file}"
+
+
 def _cwd() -> Path:
-    """The resolved working directory, once per directory (a 1,000-file check asks 1,000 times)."""
+    """The resolved working directory, once per directory."""
     here = os.getcwd()
     if _CWD[0] != here:
         _CWD[:] = [here, Path(here).resolve()]

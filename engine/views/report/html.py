@@ -86,6 +86,8 @@ def render_html(data: dict[str, Any], folder: Path | None = None) -> str:
 
 def problems(policy) -> list[str]:
     """What is wrong with the report's templates, rendered on a sample report (`coopflow check`); [] when they render."""
+    if policy.report_templates is None:
+        return []  # a policy without report templates: md and docx work, html and pdf say what is missing
     from datetime import timedelta
 
     from engine import clock
@@ -96,9 +98,7 @@ def problems(policy) -> list[str]:
     period = parse_period(str(now.year), policy.tz)
     sample = assemble(policy, period, Tally(policy, period, {}), {"seq": 1, "hash": "0" * 64, "at": now.isoformat()},
                       now + timedelta(days=366))
-    sample.templates = policy.root / policy.config.paths.report_templates
-    if not sample.templates.is_dir() and "report_templates" not in policy.config.paths.model_fields_set:
-        return []  # a policy without report templates: md and docx work, html and pdf say what is missing
+    sample.templates = policy.report_templates
     try:
         render_html(sample)
     except TemplateProblem as exc:
