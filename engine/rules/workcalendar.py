@@ -63,14 +63,16 @@ class WorkCalendar:
                              + ", ".join(d.isoformat() for d in both))
         self.country = country.upper() if country else None
         self.subdivision = subdivision
-        self._source = None
+        self._source: holidays.HolidayBase | None = None
         if self.country is not None:
-            try:
-                self._source = holidays.country_holidays(self.country, subdiv=subdivision,
-                                                         years=[])
-            except NotImplementedError as exc:
+            # The registry knows the codes without importing the country modules (see _holiday_source).
+            from holidays.registry import EntityLoader
+
+            if self.country not in set(EntityLoader.get_country_codes(include_aliases=True)):
                 raise ValueError(f"unknown country/subdivision for public holidays: "
-                                 f"{country!r}/{subdivision!r} ({exc})") from exc
+                                 f"{country!r}/{subdivision!r} (no such country code)")
+            if subdivision is not None:  # the country's own class knows its subdivisions
+                self._holiday_source()
         self._years: dict[int, dict[date, str]] = {}
         self._lock = threading.Lock()
 
@@ -84,13 +86,26 @@ class WorkCalendar:
         with self._lock:
             if year not in self._years:
                 found: dict[date, str] = {}
-                if self._source is not None:
+                source = self._holiday_source()
+                if source is not None:
                     # Neighbouring years too, so substitute days spilling over a year end count.
                     for y in (year - 1, year, year + 1):
-                        self._source.get(date(y, 6, 1))  # populates year y (expand=True)
-                    found = {d: n for d, n in self._source.items() if d.year == year}
+                        source.get(date(y, 6, 1))  # populates year y (expand=True)
+                    found = {d: n for d, n in source.items() if d.year == year}
                 self._years[year] = found
             return self._years[year]
+
+    def _holiday_source(self) -> holidays.HolidayBase | None:
+        """The country's `holidays` calendar, built on first use: building one imports every country
+        module of the package (~0.1 s CPU), which a load that never asks for a holiday (`coopflow
+        check` of a policy without explicit dates) does without."""
+        if self.country is not None and self._source is None:
+            try:
+                self._source = holidays.country_holidays(self.country, subdiv=self.subdivision, years=[])
+            except NotImplementedError as exc:
+                raise ValueError(f"unknown country/subdivision for public holidays: "
+                                 f"{self.country!r}/{self.subdivision!r} ({exc})") from exc
+        return self._source
 
     def is_working_day(self, d: date) -> bool:
         """True unless weekend, public holiday or extra day off; extra working days always win."""
