@@ -99,7 +99,8 @@ def drop_index(url: str, pg) -> None:
 
 
 def scenario(kind: str, count: int) -> list[list]:
-    from engine.policy.loader import load_policy, workflow_version
+    from engine.policy.loader import load_policy
+    from engine.policy.versions import workflow_version
 
     out = []
     with tempfile.TemporaryDirectory() as tmp:
