@@ -7,8 +7,9 @@ outside engine/store imports SQLAlchemy (tests/test_store.py checks it).
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from sqlalchemy.engine import Connection
+if TYPE_CHECKING:  # a name for annotations only: importing engine.store.statuses (plain StrEnums) loads no SQLAlchemy
+    from sqlalchemy.engine import Connection
 
-Tx: TypeAlias = Connection
+Tx: TypeAlias = "Connection"

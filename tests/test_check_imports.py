@@ -1,0 +1,82 @@
+"""`coopflow check` imports what it uses (issue #10: the CLI's re-check is bound by its imports): for
+a policy without report templates, notifications or explicit schedule dates, no SQLAlchemy, rich,
+Jinja2, HTTP client or report module is loaded, nor the ~250 country modules of `holidays`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import clean_env
+
+CONFIG = """\
+agreement: {id: small, title: A small agreement}
+parties:
+  alpha: {title: Agency Alpha, roles: {focal_point: {people: [a_focal]}}}
+  beta: {title: Agency Beta, roles: {focal_point: {people: [b_focal]}}}
+"""
+WORKFLOW = """\
+id: request
+title: A request
+clause: "1"
+started_by: [focal_point]
+initial: open
+states:
+  open: {title: Open, deadline: {working_days: 5, fire: expire}}
+  closed: {title: Closed, final: true}
+transitions:
+  - {trigger: close, from: open, to: closed, by: [focal_point]}
+  - {trigger: expire, from: open, to: closed, by: [system]}
+"""
+HEAVY = ("sqlalchemy", "rich", "jinja2", "httpx", "engine.views.report", "engine.store.database",
+         "holidays.countries.vietnam")
+
+PROBE = """\
+import json, sys
+from engine.cli.main import main
+heavy = json.loads(sys.argv[2])
+sys.argv = ["coopflow", "check", "-c", sys.argv[1]]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]}))
+"""
+
+
+def write_policy(root: Path, rules: str = "") -> Path:
+    (root / "workflows").mkdir(parents=True)
+    (root / "rules").mkdir()
+    (root / "config.yaml").write_text(CONFIG, encoding="utf-8")
+    (root / "workflows" / "request.yaml").write_text(WORKFLOW, encoding="utf-8")
+    if rules:
+        (root / "rules" / "meetings.yaml").write_text(rules, encoding="utf-8")
+    return root / "config.yaml"
+
+
+def loaded_by_check(config: Path, tmp_path: Path) -> list[str]:
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(config), json.dumps(HEAVY)], capture_output=True, text=True,
+                          env=clean_env(COOPFLOW_CHECK_CACHE=str(tmp_path / "cache")), timeout=120)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["code"] == 0, proc.stdout + proc.stderr
+    return result["loaded"]
+
+
+def test_check_of_a_plain_policy_loads_none_of_the_heavy_modules(tmp_path):
+    assert loaded_by_check(write_policy(tmp_path / "policy"), tmp_path) == []
+
+
+def test_explicit_dates_load_the_holiday_calendar_they_are_checked_against(tmp_path):
+    """The probe sees a module when it is loaded: a schedule with dates needs VN's holidays."""
+    rules = """\
+schedules:
+  - id: meeting
+    start: request
+    as: alpha.focal_point
+    every: {dates: [2027-09-02]}
+"""
+    assert loaded_by_check(write_policy(tmp_path / "policy", rules), tmp_path) == ["holidays.countries.vietnam"]
