@@ -1,4 +1,4 @@
-"""What `coopflow check` verifies about notifications (called by engine.policy.loader)."""
+"""What `coopflow check` verifies about notifications (called by the checks in engine.policy.checks)."""
 
 from __future__ import annotations
 
