@@ -22,7 +22,6 @@ Decisions callers should know:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -70,13 +69,24 @@ for _tag, _pattern, _first in (
 _Loader.add_constructor(_TAG + "int", _int)
 
 
-@dataclass
 class Document:
-    """A loaded policy file: plain data and the position of every node in it."""
+    """A loaded policy file: plain data and the position of every node in it.
 
-    file: str
-    data: Any
-    positions: dict[tuple, tuple[int, int]] = field(repr=False)
+    The positions are worked out when first asked for (a problem to place in the file), by
+    reading its text again: a file without problems, the common case, never pays for them."""
+
+    def __init__(self, file: str, data: Any, positions: dict[tuple, tuple[int, int]] | None = None, text: str = ""):
+        self.file, self.data, self.text = file, data, text
+        self._positions = positions
+
+    def __repr__(self) -> str:
+        return f"Document(file={self.file!r}, data={self.data!r})"
+
+    @property
+    def positions(self) -> dict[tuple, tuple[int, int]]:
+        if self._positions is None:
+            self._positions = _build(self.text, self.file, record=True).positions
+        return self._positions
 
     def where(self, loc: tuple) -> tuple[int, int]:
         """Position of the deepest prefix of loc that is known (pydantic loc tuples may contain extra items such as union tags or 'function-after[...]'; skip components that are not in the path). Falls back to (1, 1).
@@ -124,22 +134,30 @@ def _position_in(text: str, offset: int) -> tuple[int, int]:
     return text.count("\n", 0, offset) + 1, offset - line_start + 1
 
 
-class _Builder:
-    """One pass over the composed node tree, building data and positions together."""
+_NOWHERE = (1, 1)  # where problems are placed while positions are not recorded (a second pass places them)
 
-    def __init__(self, loader: Any, file: str, text: str):
-        self.loader, self.file, self.text = loader, file, text
+
+class _Builder:
+    """One pass over the composed node tree, building the data, and the positions with `record`
+    (else each call's `path` is None)."""
+
+    def __init__(self, loader: Any, file: str, text: str, record: bool = True):
+        self.loader, self.file, self.text, self.record = loader, file, text, record
         self.positions: dict[tuple, tuple[int, int]] = {}
         self.problems: list[PolicyProblem] = []
         self.collections: set[int] = set()
         self.aliases_reported = False
+        self.data: Any = None
 
     def fail(self, where: tuple[int, int], message: str) -> None:
         self.problems.append(PolicyProblem(self.file, *where, message))
 
-    def build(self, node: Node, path: tuple, depth: int = 0) -> Any:
-        mark = node.start_mark
-        where = self.positions[path] = (mark.line + 1, mark.column + 1)
+    def build(self, node: Node, path: tuple | None, depth: int = 0) -> Any:
+        if path is None:
+            where = _NOWHERE
+        else:
+            mark = node.start_mark
+            where = self.positions[path] = (mark.line + 1, mark.column + 1)
         if isinstance(node, ScalarNode):
             return node.value if node.tag == _STR else self.scalar(node, where)
         if id(node) in self.collections:  # the same node again: reached through an alias
@@ -150,10 +168,12 @@ class _Builder:
         if depth >= MAX_DEPTH:
             return self.fail(where, f"nesting is deeper than {MAX_DEPTH} levels")
         if isinstance(node, SequenceNode):
+            if path is None:
+                return [self.build(item, None, depth + 1) for item in node.value]
             return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
         result: dict = {}
         for key_node, value_node in node.value:
-            key_where = _pos(key_node.start_mark)
+            key_where = _NOWHERE if path is None else _pos(key_node.start_mark)
             if key_node.id != "scalar":
                 self.fail(key_where, "mapping keys must be plain values, not mappings or lists")
                 continue
@@ -165,11 +185,14 @@ class _Builder:
                 if len(self.problems) > known:
                     continue
             if key in result:
-                first = self.positions[path + (key, "__key__")][0]
+                first = 0 if path is None else self.positions[path + (key, "__key__")][0]
                 self.fail(key_where, f"duplicate key '{key}' (first defined at line {first})")
                 continue
-            self.positions[path + (key, "__key__")] = key_where
-            result[key] = self.build(value_node, path + (key,), depth + 1)
+            if path is None:
+                result[key] = self.build(value_node, None, depth + 1)
+            else:
+                self.positions[path + (key, "__key__")] = key_where
+                result[key] = self.build(value_node, path + (key,), depth + 1)
         return result
 
     def scalar(self, node: ScalarNode, where: tuple[int, int]) -> Any:
@@ -240,17 +263,15 @@ def _syntax_problem(file: str, text: str, e: yaml.MarkedYAMLError) -> PolicyProb
     return PolicyProblem(file, *_pos(mark), message)
 
 
-def load_document(path: Path | str, display: str | None = None) -> Document:
-    """Raises PolicyError (with all problems found in this file, usually one) on any error."""
-    file = display if display is not None else str(path)
-    text = _read_text(Path(path), file)
+def _build(text: str, file: str, record: bool) -> _Builder:
+    """Compose `text` and build its data (and positions with `record`); PolicyError on a YAML error."""
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
         if root is None:
             raise PolicyError([PolicyProblem(file, 1, 1, "file is empty")])
-        builder = _Builder(loader, file, text)
-        data = builder.build(root, ())
+        builder = _Builder(loader, file, text, record)
+        builder.data = builder.build(root, () if record else None)
     except yaml.MarkedYAMLError as e:
         raise PolicyError([_syntax_problem(file, text, e)]) from None
     except yaml.YAMLError as e:  # not expected after the checks in _read_text; never a traceback
@@ -259,6 +280,17 @@ def load_document(path: Path | str, display: str | None = None) -> Document:
         raise PolicyError([PolicyProblem(file, 1, 1, "nesting is too deep")]) from None
     finally:
         loader.dispose()
+    return builder
+
+
+def load_document(path: Path | str, display: str | None = None) -> Document:
+    """Raises PolicyError (with all problems found in this file, usually one) on any error.
+
+    The data is built without positions; a file with a problem is built again with them, so that
+    every problem is placed (`Document.positions` does the same for problems found later)."""
+    file = display if display is not None else str(path)
+    text = _read_text(Path(path), file)
+    builder = _build(text, file, record=False)
     if builder.problems:
-        raise PolicyError(builder.problems)
-    return Document(file, data, builder.positions)
+        raise PolicyError(_build(text, file, record=True).problems)
+    return Document(file, builder.data, text=text)
