@@ -170,7 +170,8 @@ def measure(config: Path, count: int, repeat: int, want_profile: bool) -> list[l
 
 
 def scenario(kind: str, count: int, repeat: int, want_profile: bool) -> list[list]:
-    from engine.policy.loader import load_policy, workflow_version
+    from engine.policy.loader import load_policy
+    from engine.policy.versions import workflow_version
 
     with tempfile.TemporaryDirectory(prefix="bench_web_") as tmp, (pg_schema() if kind == "postgresql" else nullcontext()) as pg:
         tmp_path = Path(tmp)
