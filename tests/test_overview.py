@@ -94,10 +94,10 @@ def test_open_per_clause_and_who_owes_the_next_step(coopflow_cli, config, built)
     assert data["overdue"] == []
     assert data["now"] == "2027-03-01T09:00:00+07:00"
     assert owes(data) == {
-        # $requester / $recipient resolved per instance; dic already consented to E's `agree`.
-        "dic": {built["A"]: ["withdraw"], built["E"]: ["withdraw"], built["P"]: ["request_reports", "cancel"]},
-        "police": {built["A"]: ["acknowledge"], built["B"]: ["send", "withdraw", "report_incident"],
-                   built["E"]: ["agree", "withdraw"], built["P"]: ["cancel"]},
+        # $requester / $recipient resolved per instance; dic already consented to E's `agree`;
+        # taking back and cancelling are `optional:`, never owed.
+        "dic": {built["P"]: ["request_reports"]},
+        "police": {built["A"]: ["acknowledge"], built["B"]: ["send", "report_incident"], built["E"]: ["agree"]},
         "ubnd": {},
     }
     clause = {w["workflow"]: w["clause"] for w in data["workflows"]}
@@ -112,7 +112,7 @@ def test_a_passed_deadline_makes_an_instance_overdue(coopflow_cli, config, built
     late = {o["instance"]: o["reasons"] for o in data["overdue"]}
     assert set(late) == {built["A"], built["E"]}
     assert [(r["why"], r["trigger"]) for r in late[built["A"]]] == [("deadline_passed", "deemed_received")]
-    assert owes(data)["dic"][built["E"]] == ["agree", "withdraw"]
+    assert owes(data)["dic"][built["E"]] == ["agree"]
 
 
 def test_a_lateness_transition_keeps_an_instance_overdue(coopflow_cli, config, built, stepped_clock):
@@ -126,7 +126,7 @@ def test_a_lateness_transition_keeps_an_instance_overdue(coopflow_cli, config, b
     assert [(r["why"], r["trigger"]) for r in late["reasons"]] == [("deadline_fired", "deemed_received")]
     steps = owes(data)
     assert steps["police"][built["A"]] == ["mark_complex", "answer", "refuse"]
-    assert steps["dic"][built["P"]] == ["submit_reports", "cancel"] and steps["police"][built["P"]] == ["submit_reports", "cancel"]
+    assert steps["dic"][built["P"]] == ["submit_reports"] and steps["police"][built["P"]] == ["submit_reports"]
     police_a = next(s for p in data["parties"] if p["party"] == "police" for s in p["next_steps"] if s["instance"] == built["A"])
     assert police_a["overdue"] is True and police_a["since"] == "2027-03-03T00:00:00+07:00"
 
@@ -150,5 +150,5 @@ def test_tables_show_clauses_and_next_steps(coopflow_cli, config, built):
     assert code == 0, err
     assert "open instances per clause" in out and "who owes the next step" in out
     assert "information_exchange — Phối hợp trao đổi thông tin" in out
-    assert built["B"] in out and "send, withdraw, report_incident" in out
+    assert built["B"] in out and "send, report_incident" in out
     assert "overdue instance(s)" not in out

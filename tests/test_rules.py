@@ -227,15 +227,16 @@ def test_get_triggers_answers_as_deciding_each_trigger_alone(policy):
 # --------------------------------------------------------------------------- owed, late, and the machine
 
 
-def test_owed_leaves_system_steps_out_and_counts_consents(policy):
+def test_owed_leaves_system_and_optional_steps_out_and_counts_consents(policy):
     spec = policy.workflows["information_exchange"]
     assert duties.owed(spec, "in_progress", REQUEST, policy.config) == {
-        "police": ["mark_complex", "answer", "refuse"], "dic": ["withdraw"]}
+        "police": ["mark_complex", "answer", "refuse"]}  # dic may take it back (optional), but owes nothing
     assert duties.owed(spec, "answered", REQUEST, policy.config) == {}
     er = policy.workflows["emergency_review"]
-    assert duties.owed(er, "proposed", {}, policy.config) == {"dic": ["agree", "withdraw"], "police": ["agree", "withdraw"]}
-    assert duties.owed(er, "proposed", {}, policy.config, {"agree": ["dic"]}) == {"dic": ["withdraw"],
-                                                                                  "police": ["agree", "withdraw"]}
+    assert duties.owed(er, "proposed", {}, policy.config) == {"dic": ["agree"], "police": ["agree"]}
+    assert duties.owed(er, "proposed", {}, policy.config, {"agree": ["dic"]}) == {"police": ["agree"]}
+    without = er.model_copy(update={"transitions": [t.model_copy(update={"optional": False}) for t in er.transitions]})
+    assert duties.owed(without, "proposed", {}, policy.config)["dic"] == ["agree", "withdraw"]
 
 
 def test_what_counts_as_late(policy):

@@ -17,7 +17,6 @@ from conftest import copy_shipped_policy
 
 from engine.auth.people import Principal
 from engine.execution.runtime import open_runtime
-from engine.rules import duties
 from engine.rules.actors import matches, parse_actor
 from engine.server.web import tasks
 from engine.service import Deployment
@@ -74,7 +73,7 @@ def expected(d: Deployment, p: Principal) -> tuple[list[str], list[str]]:
                   key=lambda r: (r["deadline"] is None, r["deadline"]["due_at"] if r["deadline"] else far, r["id"]))
     for row in rows:
         spec = d.policy.workflows[row["workflow"]]
-        named = any(matches(a, pattern, row["fields"]) for t in spec.transitions if t.trigger not in duties.OPTIONS
+        named = any(matches(a, pattern, row["fields"]) for t in spec.transitions if not t.optional
                     and spec.leaves(t, row["state"]) for pattern in t.by for a in actors)
         (mine if named else waiting).append(row["id"])
     return mine, waiting

@@ -4,7 +4,7 @@ Read from the workflow spec alone (no database, no actor): the overview, the rep
 diagram use these, and the decision's conditions use the same approval reading.
 
 * **who owes the next step**: for an open instance, every party whose roles may fire a
-  transition leaving the current state, other than a ``system`` one: ``$field.role`` is
+  transition leaving the current state, other than a ``system`` or an ``optional`` one: ``$field.role`` is
   resolved with the instance's current fields, ``party.role`` names the party, a bare ``role``
   means every party having that role. Guards (``when``) are not evaluated. For a transition
   that needs several parties' consent, a party that has already consented no longer owes it.
@@ -22,8 +22,6 @@ from typing import Any
 from engine.policy.spec import SYSTEM, Approvals, ConfigSpec, PartiesFrom, TransitionSpec, WorkflowSpec
 from engine.rules import consent
 from engine.rules.actors import Actor, matches, pattern_parties
-
-OPTIONS = frozenset({"withdraw", "cancel"})  # taking a request back is an option, not something owed
 
 
 def system_only(t: TransitionSpec) -> bool:
@@ -66,7 +64,7 @@ def owed(spec: WorkflowSpec, state: str, fields: Mapping[str, Any], config: Conf
         return out
     consented = consented or {}
     for t in spec.transitions:
-        if not spec.leaves(t, state):
+        if t.optional or not spec.leaves(t, state):
             continue
         parties = list(dict.fromkeys(p for pattern in t.by for p in pattern_parties(pattern, fields, config)))
         if t.approvals is not None:
@@ -98,7 +96,7 @@ def late_transition(spec: WorkflowSpec, index: int | None, trigger: str | None, 
 
 
 def named_steps(spec: WorkflowSpec, actors: Iterable[Actor]) -> dict[tuple[str | None, str | None], set[str]]:
-    """Where `actors` are named for a step of `spec` that is owed (not an option such as taking a
+    """Where `actors` are named for a step of `spec` that is owed (not `optional:`, such as taking a
     request back): (party field, party) -> the states those steps leave. A pattern `$field.role`
     gives (field, the actor's party): owed on instances whose field names that party; a pattern
     naming no field gives (None, None): owed on every instance in those states. Guards (`when`)
@@ -106,7 +104,7 @@ def named_steps(spec: WorkflowSpec, actors: Iterable[Actor]) -> dict[tuple[str |
     out: dict[tuple[str | None, str | None], set[str]] = {}
     actors = list(actors)
     for t in spec.transitions:
-        if t.trigger in OPTIONS:
+        if t.optional:
             continue
         for pattern in t.by:
             head = pattern.rpartition(".")[0]

@@ -65,6 +65,7 @@ class TransitionSpec(Strict):
     accepts: list[Id] = []
     approvals: Approvals | None = None
     then: list[Action] = []
+    optional: bool = False  # a step one may take (taking a request back, cancelling), never one owed
 
     @field_validator("by")
     @classmethod
