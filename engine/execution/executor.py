@@ -17,8 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import delete, insert, select
-from sqlalchemy.engine import Connection
 
 from engine import clock
 from engine.exceptions import ExpressionError, UserError
@@ -34,9 +32,9 @@ from engine.rules.fields import coerce_all, defaults
 from engine.rules.machines import MachineCache
 from engine.rules.reasons import Reason
 from engine.scheduling import timers
-from engine.store import audit, inbox
+from engine.store import Tx, audit, consents, inbox, reads
 from engine.store.batch import Batch, EventWrites, store_failure
-from engine.store.database import SqlStore, consents, workflow_versions
+from engine.store.database import SqlStore
 
 CHUNK = 100  # pending events read at once when a submitter applies everything up to its own event
 
@@ -98,7 +96,7 @@ class Executor:
             key = intake.user_key(key)
         submitted: list[inbox.Submission] = []
 
-        def submit(conn: Connection) -> int | None:
+        def submit(conn: Tx) -> int | None:
             submitted[:] = [inbox.submit(conn, kind, key=key, same_request=key is not None, **fields)]
             return submitted[0].inbox_id if apply and submitted[0].new else None
 
@@ -139,7 +137,7 @@ class Executor:
         self._tell(outcomes)
         return outcomes
 
-    def _transaction(self, limit: int | None, submit: Callable[[Connection], int | None] | None = None) -> list[Outcome]:
+    def _transaction(self, limit: int | None, submit: Callable[[Tx], int | None] | None = None) -> list[Outcome]:
         """One transaction: `submit` (which returns the inbox id to apply up to, or None to apply
         nothing), else up to `limit` pending events. Batch writes the store rejects (text it
         refuses: a bug, data from an older coopflow) make the same transaction run again with
@@ -236,7 +234,7 @@ class Executor:
             self._consent_triggers[version] = frozenset(t.trigger for t in spec.transitions if t.approvals)
         return row["trigger"] in self._consent_triggers[version]
 
-    def _apply(self, conn: Connection, writes: EventWrites, row, instance_row, now: datetime) -> Outcome:
+    def _apply(self, conn: Tx, writes: EventWrites, row, instance_row, now: datetime) -> Outcome:
         """Decide (raising Refusal) and then gather everything the event changes."""
         actor = actors.parse_actor(row["actor"], self.policy.config)
         if row["kind"] == inbox.START:
@@ -318,17 +316,15 @@ class Executor:
             raise Refusal(f"'{t.trigger}': {exc}") from None
         if actor.party not in parties:
             raise Refusal(f"party '{actor.party}' is not among those whose consent '{t.trigger}' needs ({', '.join(parties)})")
-        key = {"instance": row["instance"], "trigger": t.trigger}
-        conn.execute(delete(consents).where(consents.c.instance == key["instance"], consents.c.trigger == key["trigger"],
-                                            consents.c.expires_at.is_not(None), consents.c.expires_at <= now))
+        instance = row["instance"]
+        existing = consents.parties(conn, instance, t.trigger, now)
         expires = timers.duration_end(approvals.expires, now, self.policy.calendar) if approvals.expires else None
-        existing = conn.execute(select(consents.c.party).where(consents.c.instance == key["instance"], consents.c.trigger == key["trigger"])).scalars().all()
         if actor.party not in existing:
-            conn.execute(insert(consents).values(**key, party=actor.party, actor=str(actor), at=now, expires_at=expires))
+            consents.record(conn, instance, t.trigger, actor.party, str(actor), now, expires)
         agreed = sorted(set(existing) | {actor.party})
         agreed = [p for p in agreed if p in parties]
         if len(agreed) >= quorum:
-            conn.execute(delete(consents).where(consents.c.instance == key["instance"], consents.c.trigger == key["trigger"]))
+            consents.clear(conn, instance, t.trigger)
             return None
         waiting = [p for p in parties if p not in agreed]
         again = " (already counted)" if actor.party in existing else ""
@@ -338,9 +334,7 @@ class Executor:
     def _withdraw(self, conn, row, actor, t) -> _Change:
         if not t.approvals:
             raise Refusal(f"'{t.trigger}' needs no consent, so there is none to withdraw")
-        removed = conn.execute(delete(consents).where(consents.c.instance == row["instance"], consents.c.trigger == t.trigger,
-                                                       consents.c.party == actor.party)).rowcount
-        if not removed:
+        if not consents.withdraw(conn, row["instance"], t.trigger, actor.party):
             raise Refusal(f"party '{actor.party}' has no consent to '{t.trigger}' to withdraw")
         return _Change("withdraw", text=f"consent of {actor.party} to '{t.trigger}' withdrawn")
 
@@ -435,6 +429,8 @@ class Executor:
     def _spec(self, conn, version: str) -> WorkflowSpec:
         spec = self._specs.get(version)
         if spec is None:
-            stored = conn.execute(select(workflow_versions.c.spec).where(workflow_versions.c.version == version)).scalar_one()
+            stored = reads.stored_spec(conn, version)
+            if stored is None:
+                raise LookupError(f"workflow version {version} is not in the store")
             spec = self._specs[version] = WorkflowSpec.from_stored(stored)
         return spec
