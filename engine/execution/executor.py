@@ -67,6 +67,8 @@ class Executor:
         self._stored_versions: set[str] = set()  # versions this store is known to hold (committed)
         self._consent_triggers: dict[str, frozenset[str]] = {}  # version -> triggers that record consents
         self._expressions: dict[str, Expression] = {}
+        self._actors: dict[str, actors.Actor] = {}  # actor text -> parsed, checked against `_actors_of`
+        self._actors_of: object = None
         self.listeners: list[Callable[[Outcome], None]] = []
 
     # ---- submitting
@@ -236,7 +238,7 @@ class Executor:
 
     def _apply(self, conn: Tx, writes: EventWrites, row, instance_row, now: datetime) -> Outcome:
         """Decide (raising Refusal) and then gather everything the event changes."""
-        actor = actors.parse_actor(row["actor"], self.policy.config)
+        actor = self._actor(row["actor"])
         if row["kind"] == inbox.START:
             spec, version, current = self._start_target(writes, row, instance_row)
         else:
@@ -284,7 +286,7 @@ class Executor:
             pending = self._consent(conn, row, actor, t, spec, fields, now)
             if pending is not None:
                 return pending
-        return self._transition(chosen.index, t, spec, fields, values, self._context(current, spec, fields, actor, now, values))
+        return self._transition(chosen.index, t, spec, fields, values, decision.context(situation, fields, values))
 
     def _transition(self, i, t, spec, fields, values, context) -> _Change:
         actions: list[tuple[str, dict]] = []
@@ -341,13 +343,13 @@ class Executor:
     # ---- writing
 
     def _commit(self, conn, writes: EventWrites, row, actor, spec, version, current, change: _Change, now) -> Outcome:
-        instance_id = row["instance"]
+        instance_id, trigger, who, origin = row["instance"], row["trigger"], str(actor), provenance(row)
         from_state = current["state"]
-        outcome = Outcome(inbox.APPLIED, "", instance_id, kind=change.kind, workflow=spec.id, trigger=row["trigger"],
-                          actor=str(actor), from_state=from_state, provenance=provenance(row), fields=change.fields or current["fields"])
+        outcome = Outcome(inbox.APPLIED, "", instance_id, kind=change.kind, workflow=spec.id, trigger=trigger,
+                          actor=who, from_state=from_state, provenance=origin, fields=change.fields or current["fields"])
         if change.to_state is not None:
             to_state = change.to_state if change.kind == "start" else self.machines.move(
-                version, spec, from_state, row["trigger"], change.data["transition"])
+                version, spec, from_state, trigger, change.data["transition"])
             seq = outcome_seq = current["seq"] + 1
             values = {"state": to_state, "fields": change.fields, "seq": seq, "updated_at": now, "state_entered_at": now,
                       "final": int(spec.states[to_state].final)}
@@ -357,17 +359,17 @@ class Executor:
                 writes.move(instance_id, values)
                 writes.disarm(instance_id)
             deadline = spec.states[to_state].deadline
+            nominal = timers.armed_from(row["payload"], now) if deadline or change.actions else now
             if deadline:
                 timer = timers.Timer(f"{instance_id}:{seq}", instance_id, spec.id, to_state, deadline.fire,
-                                     timers.deadline_due(deadline, timers.armed_from(row["payload"], now), change.fields, self.policy.calendar))
+                                     timers.deadline_due(deadline, nominal, change.fields, self.policy.calendar))
                 writes.arm(timers.row(timer))
                 writes.remind(timers.reminder_rows(timer, timers.reminder_times(deadline, now, timer.due_at, self.policy)))
                 outcome.armed.append(timer)
             for kind, payload in change.actions:
                 writes.outbox({"instance": instance_id, "kind": kind, "payload": {**payload, "source": {
                     "workflow": spec.id, "instance": instance_id, "state": to_state, "from": from_state,
-                    "trigger": row["trigger"], "actor": str(actor), "fields": change.fields,
-                    "nominal_at": timers.armed_from(row["payload"], now).isoformat()}},
+                    "trigger": trigger, "actor": who, "fields": change.fields, "nominal_at": nominal.isoformat()}},
                     "status": "pending", "attempts": 0, "next_at": now, "created_at": now})
             outcome.text = change.text or f"{from_state} -> {to_state}"
         else:
@@ -379,14 +381,14 @@ class Executor:
             writes.fired(timer_id)
         approvals = change.kind in ("consent", "withdraw") or (
             change.kind == "fire" and spec.transitions[change.data["transition"]].approvals is not None)
-        data = {**change.data, **provenance(row), "audit": audit.state_record(
-            conn, instance_id, row["trigger"], change.kind, outcome_seq if change.to_state is not None else None,
+        data = {**change.data, **origin, "audit": audit.state_record(
+            conn, instance_id, trigger, change.kind, outcome_seq if change.to_state is not None else None,
             change.fields, version, outcome.armed, approvals)}
         writes.history(instance=instance_id, inbox_id=row["id"], at=now, kind=change.kind, workflow=spec.id,
-                       trigger=row["trigger"], from_state=from_state, to_state=to_state, actor=str(actor),
+                       trigger=trigger, from_state=from_state, to_state=to_state, actor=who,
                        outcome=inbox.APPLIED, reason=change.text or None, data=data)
         writes.mark(row["id"], inbox.APPLIED, f"applied: {outcome.text}", now)
-        event_logger(instance=instance_id, workflow=spec.id, trigger=row["trigger"], actor=str(actor), outcome=inbox.APPLIED,
+        event_logger(instance=instance_id, workflow=spec.id, trigger=trigger, actor=who, outcome=inbox.APPLIED,
                      **{"from": from_state, "to": to_state}).info("applied {}: {}", row["kind"], outcome.text)
         return outcome
 
@@ -397,9 +399,15 @@ class Executor:
                                   now.astimezone(self.policy.tz), self.policy.expressions, self._expressions,
                                   config=self.policy.config)
 
-    def _context(self, current, spec, fields, actor, now, given) -> dict[str, Any]:
-        """What the transition's actions see: the fields after the event's values, and those values as `given`."""
-        return decision.context(self._situation(current, spec, actor, now), fields, given)
+    def _actor(self, text: str) -> actors.Actor:
+        """An event's actor, parsed and checked against config.yaml once per text (a bad one raises each time)."""
+        config = self.policy.config
+        if self._actors_of is not config:  # a reloaded policy: check them again
+            self._actors, self._actors_of = {}, config
+        found = self._actors.get(text)
+        if found is None:
+            found = self._actors[text] = actors.parse_actor(text, config)
+        return found
 
     def _evaluate(self, source: str, context: dict, what: str) -> Any:
         compiled = self.policy.expressions.get(source) or self._expressions.get(source)

@@ -9,17 +9,25 @@ same transaction and savepoints. Driver errors come out as SQLAlchemy's `DBAPIEr
 (a lost connection is invalidated), as from `conn.execute`, and `before_cursor_execute`
 listeners see each statement. Only for writes whose result is not
 read (INSERT and UPDATE without RETURNING).
+
+An event's `now` fills several columns of several tables (applied_at, history's at, updated_at,
+created_at, the outbox's next_at), so UtcDateTime values are converted once per instant and
+dialect (a small memo), and JSON columns are encoded by engine.store.jsontext (the engines'
+`json_serializer`: `json.dumps`'s text, its encoder built once).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, ResourceClosedError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from engine.store.tables import UtcDateTime
 
 
 class Prepared:
@@ -27,36 +35,43 @@ class Prepared:
 
     def __init__(self, statement: ClauseElement):
         self.statement = statement
-        self._compiled: dict[str, tuple] = {}  # dialect -> (SQL, bind names in order, positional?, fixed values, required, processors)
+        self._compiled: dict[str, _Plan] = {}
 
-    def _for(self, conn: Connection):
+    def _for(self, conn: Connection) -> _Plan:
         dialect = conn.dialect
         found = self._compiled.get(dialect.name)
         if found is None:
             compiled = self.statement.compile(dialect=dialect)
             if not isinstance(compiled, SQLCompiler):  # an INSERT or UPDATE compiles to the dialect's SQLCompiler
                 raise TypeError(f"not a DML statement: {self.statement!r}")
-            fixed = compiled.construct_params(_check=False)  # literal values (`status = 'armed'`); None for the rest
+            fixed = dict(compiled.construct_params(_check=False))  # literal values (`status = 'armed'`); None for the rest
             literal = {name for name, b in compiled.binds.items() if b.value is not None or b.callable is not None}
+            positional = compiled.positiontup is not None
             names = tuple(compiled.positiontup) if compiled.positiontup is not None else tuple(fixed)
-            processors = [(name, bind.type.dialect_impl(dialect).bind_processor(dialect)) for name, bind in compiled.binds.items()]
-            found = self._compiled[dialect.name] = (compiled.string, names, compiled.positiontup is not None, fixed,
-                                                    frozenset(fixed) - literal, [(n, p) for n, p in processors if p is not None])
+            processors = []
+            for name, bind in compiled.binds.items():
+                process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                if process is not None:
+                    processors.append((name, _memoized(dialect.name, process) if isinstance(bind.type, UtcDateTime) else process))
+            found = self._compiled[dialect.name] = _Plan(compiled.string, names, operator.itemgetter(*names), positional,
+                                                         fixed, frozenset(fixed) - literal, processors)
         return found
 
     def run(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
-        sql, names, positional, fixed, required, processors = self._for(conn)
-        missing = required - rows[0].keys()
+        plan = self._for(conn)
+        sql, names, fixed, processors = plan.sql, plan.names, plan.fixed, plan.processors
+        missing = plan.required - rows[0].keys()
         if missing:
             raise ValueError(f"no value for {', '.join(sorted(missing))} in {sql.split()[0]} {sql.split()[2]}")
-        prepared = []
+        values = plan.values if len(names) > 1 else lambda params: (params[names[0]],)
+        prepared: list[Any] = []
         for row in rows:
             params = {**fixed, **row}
             for name, process in processors:
                 params[name] = process(params[name])
-            prepared.append(tuple([params[n] for n in names]) if positional else {n: params[n] for n in names})
+            prepared.append(values(params) if plan.positional else dict(zip(names, values(params), strict=True)))
         driver = conn.connection.driver_connection
         if driver is None:  # the pooled connection was invalidated
             raise ResourceClosedError("the store connection has no driver connection (invalidated)")
@@ -75,3 +90,39 @@ class Prepared:
             raise DBAPIError.instance(sql, prepared[:1], exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect) from exc
         finally:
             cursor.close()
+
+
+class _Plan(NamedTuple):
+    """A statement compiled for one dialect."""
+
+    sql: str
+    names: tuple[str, ...]  # bind names in the order the driver takes them
+    values: Callable[[dict[str, Any]], tuple]  # a row's bind values in that order
+    positional: bool
+    fixed: dict[str, Any]  # literal values (None for the bound ones)
+    required: frozenset[str]
+    processors: list[tuple[str, Callable[[Any], Any]]]  # (bind name, the type's bind processor)
+
+
+MEMO_SIZE = 4096
+_MEMOS: dict[str, dict[Any, Any]] = {}  # dialect -> instant -> its bind value, shared by every UtcDateTime column
+
+
+def _memoized(dialect: str, process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A UtcDateTime bind processor that converts each instant once per dialect: an event's `now`
+    fills several columns of several tables. Equal aware datetimes are the same instant, so they
+    give the same bind value (UtcDateTime binds the instant in UTC, whatever its time zone)."""
+    memo = _MEMOS.setdefault(dialect, {})
+
+    def processed(value: Any) -> Any:
+        try:
+            return memo[value]
+        except KeyError:
+            pass
+        out = process(value)  # a naive datetime raises here, and is never kept
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        memo[value] = out
+        return out
+
+    return processed
