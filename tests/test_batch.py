@@ -178,3 +178,34 @@ def test_prepared_writes_bind_what_conn_execute_binds(store: SqlStore) -> None:
     assert [r[0] for r in stored] == ["x-1", "x-2", "x-3"]
     assert len({r[1:] for r in stored}) == 1, stored  # payload text, next_at and created_at alike in all three
     assert len({r[2] for r in stored} | {r[3] for r in stored}) == 1, stored
+
+
+def test_many_rows_are_inserted_in_chunks_of_statements(store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL inserts many rows with one statement (VALUES (...), (...)), chunked to bound its
+    parameters; SQLite with one executemany. Either way every row arrives, in order, once."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import bindparam
+
+    from engine.store import prepared
+
+    monkeypatch.setattr(prepared, "MAX_PARAMS", 16)  # 7 columns: 2 rows per statement
+    columns = ("instance", "kind", "payload", "status", "attempts", "next_at", "created_at")
+    statement = prepared.Prepared(outbox.insert().values({c: bindparam(c) for c in columns}))
+    now = datetime(2026, 12, 3, 14, 0, tzinfo=UTC)
+    rows = [{"instance": f"x-{n}", "kind": "notify", "payload": {"n": n}, "status": "pending", "attempts": n,
+             "next_at": now, "created_at": now} for n in range(5)]
+    sent: list[tuple[str, bool]] = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def count(conn, cursor, sql, params, context, executemany):
+        if sql.startswith("INSERT"):
+            sent.append((sql.split(" VALUES ")[1].count("("), executemany))
+
+    with store.transaction() as conn:
+        statement.run(conn, rows)
+    event.remove(store.engine, "before_cursor_execute", count)
+    assert sent == ([(2, False), (2, False), (1, False)] if store.dialect == "postgresql" else [(1, True)])
+    with store.reading() as conn:
+        stored = conn.execute(select(outbox.c.instance, outbox.c.payload, outbox.c.attempts).order_by(outbox.c.id)).all()
+    assert [tuple(r) for r in stored] == [(f"x-{n}", {"n": n}, n) for n in range(5)]

@@ -19,6 +19,7 @@ dialect (a small memo), and JSON columns are encoded by engine.store.jsontext (t
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -54,7 +55,8 @@ class Prepared:
                 if process is not None:
                     processors.append((name, _memoized(dialect.name, process) if isinstance(bind.type, UtcDateTime) else process))
             found = self._compiled[dialect.name] = _Plan(compiled.string, names, operator.itemgetter(*names), positional,
-                                                         fixed, frozenset(fixed) - literal, processors)
+                                                         fixed, frozenset(fixed) - literal, processors,
+                                                         _multirow(compiled.string, names) if dialect.name == "postgresql" else None)
         return found
 
     def run(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -65,29 +67,35 @@ class Prepared:
         missing = plan.required - rows[0].keys()
         if missing:
             raise ValueError(f"no value for {', '.join(sorted(missing))} in {sql.split()[0]} {sql.split()[2]}")
-        values = plan.values if len(names) > 1 else lambda params: (params[names[0]],)
-        prepared: list[Any] = []
+        processed: list[dict[str, Any]] = []
         for row in rows:
-            params = {**fixed, **row}
+            bound = {**fixed, **row}
             for name, process in processors:
-                params[name] = process(params[name])
-            prepared.append(values(params) if plan.positional else dict(zip(names, values(params), strict=True)))
+                bound[name] = process(bound[name])
+            processed.append(bound)
         driver = conn.connection.driver_connection
         if driver is None:  # the pooled connection was invalidated
             raise ResourceClosedError("the store connection has no driver connection (invalidated)")
         cursor = driver.cursor()
-        many = len(prepared) > 1
-        if conn.dispatch.before_cursor_execute:  # listeners (a statement counter) see it too
-            conn.dispatch.before_cursor_execute(conn, cursor, sql, prepared if many else prepared[0], None, many)
+        statements: list[tuple[str, Any, bool]]  # (SQL, parameters, executemany?)
+        if plan.multirow is not None and len(processed) > 1:
+            statements = plan.multirow.statements(processed)
+        else:
+            values = plan.values if len(names) > 1 else lambda params: (params[names[0]],)
+            prepared = [values(p) if plan.positional else dict(zip(names, values(p), strict=True)) for p in processed]
+            statements = [(sql, prepared if len(prepared) > 1 else prepared[0], len(prepared) > 1)]
         try:
-            if many:
-                cursor.executemany(sql, prepared)
-            else:
-                cursor.execute(sql, prepared[0])
+            for sql, params, many in statements:
+                if conn.dispatch.before_cursor_execute:  # listeners (a statement counter) see it too
+                    conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
+                if many:
+                    cursor.executemany(sql, params)
+                else:
+                    cursor.execute(sql, params)
         except conn.dialect.loaded_dbapi.Error as exc:
             if conn.dialect.is_disconnect(exc, conn.connection, cursor):
                 conn.invalidate(exc)
-            raise DBAPIError.instance(sql, prepared[:1], exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect) from exc
+            raise DBAPIError.instance(sql, processed[:1], exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect) from exc
         finally:
             cursor.close()
 
@@ -102,6 +110,46 @@ class _Plan(NamedTuple):
     fixed: dict[str, Any]  # literal values (None for the bound ones)
     required: frozenset[str]
     processors: list[tuple[str, Callable[[Any], Any]]]  # (bind name, the type's bind processor)
+    multirow: _MultiRow | None  # PostgreSQL INSERT: many rows in one statement
+
+
+MAX_PARAMS = 30_000  # bind values in one multi-row INSERT (PostgreSQL takes at most 65,535)
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+class _MultiRow:
+    """A PostgreSQL INSERT of many rows as ONE statement (`VALUES (...), (...)`), in chunks.
+
+    psycopg's executemany sends one Bind/Execute per row (pipelined): the server still executes
+    each row as a statement of its own, and the client prepares and reads a result for each.
+    """
+
+    def __init__(self, head: str, group: str, order: tuple[str, ...]):
+        self.head, self.group, self.order = head, group, order
+        self.take = operator.itemgetter(*order)
+        self.chunk = max(1, MAX_PARAMS // len(order))
+
+    def statements(self, rows: list[dict[str, Any]]) -> list[tuple[str, Any, bool]]:
+        out = []
+        for start in range(0, len(rows), self.chunk):
+            part = rows[start:start + self.chunk]
+            flat: list[Any] = []
+            for row in part:
+                flat.extend(self.take(row) if len(self.order) > 1 else (row[self.order[0]],))
+            out.append((f"{self.head} VALUES {', '.join([self.group] * len(part))}", flat, False))
+        return out
+
+
+def _multirow(sql: str, names: tuple[str, ...]) -> _MultiRow | None:
+    """The multi-row form of a plain `INSERT ... VALUES (%(name)s, ...)` (None for any other statement)."""
+    head, found, group = sql.partition(" VALUES ")
+    group = group.split(" RETURNING ")[0]  # an implicit RETURNING of the serial key: never read here
+    if not found or not sql.startswith("INSERT ") or "%" in head or not (group.startswith("(") and group.endswith(")")):
+        return None
+    order = tuple(_NAMED.findall(group))
+    if set(order) != set(names) or group.count("%") != len(order) or " ON CONFLICT " in group:
+        return None
+    return _MultiRow(head, _NAMED.sub("%s", group), order)
 
 
 MEMO_SIZE = 4096
