@@ -78,8 +78,9 @@ class Prepared:
             raise ResourceClosedError("the store connection has no driver connection (invalidated)")
         cursor = driver.cursor()
         statements: list[tuple[str, Any, bool]]  # (SQL, parameters, executemany?)
-        if plan.multirow is not None and len(processed) > 1:
-            statements = plan.multirow.statements(processed)
+        multirow = plan.multirow.statements(processed) if plan.multirow is not None and len(processed) > 1 else None
+        if multirow is not None:
+            statements = multirow
         else:
             values = plan.values if len(names) > 1 else lambda params: (params[names[0]],)
             prepared = [values(p) if plan.positional else dict(zip(names, values(p), strict=True)) for p in processed]
@@ -110,46 +111,69 @@ class _Plan(NamedTuple):
     fixed: dict[str, Any]  # literal values (None for the bound ones)
     required: frozenset[str]
     processors: list[tuple[str, Callable[[Any], Any]]]  # (bind name, the type's bind processor)
-    multirow: _MultiRow | None  # PostgreSQL INSERT: many rows in one statement
+    multirow: _MultiRow | None  # PostgreSQL INSERT or UPDATE: many rows in one statement
 
 
-MAX_PARAMS = 30_000  # bind values in one multi-row INSERT (PostgreSQL takes at most 65,535)
-_NAMED = re.compile(r"%\((\w+)\)s")
+MAX_PARAMS = 30_000  # bind values in one multi-row statement (PostgreSQL takes at most 65,535)
+_CAST = r"(?:::(?:TIMESTAMP WITH(?:OUT)? TIME ZONE|[A-Z][A-Z_]*))?"
+_BIND = re.compile(r"%\((\w+)\)s" + _CAST)
+_EQUALITIES = re.compile(r"[\w.]+ = %\(\w+\)s" + _CAST + r"(?: AND [\w.]+ = %\(\w+\)s" + _CAST + ")*")
 
 
 class _MultiRow:
-    """A PostgreSQL INSERT of many rows as ONE statement (`VALUES (...), (...)`), in chunks.
+    """A PostgreSQL INSERT or UPDATE of many rows as ONE statement, in chunks: `INSERT ... VALUES
+    (...), (...)`, `UPDATE t SET c = _v.c FROM (VALUES (...), (...)) AS _v(...) WHERE t.k = _v.k`.
 
     psycopg's executemany sends one Bind/Execute per row (pipelined): the server still executes
-    each row as a statement of its own, and the client prepares and reads a result for each.
+    each row as a statement of its own, and the client prepares and reads a result for each. An
+    UPDATE is only sent this way when its rows' keys (the WHERE's values) are distinct, so that
+    each stored row is updated by one of them, as the executemany would.
     """
 
-    def __init__(self, head: str, group: str, order: tuple[str, ...]):
-        self.head, self.group, self.order = head, group, order
+    def __init__(self, before: str, group: str, after: str, order: tuple[str, ...], keys: tuple[str, ...] = ()):
+        self.before, self.group, self.after, self.order, self.keys = before, group, after, order, keys
         self.take = operator.itemgetter(*order)
         self.chunk = max(1, MAX_PARAMS // len(order))
 
-    def statements(self, rows: list[dict[str, Any]]) -> list[tuple[str, Any, bool]]:
+    def statements(self, rows: list[dict[str, Any]]) -> list[tuple[str, Any, bool]] | None:
+        """(SQL, parameters, False) per chunk; None when the rows' keys repeat (use executemany)."""
+        if self.keys and len({tuple(row[k] for k in self.keys) for row in rows}) < len(rows):
+            return None
         out = []
         for start in range(0, len(rows), self.chunk):
             part = rows[start:start + self.chunk]
             flat: list[Any] = []
             for row in part:
                 flat.extend(self.take(row) if len(self.order) > 1 else (row[self.order[0]],))
-            out.append((f"{self.head} VALUES {', '.join([self.group] * len(part))}", flat, False))
+            out.append((f"{self.before}{', '.join([self.group] * len(part))}{self.after}", flat, False))
         return out
 
 
 def _multirow(sql: str, names: tuple[str, ...]) -> _MultiRow | None:
-    """The multi-row form of a plain `INSERT ... VALUES (%(name)s, ...)` (None for any other statement)."""
-    head, found, group = sql.partition(" VALUES ")
-    group = group.split(" RETURNING ")[0]  # an implicit RETURNING of the serial key: never read here
-    if not found or not sql.startswith("INSERT ") or "%" in head or not (group.startswith("(") and group.endswith(")")):
+    """The multi-row form of a plain `INSERT ... VALUES (%(a)s, ...)` or of an `UPDATE ... SET ...
+    WHERE k = %(k)s [AND ...]` (None for any other statement)."""
+    if sql.startswith("INSERT "):
+        head, found, group = sql.partition(" VALUES ")
+        group = group.split(" RETURNING ")[0]  # an implicit RETURNING of the serial key: never read here
+        if not found or "%" in head or not (group.startswith("(") and group.endswith(")")) or " ON CONFLICT " in group:
+            return None
+        order = tuple(_BIND.findall(group))
+        if set(order) != set(names) or group.count("%") != len(order):
+            return None
+        return _MultiRow(head + " VALUES ", re.sub(r"%\(\w+\)s", "%s", group), "", order)
+    setting, found, where = sql.partition(" WHERE ")
+    if not sql.startswith("UPDATE ") or not found or " FROM " in setting or not _EQUALITIES.fullmatch(where):
         return None
-    order = tuple(_NAMED.findall(group))
-    if set(order) != set(names) or group.count("%") != len(order) or " ON CONFLICT " in group:
+    binds = [(m.group(1), m.group(0)[m.end(1) + 2 - m.start(0):]) for m in _BIND.finditer(sql)]  # (name, its cast)
+    casts = dict(binds)
+    order = tuple(casts)
+    if set(order) != set(names) or sql.count("%") != len(binds):
         return None
-    return _MultiRow(head, _NAMED.sub("%s", group), order)
+    alias = lambda text: _BIND.sub(lambda m: f'_v."{m.group(1)}"', text)  # noqa: E731
+    group = "(" + ", ".join(f"%s{casts[n]}" for n in order) + ")"
+    columns = ", ".join(f'"{n}"' for n in order)
+    return _MultiRow(f"{alias(setting)} FROM (VALUES ", group, f") AS _v({columns}) WHERE {alias(where)}", order,
+                     tuple(_BIND.findall(where)))
 
 
 MEMO_SIZE = 4096
