@@ -76,12 +76,15 @@ class Prepared:
         driver = conn.connection.driver_connection
         if driver is None:  # the pooled connection was invalidated
             raise ResourceClosedError("the store connection has no driver connection (invalidated)")
-        cursor = driver.cursor()
         statements: list[tuple[str, Any, bool]]  # (SQL, parameters, executemany?)
+        cursor: Any
         multirow = plan.multirow.statements(processed) if plan.multirow is not None and len(processed) > 1 else None
         if multirow is not None:
-            statements = multirow
+            from psycopg import RawCursor  # multirow: PostgreSQL only
+
+            statements, cursor = multirow, RawCursor(driver)
         else:
+            cursor = driver.cursor()
             values = plan.values if len(names) > 1 else lambda params: (params[names[0]],)
             prepared = [values(p) if plan.positional else dict(zip(names, values(p), strict=True)) for p in processed]
             statements = [(sql, prepared if len(prepared) > 1 else prepared[0], len(prepared) > 1)]
@@ -127,13 +130,26 @@ class _MultiRow:
     psycopg's executemany sends one Bind/Execute per row (pipelined): the server still executes
     each row as a statement of its own, and the client prepares and reads a result for each. An
     UPDATE is only sent this way when its rows' keys (the WHERE's values) are distinct, so that
-    each stored row is updated by one of them, as the executemany would.
+    each stored row is updated by one of them, as the executemany would. The statement uses
+    PostgreSQL's own `$n` placeholders on a psycopg `RawCursor` (psycopg parses a `%s` query
+    this long again on every execute), its text built once per number of rows.
     """
 
-    def __init__(self, before: str, group: str, after: str, order: tuple[str, ...], keys: tuple[str, ...] = ()):
-        self.before, self.group, self.after, self.order, self.keys = before, group, after, order, keys
+    def __init__(self, before: str, casts: tuple[str, ...], after: str, order: tuple[str, ...], keys: tuple[str, ...] = ()):
+        self.before, self.casts, self.after, self.order, self.keys = before, casts, after, order, keys
         self.take = operator.itemgetter(*order)
         self.chunk = max(1, MAX_PARAMS // len(order))
+        self._sql: dict[int, str] = {}
+
+    def sql(self, rows: int) -> str:
+        found = self._sql.get(rows)
+        if found is None:
+            width = len(self.casts)
+            groups = ("(" + ", ".join(f"${i * width + j + 1}{cast}" for j, cast in enumerate(self.casts)) + ")" for i in range(rows))
+            if len(self._sql) >= 64:
+                self._sql.clear()
+            found = self._sql[rows] = f"{self.before}{', '.join(groups)}{self.after}"
+        return found
 
     def statements(self, rows: list[dict[str, Any]]) -> list[tuple[str, Any, bool]] | None:
         """(SQL, parameters, False) per chunk; None when the rows' keys repeat (use executemany)."""
@@ -145,7 +161,7 @@ class _MultiRow:
             flat: list[Any] = []
             for row in part:
                 flat.extend(self.take(row) if len(self.order) > 1 else (row[self.order[0]],))
-            out.append((f"{self.before}{', '.join([self.group] * len(part))}{self.after}", flat, False))
+            out.append((self.sql(len(part)), flat, False))
         return out
 
 
@@ -157,23 +173,28 @@ def _multirow(sql: str, names: tuple[str, ...]) -> _MultiRow | None:
         group = group.split(" RETURNING ")[0]  # an implicit RETURNING of the serial key: never read here
         if not found or "%" in head or not (group.startswith("(") and group.endswith(")")) or " ON CONFLICT " in group:
             return None
-        order = tuple(_BIND.findall(group))
-        if set(order) != set(names) or group.count("%") != len(order):
+        binds = _binds(group)
+        order = tuple(n for n, _ in binds)
+        if set(order) != set(names) or len(order) != len(names) or group.count("%") != len(order):
             return None
-        return _MultiRow(head + " VALUES ", re.sub(r"%\(\w+\)s", "%s", group), "", order)
+        return _MultiRow(head + " VALUES ", tuple(c for _, c in binds), "", order)
     setting, found, where = sql.partition(" WHERE ")
     if not sql.startswith("UPDATE ") or not found or " FROM " in setting or not _EQUALITIES.fullmatch(where):
         return None
-    binds = [(m.group(1), m.group(0)[m.end(1) + 2 - m.start(0):]) for m in _BIND.finditer(sql)]  # (name, its cast)
+    binds = _binds(sql)
     casts = dict(binds)
     order = tuple(casts)
     if set(order) != set(names) or sql.count("%") != len(binds):
         return None
     alias = lambda text: _BIND.sub(lambda m: f'_v."{m.group(1)}"', text)  # noqa: E731
-    group = "(" + ", ".join(f"%s{casts[n]}" for n in order) + ")"
     columns = ", ".join(f'"{n}"' for n in order)
-    return _MultiRow(f"{alias(setting)} FROM (VALUES ", group, f") AS _v({columns}) WHERE {alias(where)}", order,
-                     tuple(_BIND.findall(where)))
+    return _MultiRow(f"{alias(setting)} FROM (VALUES ", tuple(casts.values()), f") AS _v({columns}) WHERE {alias(where)}",
+                     order, tuple(_BIND.findall(where)))
+
+
+def _binds(sql: str) -> list[tuple[str, str]]:
+    """(name, its cast: `::VARCHAR` or '') of each `%(name)s` in the SQL, in order."""
+    return [(m.group(1), m.group(0)[m.end(1) + 2 - m.start(0):]) for m in _BIND.finditer(sql)]
 
 
 MEMO_SIZE = 4096
