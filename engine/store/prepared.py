@@ -13,7 +13,9 @@ read (INSERT and UPDATE without RETURNING).
 An event's `now` fills several columns of several tables (applied_at, history's at, updated_at,
 created_at, the outbox's next_at), so UtcDateTime values are converted once per instant and
 dialect (a small memo), and JSON columns are encoded by engine.store.jsontext (the engines'
-`json_serializer`: `json.dumps`'s text, its encoder built once).
+`json_serializer`: `json.dumps`'s text, its encoder built once). On PostgreSQL, many rows of a
+plain INSERT, or of an UPDATE keyed by equalities, go as ONE statement (`_MultiRow`) instead of
+psycopg's executemany, which executes each row as a statement of its own.
 """
 
 from __future__ import annotations
