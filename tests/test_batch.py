@@ -125,3 +125,87 @@ def test_postgres_connection_killed_under_the_pool_is_replaced_after_one_failure
             conn.execute(text("SELECT 1"))
     with store.transaction() as conn:
         assert conn.execute(text("SELECT 1")).scalar_one() == 1
+
+
+JSON_VALUES = [
+    {"subject": "Yêu cầu số 12", "n": 3, "x": 1.5, "none": None, "list": [1, "á", {"b": True, "a": False}]},
+    {"z": {"y": {"x": ["\ud800 lone surrogate", "tab\tquote\"back\\slash"]}}, "a": float("inf"), "b": float("nan")},
+    "plain string", 12, None, [], {},
+]
+
+
+@pytest.mark.parametrize("value", JSON_VALUES, ids=range(len(JSON_VALUES)))
+def test_json_text_is_json_dumps_text(value) -> None:
+    """The encoders built once give json.dumps's text, byte for byte (the chain's hashes depend on it)."""
+    import json
+    from datetime import UTC, datetime
+
+    from engine.store import jsontext
+
+    assert jsontext.plain(value) == json.dumps(value)
+    with_time = {"at": datetime(2026, 12, 3, 14, 0, tzinfo=UTC), "value": value}
+    assert jsontext.canonical(with_time) == json.dumps(with_time, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def test_prepared_writes_bind_what_conn_execute_binds(store: SqlStore) -> None:
+    """One instant given in two time zones is stored as the same UTC value by a prepared write and by
+    SQLAlchemy's own execute, in every column it fills; JSON the same text; a naive datetime is refused each time."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy import Text as SqlText
+    from sqlalchemy import bindparam, cast, insert
+
+    from engine.store.prepared import Prepared
+
+    instant = datetime(2026, 12, 3, 14, 0, 0, 123456, tzinfo=UTC)
+    local = instant.astimezone(timezone(timedelta(hours=7)))
+    payload = {"source": {"subject": "Công văn số 5", "n": 1}}
+    rows = [{"instance": "x-1", "kind": "notify", "payload": payload, "status": "pending", "attempts": 0, "next_at": instant, "created_at": local},
+            {"instance": "x-2", "kind": "notify", "payload": payload, "status": "pending", "attempts": 0, "next_at": local, "created_at": instant}]
+    statement = Prepared(outbox.insert().values({c: bindparam(c) for c in rows[0]}))
+    with store.transaction() as conn:
+        statement.run(conn, rows)
+        conn.execute(insert(outbox), [{**rows[0], "instance": "x-3"}])
+        with pytest.raises(Exception, match="naive"):
+            with conn.begin_nested():
+                statement.run(conn, [{**rows[0], "next_at": instant.replace(tzinfo=None)}])
+        with pytest.raises(Exception, match="naive"):  # not remembered as a good value
+            with conn.begin_nested():
+                statement.run(conn, [{**rows[0], "next_at": instant.replace(tzinfo=None)}])
+    with store.reading() as conn:
+        stored = conn.execute(select(outbox.c.instance, cast(outbox.c.payload, SqlText), cast(outbox.c.next_at, SqlText),
+                                     cast(outbox.c.created_at, SqlText)).order_by(outbox.c.instance)).all()
+    assert [r[0] for r in stored] == ["x-1", "x-2", "x-3"]
+    assert len({r[1:] for r in stored}) == 1, stored  # payload text, next_at and created_at alike in all three
+    assert len({r[2] for r in stored} | {r[3] for r in stored}) == 1, stored
+
+
+def test_many_rows_are_inserted_in_chunks_of_statements(store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL inserts many rows with one statement (VALUES (...), (...)), chunked to bound its
+    parameters; SQLite with one executemany. Either way every row arrives, in order, once."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import bindparam
+
+    from engine.store import prepared
+
+    monkeypatch.setattr(prepared, "MAX_PARAMS", 16)  # 7 columns: 2 rows per statement
+    columns = ("instance", "kind", "payload", "status", "attempts", "next_at", "created_at")
+    statement = prepared.Prepared(outbox.insert().values({c: bindparam(c) for c in columns}))
+    now = datetime(2026, 12, 3, 14, 0, tzinfo=UTC)
+    rows = [{"instance": f"x-{n}", "kind": "notify", "payload": {"n": n}, "status": "pending", "attempts": n,
+             "next_at": now, "created_at": now} for n in range(5)]
+    sent: list[tuple[str, bool]] = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def count(conn, cursor, sql, params, context, executemany):
+        if sql.startswith("INSERT"):
+            sent.append((sql.split(" VALUES ")[1].count("("), executemany))
+
+    with store.transaction() as conn:
+        statement.run(conn, rows)
+    event.remove(store.engine, "before_cursor_execute", count)
+    assert sent == ([(2, False), (2, False), (1, False)] if store.dialect == "postgresql" else [(1, True)])
+    with store.reading() as conn:
+        stored = conn.execute(select(outbox.c.instance, outbox.c.payload, outbox.c.attempts).order_by(outbox.c.id)).all()
+    assert [tuple(r) for r in stored] == [(f"x-{n}", {"n": n}, n) for n in range(5)]

@@ -272,9 +272,8 @@ def test_store_error_during_apply_is_retried_not_refused(shipped_policy: Path, s
 
 
 # Modules outside engine/store/ that still import SQLAlchemy (issue #9, "Storage owns its SQL"):
-# this set may only shrink. engine/execution/executor.py is being moved by the batch-perf branch;
-# that branch removes it from here.
-SQL_OUTSIDE_THE_STORE = {"engine/execution/executor.py"}
+# none is left; this set may only stay empty.
+SQL_OUTSIDE_THE_STORE: set[str] = set()
 
 
 def sqlalchemy_importers(root: Path) -> set[str]:

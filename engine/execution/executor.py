@@ -17,8 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import delete, insert, select
-from sqlalchemy.engine import Connection
 
 from engine import clock
 from engine.exceptions import ExpressionError, UserError
@@ -34,9 +32,9 @@ from engine.rules.fields import coerce_all, defaults
 from engine.rules.machines import MachineCache
 from engine.rules.reasons import Reason
 from engine.scheduling import timers
-from engine.store import audit, inbox
+from engine.store import Tx, audit, consents, inbox, reads
 from engine.store.batch import Batch, EventWrites, store_failure
-from engine.store.database import SqlStore, consents, workflow_versions
+from engine.store.database import SqlStore
 
 CHUNK = 100  # pending events read at once when a submitter applies everything up to its own event
 
@@ -69,6 +67,8 @@ class Executor:
         self._stored_versions: set[str] = set()  # versions this store is known to hold (committed)
         self._consent_triggers: dict[str, frozenset[str]] = {}  # version -> triggers that record consents
         self._expressions: dict[str, Expression] = {}
+        self._actors: dict[str, actors.Actor] = {}  # actor text -> parsed, checked against `_actors_of`
+        self._actors_of: object = None
         self.listeners: list[Callable[[Outcome], None]] = []
 
     # ---- submitting
@@ -98,7 +98,7 @@ class Executor:
             key = intake.user_key(key)
         submitted: list[inbox.Submission] = []
 
-        def submit(conn: Connection) -> int | None:
+        def submit(conn: Tx) -> int | None:
             submitted[:] = [inbox.submit(conn, kind, key=key, same_request=key is not None, **fields)]
             return submitted[0].inbox_id if apply and submitted[0].new else None
 
@@ -139,7 +139,7 @@ class Executor:
         self._tell(outcomes)
         return outcomes
 
-    def _transaction(self, limit: int | None, submit: Callable[[Connection], int | None] | None = None) -> list[Outcome]:
+    def _transaction(self, limit: int | None, submit: Callable[[Tx], int | None] | None = None) -> list[Outcome]:
         """One transaction: `submit` (which returns the inbox id to apply up to, or None to apply
         nothing), else up to `limit` pending events. Batch writes the store rejects (text it
         refuses: a bug, data from an older coopflow) make the same transaction run again with
@@ -236,9 +236,9 @@ class Executor:
             self._consent_triggers[version] = frozenset(t.trigger for t in spec.transitions if t.approvals)
         return row["trigger"] in self._consent_triggers[version]
 
-    def _apply(self, conn: Connection, writes: EventWrites, row, instance_row, now: datetime) -> Outcome:
+    def _apply(self, conn: Tx, writes: EventWrites, row, instance_row, now: datetime) -> Outcome:
         """Decide (raising Refusal) and then gather everything the event changes."""
-        actor = actors.parse_actor(row["actor"], self.policy.config)
+        actor = self._actor(row["actor"])
         if row["kind"] == inbox.START:
             spec, version, current = self._start_target(writes, row, instance_row)
         else:
@@ -286,7 +286,7 @@ class Executor:
             pending = self._consent(conn, row, actor, t, spec, fields, now)
             if pending is not None:
                 return pending
-        return self._transition(chosen.index, t, spec, fields, values, self._context(current, spec, fields, actor, now, values))
+        return self._transition(chosen.index, t, spec, fields, values, decision.context(situation, fields, values))
 
     def _transition(self, i, t, spec, fields, values, context) -> _Change:
         actions: list[tuple[str, dict]] = []
@@ -318,17 +318,15 @@ class Executor:
             raise Refusal(f"'{t.trigger}': {exc}") from None
         if actor.party not in parties:
             raise Refusal(f"party '{actor.party}' is not among those whose consent '{t.trigger}' needs ({', '.join(parties)})")
-        key = {"instance": row["instance"], "trigger": t.trigger}
-        conn.execute(delete(consents).where(consents.c.instance == key["instance"], consents.c.trigger == key["trigger"],
-                                            consents.c.expires_at.is_not(None), consents.c.expires_at <= now))
+        instance = row["instance"]
+        existing = consents.parties(conn, instance, t.trigger, now)
         expires = timers.duration_end(approvals.expires, now, self.policy.calendar) if approvals.expires else None
-        existing = conn.execute(select(consents.c.party).where(consents.c.instance == key["instance"], consents.c.trigger == key["trigger"])).scalars().all()
         if actor.party not in existing:
-            conn.execute(insert(consents).values(**key, party=actor.party, actor=str(actor), at=now, expires_at=expires))
+            consents.record(conn, instance, t.trigger, actor.party, str(actor), now, expires)
         agreed = sorted(set(existing) | {actor.party})
         agreed = [p for p in agreed if p in parties]
         if len(agreed) >= quorum:
-            conn.execute(delete(consents).where(consents.c.instance == key["instance"], consents.c.trigger == key["trigger"]))
+            consents.clear(conn, instance, t.trigger)
             return None
         waiting = [p for p in parties if p not in agreed]
         again = " (already counted)" if actor.party in existing else ""
@@ -338,22 +336,20 @@ class Executor:
     def _withdraw(self, conn, row, actor, t) -> _Change:
         if not t.approvals:
             raise Refusal(f"'{t.trigger}' needs no consent, so there is none to withdraw")
-        removed = conn.execute(delete(consents).where(consents.c.instance == row["instance"], consents.c.trigger == t.trigger,
-                                                       consents.c.party == actor.party)).rowcount
-        if not removed:
+        if not consents.withdraw(conn, row["instance"], t.trigger, actor.party):
             raise Refusal(f"party '{actor.party}' has no consent to '{t.trigger}' to withdraw")
         return _Change("withdraw", text=f"consent of {actor.party} to '{t.trigger}' withdrawn")
 
     # ---- writing
 
     def _commit(self, conn, writes: EventWrites, row, actor, spec, version, current, change: _Change, now) -> Outcome:
-        instance_id = row["instance"]
+        instance_id, trigger, who, origin = row["instance"], row["trigger"], str(actor), provenance(row)
         from_state = current["state"]
-        outcome = Outcome(inbox.APPLIED, "", instance_id, kind=change.kind, workflow=spec.id, trigger=row["trigger"],
-                          actor=str(actor), from_state=from_state, provenance=provenance(row), fields=change.fields or current["fields"])
+        outcome = Outcome(inbox.APPLIED, "", instance_id, kind=change.kind, workflow=spec.id, trigger=trigger,
+                          actor=who, from_state=from_state, provenance=origin, fields=change.fields or current["fields"])
         if change.to_state is not None:
             to_state = change.to_state if change.kind == "start" else self.machines.move(
-                version, spec, from_state, row["trigger"], change.data["transition"])
+                version, spec, from_state, trigger, change.data["transition"])
             seq = outcome_seq = current["seq"] + 1
             values = {"state": to_state, "fields": change.fields, "seq": seq, "updated_at": now, "state_entered_at": now,
                       "final": int(spec.states[to_state].final)}
@@ -363,17 +359,17 @@ class Executor:
                 writes.move(instance_id, values)
                 writes.disarm(instance_id)
             deadline = spec.states[to_state].deadline
+            nominal = timers.armed_from(row["payload"], now) if deadline or change.actions else now
             if deadline:
                 timer = timers.Timer(f"{instance_id}:{seq}", instance_id, spec.id, to_state, deadline.fire,
-                                     timers.deadline_due(deadline, timers.armed_from(row["payload"], now), change.fields, self.policy.calendar))
+                                     timers.deadline_due(deadline, nominal, change.fields, self.policy.calendar))
                 writes.arm(timers.row(timer))
                 writes.remind(timers.reminder_rows(timer, timers.reminder_times(deadline, now, timer.due_at, self.policy)))
                 outcome.armed.append(timer)
             for kind, payload in change.actions:
                 writes.outbox({"instance": instance_id, "kind": kind, "payload": {**payload, "source": {
                     "workflow": spec.id, "instance": instance_id, "state": to_state, "from": from_state,
-                    "trigger": row["trigger"], "actor": str(actor), "fields": change.fields,
-                    "nominal_at": timers.armed_from(row["payload"], now).isoformat()}},
+                    "trigger": trigger, "actor": who, "fields": change.fields, "nominal_at": nominal.isoformat()}},
                     "status": "pending", "attempts": 0, "next_at": now, "created_at": now})
             outcome.text = change.text or f"{from_state} -> {to_state}"
         else:
@@ -385,14 +381,14 @@ class Executor:
             writes.fired(timer_id)
         approvals = change.kind in ("consent", "withdraw") or (
             change.kind == "fire" and spec.transitions[change.data["transition"]].approvals is not None)
-        data = {**change.data, **provenance(row), "audit": audit.state_record(
-            conn, instance_id, row["trigger"], change.kind, outcome_seq if change.to_state is not None else None,
+        data = {**change.data, **origin, "audit": audit.state_record(
+            conn, instance_id, trigger, change.kind, outcome_seq if change.to_state is not None else None,
             change.fields, version, outcome.armed, approvals)}
         writes.history(instance=instance_id, inbox_id=row["id"], at=now, kind=change.kind, workflow=spec.id,
-                       trigger=row["trigger"], from_state=from_state, to_state=to_state, actor=str(actor),
+                       trigger=trigger, from_state=from_state, to_state=to_state, actor=who,
                        outcome=inbox.APPLIED, reason=change.text or None, data=data)
         writes.mark(row["id"], inbox.APPLIED, f"applied: {outcome.text}", now)
-        event_logger(instance=instance_id, workflow=spec.id, trigger=row["trigger"], actor=str(actor), outcome=inbox.APPLIED,
+        event_logger(instance=instance_id, workflow=spec.id, trigger=trigger, actor=who, outcome=inbox.APPLIED,
                      **{"from": from_state, "to": to_state}).info("applied {}: {}", row["kind"], outcome.text)
         return outcome
 
@@ -403,9 +399,15 @@ class Executor:
                                   now.astimezone(self.policy.tz), self.policy.expressions, self._expressions,
                                   config=self.policy.config)
 
-    def _context(self, current, spec, fields, actor, now, given) -> dict[str, Any]:
-        """What the transition's actions see: the fields after the event's values, and those values as `given`."""
-        return decision.context(self._situation(current, spec, actor, now), fields, given)
+    def _actor(self, text: str) -> actors.Actor:
+        """An event's actor, parsed and checked against config.yaml once per text (a bad one raises each time)."""
+        config = self.policy.config
+        if self._actors_of is not config:  # a reloaded policy: check them again
+            self._actors, self._actors_of = {}, config
+        found = self._actors.get(text)
+        if found is None:
+            found = self._actors[text] = actors.parse_actor(text, config)
+        return found
 
     def _evaluate(self, source: str, context: dict, what: str) -> Any:
         compiled = self.policy.expressions.get(source) or self._expressions.get(source)
@@ -435,6 +437,8 @@ class Executor:
     def _spec(self, conn, version: str) -> WorkflowSpec:
         spec = self._specs.get(version)
         if spec is None:
-            stored = conn.execute(select(workflow_versions.c.spec).where(workflow_versions.c.version == version)).scalar_one()
+            stored = reads.stored_spec(conn, version)
+            if stored is None:
+                raise LookupError(f"workflow version {version} is not in the store")
             spec = self._specs[version] = WorkflowSpec.from_stored(stored)
         return spec

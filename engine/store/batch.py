@@ -109,7 +109,7 @@ class _Tables:
 
     def add(self, writes: EventWrites) -> None:
         for op, arg in writes.ops:
-            getattr(self, "_" + op)(arg)
+            _ADD[op](self, arg)
 
     def _start(self, row: dict) -> None:
         self.starts[row["id"]] = dict(row)
@@ -166,6 +166,9 @@ class _Tables:
         _MARK_INBOX.run(conn, self.marks)
 
 
+_ADD = {op: getattr(_Tables, "_" + op) for op in ("start", "move", "disarm", "arm", "fired", "outbox", "history", "mark", "version")}
+
+
 class Batch:
     """One transaction's events: the instances they touch (`view`) and the writes not yet made."""
 
@@ -182,7 +185,7 @@ class Batch:
         if not wanted:
             return
         query = _FOR_UPDATE[self.conn.dialect.name == "postgresql"][len(wanted) == 1]
-        found = {r["id"]: dict(r) for r in self.conn.execute(query, {"ids": wanted[0] if len(wanted) == 1 else wanted}).mappings()}
+        found = {r.id: r._asdict() for r in self.conn.execute(query, {"ids": wanted[0] if len(wanted) == 1 else wanted})}
         for instance in wanted:
             self.view[instance] = found.get(instance)
 

@@ -28,7 +28,7 @@ from sqlalchemy.pool import QueuePool
 
 from engine import clock, settings
 from engine.exceptions import StoreError, StoreGone, StoreRefused  # noqa: F401 (re-exported: the store's errors)
-from engine.store import migrations
+from engine.store import jsontext, migrations
 from engine.store.statuses import ClockMark
 from engine.store.tables import (  # noqa: F401 (re-exported: the tables are imported from here)
     Id,
@@ -329,10 +329,10 @@ def _make_engine(url: str, durable: bool = True) -> Engine:
             # QueuePool, stated: the "sqlite://" URL would otherwise get SingletonThreadPool, which
             # closes the connections of other threads beyond five while they are in use (the web
             # console's thread pool made the serving process die with SIGSEGV).
-            engine = create_engine("sqlite://", poolclass=QueuePool, pool_size=5, max_overflow=10,
+            engine = create_engine("sqlite://", poolclass=QueuePool, pool_size=5, max_overflow=10, json_serializer=jsontext.plain,
                                    creator=lambda: sqlite3.connect(target, uri=True, timeout=60, check_same_thread=False))
         else:
-            engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+            engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, json_serializer=jsontext.plain)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn, _record):
@@ -356,7 +356,7 @@ def _make_engine(url: str, durable: bool = True) -> Engine:
         # No pre-ping per checkout (a round trip per transaction): the keepalives and timeouts above
         # bound a dead peer, and a connection that fails is invalidated by SQLAlchemy (a disconnect
         # error discards it and the pool's older connections), the daemon retrying the transaction.
-        engine = create_engine(url, pool_size=5, max_overflow=5, connect_args=args)
+        engine = create_engine(url, pool_size=5, max_overflow=5, connect_args=args, json_serializer=jsontext.plain)
 
         @event.listens_for(engine, "connect")
         def _on_pg_connect(dbapi_conn, _record):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 
+from engine.store import jsontext
 from engine.store.database import history, meta
 from engine.store.prepared import Prepared
 
@@ -79,12 +79,12 @@ def row_hash(prev_hash: str, row: dict[str, Any], key: bytes | None = None) -> s
     """
     content = {k: row.get(k) for k in CONTENT}
     at = content["at"]
-    content["at"] = at.isoformat() if isinstance(at, datetime) else at
-    blob = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    raw = (str(prev_hash) + blob).encode("utf-8", "surrogatepass")
+    if isinstance(at, datetime):
+        content["at"] = at.isoformat()
+    raw = (str(prev_hash) + jsontext.canonical(content)).encode("utf-8", "surrogatepass")
     if key is None:
         return hashlib.sha256(raw).hexdigest()
-    return hmac.new(key, raw, hashlib.sha256).hexdigest()
+    return hmac.digest(key, raw, "sha256").hex()
 
 
 def _key_for(keying: Keying | None, seq: int) -> bytes | None:

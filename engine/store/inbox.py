@@ -133,7 +133,9 @@ def next_pending(conn: Connection):
 
 
 
-_PENDING_BATCH = (select(inbox).where(inbox.c.status == PENDING, inbox.c.id > bindparam("after"), inbox.c.id <= bindparam("upto"))
+APPLY_COLUMNS = ("id", "key", "kind", "instance", "workflow", "trigger", "actor", "payload")  # what applying an event reads
+_PENDING_BATCH = (select(*(inbox.c[name] for name in APPLY_COLUMNS))
+                  .where(inbox.c.status == PENDING, inbox.c.id > bindparam("after"), inbox.c.id <= bindparam("upto"))
                   .order_by(inbox.c.id).limit(bindparam("limit")))
 _PENDING_BATCH_PG = _PENDING_BATCH.with_for_update(skip_locked=True)
 _PENDING_OF = select(inbox.c.id, inbox.c.instance).where(
@@ -142,8 +144,8 @@ NO_LIMIT = 2**62
 
 
 def next_pending_batch(conn: Connection, limit: int, upto: int | None = None, after: int = 0) -> tuple[list[dict[str, Any]], bool]:
-    """Up to `limit` oldest pending rows with ids in (`after`, `upto`], in id order, read at once;
-    and whether more may follow (`limit` rows were found).
+    """Up to `limit` oldest pending rows with ids in (`after`, `upto`], in id order, read at once
+    (their `APPLY_COLUMNS`); and whether more may follow (`limit` rows were found).
 
     The same order as `next_pending`: on PostgreSQL rows held by another executor are skipped,
     and so is every row of ours that has an older pending row of its instance that is not ours
@@ -151,9 +153,9 @@ def next_pending_batch(conn: Connection, limit: int, upto: int | None = None, af
     """
     params = {"limit": limit, "after": after, "upto": NO_LIMIT if upto is None else upto}
     if conn.dialect.name != "postgresql":
-        rows = [dict(r) for r in conn.execute(_PENDING_BATCH, params).mappings()]
+        rows = [r._asdict() for r in conn.execute(_PENDING_BATCH, params)]
         return rows, len(rows) == limit
-    taken = [dict(r) for r in conn.execute(_PENDING_BATCH_PG, params).mappings()]
+    taken = [r._asdict() for r in conn.execute(_PENDING_BATCH_PG, params)]
     if not taken:
         return taken, False
     ours = {r["id"] for r in taken}
