@@ -247,7 +247,7 @@ def overview(data: dict[str, Any], as_json: bool) -> None:
     for c in data["workflows"]:
         cells.append((c["clause"], f"{c['workflow']} — {c['title']}", "", number(c["open"]), number(c["overdue"])))
         cells.extend(("", "", f"{st['state']} — {st['title']}", number(st["open"]), number(st["overdue"])) for st in c["states"])
-    columns = (_("clause"), _("workflow"), _("state"), _("open"), _("overdue"))
+    columns: tuple[str, ...] = (_("clause"), _("workflow"), _("state"), _("open"), _("overdue"))
     out.print(grid(_("open instances per clause: %(n)s (at %(at)s)", n=number(data["open_total"]), at=wall(data["now"])),
                    columns, cells, right=columns[3:]))
     paging = data["page"]
