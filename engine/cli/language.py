@@ -55,16 +55,21 @@ class Voice:
         return text % values if values else text
 
     def number(self, n: int | float) -> str:
-        """A count for people: 1,234 in English, 1.234 in Vietnamese."""
+        """A count for people: 1,234 in English, 1.234 in Vietnamese (the console's Formats)."""
         if self.vietnamese:
-            from babel.numbers import format_decimal
+            from engine.i18n.formats import Formats
 
-            return format_decimal(n, locale="vi_VN")
+            return Formats(self.lang, None).number(n)
         return f"{n:,}"
 
     def moment(self, at: datetime) -> str:
-        """A wall-clock time, to the minute: 2027-06-01 08:00 in English, 01/06/2027 08:00 in Vietnamese."""
-        return at.strftime("%d/%m/%Y %H:%M" if self.vietnamese else "%Y-%m-%d %H:%M")
+        """A time as its zone reads it, to the minute: 2027-06-01 08:00 in English (as the CLI always
+        wrote it), 01/06/2027 08:00 in Vietnamese (the console's Formats)."""
+        if self.vietnamese:
+            from engine.i18n.formats import Formats
+
+            return Formats(self.lang, at.tzinfo).datetime(at)
+        return at.strftime("%Y-%m-%d %H:%M")
 
     def reason(self, text: str) -> str:
         """A refusal reason as the engine words it, in this language."""
