@@ -152,6 +152,13 @@ def test_a_bad_language_in_the_config_is_refused_where_it_is_written(sent: tuple
     assert check.stderr.splitlines()[-1] == "phát hiện 1 lỗi"
 
 
+def test_an_unknown_instance_is_named_in_vietnamese(sent: tuple[Path, str]) -> None:
+    missing = coopflow(sent[0], "status", "information_exchange-00000000", LANG="vi_VN.UTF-8")
+    assert (missing.returncode, missing.stderr.strip()) == (1, "lỗi: không có hồ sơ 'information_exchange-00000000'")
+    english = coopflow(sent[0], "status", "information_exchange-00000000", LANG="en_US.UTF-8")
+    assert english.stderr.strip() == "error: unknown instance 'information_exchange-00000000'"
+
+
 def test_json_is_the_same_in_every_language(sent: tuple[Path, str]) -> None:
     policy, instance = sent
     for args in (("status", instance, "--json"), ("history", instance, "--json"), ("upcoming", "--days", "200", "--json")):

@@ -144,7 +144,7 @@ def main() -> None:
         click.echo(_("store unavailable: %(why)s", why=line(exc)), err=True)
         sys.exit(1)
     except CoopflowError as exc:
-        click.echo(_("error: %(why)s", why=line(exc)), err=True)
+        click.echo(_("error: %(why)s", why=language.voice().reason(line(exc))), err=True)
         sys.exit(1)
     except MemoryError:
         click.echo(_("error: out of memory"), err=True)
