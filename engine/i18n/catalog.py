@@ -64,6 +64,8 @@ def update() -> None:
     for lang in TRANSLATED:
         path = po_path(lang)
         catalog = read(lang) if path.exists() else Catalog(locale=lang, project="coopflow", charset="utf-8")
+        if {m.id for m in catalog if m.id} == {m.id for m in template if m.id}:
+            template.creation_date = catalog.creation_date  # the same strings: no new date, no diff
         catalog.update(template, no_fuzzy_matching=True)
         catalog.fuzzy = False
         path.parent.mkdir(parents=True, exist_ok=True)
