@@ -29,6 +29,8 @@ from engine.i18n import translations
 
 VIETNAMESE, ENGLISH = "vi", "en"
 DEFAULT = VIETNAMESE
+# engine.service words an event still queued after --wait so (its console translation says "reload the page")
+PENDING = re.compile(r"^pending: queued as inbox #(?P<id>\d+); the daemon has not applied it within (?P<wait>\S+) s$")
 
 
 def of_locale(locale: str) -> str | None:
@@ -96,7 +98,6 @@ class Voice:
             return self.gettext("refused: %(why)s", why=reason(rest, self.gettext))
         return reason(text, self.gettext)
 
-PENDING = re.compile(r"^pending: queued as inbox #(?P<id>\d+); the daemon has not applied it within (?P<wait>\S+) s$")
 
 _current: Voice | None = None
 
