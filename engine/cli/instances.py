@@ -211,7 +211,7 @@ def status(instance: str | None, workflow: str | None, state: str | None, limit:
         try:
             rows = d.instances(workflow, state, limit, offset)
         except BadFilter as exc:
-            raise click.UsageError(str(exc)) from None
+            raise click.UsageError(voice().reason(str(exc))) from None
         total = d.instance_count(workflow, state)
         tables.instance_list([{**r, "state_title": d.state_title(r["workflow"], r["state"])} for r in rows], tz, as_json,
                              total, tables.more_line(offset, len(rows), total, f"status {filters}", page, limit))
