@@ -105,6 +105,15 @@ def lease_ttl() -> timedelta:
     return timedelta(seconds=seconds(LEASE_TTL))
 
 
+# The locale's variables, in POSIX order (the first one set decides): the language of the CLI's messages.
+MESSAGE_LOCALE = ("LC_ALL", "LC_MESSAGES", "LANG")
+
+
+def message_locale() -> str:
+    """The locale messages are to follow ("vi_VN.UTF-8", "C.UTF-8"; "" when none of MESSAGE_LOCALE is set)."""
+    return next((value for value in (os.environ.get(name, "").strip() for name in MESSAGE_LOCALE) if value), "")
+
+
 def _declared(name: str) -> None:
     if name not in SETTINGS:
         raise KeyError(f"{name} is not a coopflow setting (declare it in engine/settings.py and docs/deploy.md)")

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# The CLI speaks the locale's language, else config.yaml's `cli.language` (the shipped policy: Vietnamese;
+# engine/cli/language.py). The suite reads its English, and every command it runs (CliRunner or a
+# subprocess, which inherits this) is in English unless a test chooses (tests/test_cli_i18n.py).
+os.environ["LC_MESSAGES"] = "en_US.UTF-8"
+if os.environ.get("LC_ALL"):  # LC_ALL would win over LC_MESSAGES: keep its character set, drop the rest
+    os.environ["LC_CTYPE"] = os.environ.pop("LC_ALL")
 
 MINIMAL_CONFIG = """\
 agreement:
@@ -120,7 +128,6 @@ def minimal_policy(tmp_path: Path) -> Path:
 # --------------------------------------------------------------------------- stores and the shipped policy
 # Added for the store/executor/approvals/audit suites.
 
-import os  # noqa: E402
 import secrets  # noqa: E402
 import shutil  # noqa: E402
 from collections.abc import Iterator  # noqa: E402

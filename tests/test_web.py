@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT, clean_env, copy_shipped_policy, free_port, running_daemon
 
-from engine.server.web import catalog
+from engine.i18n import catalog
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = REPO_ROOT / "docs" / "web"
@@ -41,7 +41,7 @@ def test_every_console_string_has_a_vietnamese_translation():
 def test_committed_mo_is_the_compiled_po():
     for lang in catalog.TRANSLATED:
         mo = catalog.po_path(lang).with_suffix(".mo")
-        assert mo.read_bytes() == catalog.compiled(lang), f"{mo} is stale: run python -m engine.server.web.catalog"
+        assert mo.read_bytes() == catalog.compiled(lang), f"{mo} is stale: run python -m engine.i18n.catalog"
 
 
 def test_state_diagram_svg_keeps_titles_as_text(minimal_policy):

@@ -14,6 +14,8 @@ from typing import cast
 
 import click
 
+from engine.cli import language
+from engine.cli.language import _
 from engine.cli.main import CONFIG_OPTION, deployment
 from engine.exceptions import CoopflowError
 from engine.policy.loader import load_policy
@@ -22,22 +24,29 @@ from engine.store.statuses import EventKind, InboxStatus
 from engine.views.text import line
 
 
+def _policy(config_path: str | None, cache: bool = False):
+    """The policy of a command that reads no store; the CLI then speaks its `cli.language` (unless the locale chose)."""
+    policy = load_policy(config_path, cache=cache)
+    language.settle_from_config(policy.config.cli.language)
+    return policy
+
+
 @click.command()
 @CONFIG_OPTION
 def check(config_path: str | None) -> None:
     """Validate the policy; print every problem as file:line:col: message."""
-    policy = load_policy(config_path, cache=True)  # unchanged files are not parsed again (engine.policy.cache)
+    policy = _policy(config_path, cache=True)  # unchanged files are not parsed again (engine.policy.cache)
     if policy.report_templates is not None:  # the report's modules (and SQLAlchemy) only for a policy with templates
         from engine.views.report import html as report_html
 
         for problem in report_html.problems(policy):  # the review report's templates render on a sample report
             raise click.ClickException(line(problem))
     for warning in policy.warnings:  # not errors: the policy is valid (docs/policy.md §9)
-        click.echo(line(f"{warning.file}:{warning.line}:{warning.col}: warning: {warning.message}"), err=True)
-    click.echo(
-        f"ok: {len(policy.workflows)} workflows, {len(policy.schedules)} schedules, "
-        f"{len(policy.event_rules)} event rules; policy {policy.digest[:12]}"
-    )
+        click.echo(line(_("%(file)s:%(line)s:%(col)s: warning: %(message)s", file=warning.file, line=warning.line,
+                          col=warning.col, message=warning.message)), err=True)
+    click.echo(_("ok: %(workflows)s workflows, %(schedules)s schedules, %(rules)s event rules; policy %(digest)s",
+                 workflows=len(policy.workflows), schedules=len(policy.schedules), rules=len(policy.event_rules),
+                 digest=policy.digest[:12]))
 
 
 @click.command()
@@ -46,7 +55,7 @@ def init(config_path: str | None) -> None:
     """Create the store named by the config (the only command but `run` that may create one)."""
     with deployment(config_path, create=True) as d:
         store = d.runtime.store
-        click.echo(f"ok: store {store!r} at schema {store.meta_value('schema_version')}")
+        click.echo(_("ok: store %(store)s at schema %(schema)s", store=repr(store), schema=store.meta_value("schema_version")))
 
 
 @click.command()
@@ -72,7 +81,8 @@ def serve(config_path: str | None, host: str | None, port: int | None) -> None:
     d = Deployment.open(config_path)
     http = d.policy.config.http
     host, port = host or http.host, http.port if port is None else port
-    click.echo(f"serving the HTTP API on http://{host}:{port}/api/v1", err=True)
+    url = f"http://{host}:{port}/api/v1"
+    click.echo(_("serving the HTTP API on %(url)s", url=url), err=True)
     uvicorn.run(create_app(d), host=host, port=port, log_config=None, access_log=False, server_header=False,
                 proxy_headers=True, forwarded_allow_ips="127.0.0.1")
 
@@ -93,13 +103,13 @@ def simulate(config_path: str | None, start: str, end: str, events_file: str | N
 
     from engine.scheduling.simulate import Simulator, load_events, timeline_json
 
-    policy = load_policy(config_path)
+    policy = _policy(config_path)
     logger.remove()  # a simulation must not write into the operators' logs
     first, last = _day_bound(start, policy.tz, end=False), _day_bound(end, policy.tz, end=True)
     if last <= first:
-        raise click.BadParameter("--to must be after --from", param_hint="--to")
+        raise click.BadParameter(_("--to must be after --from"), param_hint="--to")
     if last - first > timedelta(days=366 * MAX_SIMULATED_YEARS):
-        raise click.BadParameter(f"simulate at most {MAX_SIMULATED_YEARS} years at once", param_hint="--to")
+        raise click.BadParameter(_("simulate at most %(n)s years at once", n=MAX_SIMULATED_YEARS), param_hint="--to")
     events = load_events(events_file, policy) if events_file else []
     entries = Simulator(policy, first, last, events).run()
     if as_json:
@@ -119,9 +129,11 @@ def _day_bound(text: str, tz, end: bool):
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise click.BadParameter(f"{line(text)!r} is not a date (YYYY-MM-DD) or ISO 8601 instant", param_hint=hint) from None
+        raise click.BadParameter(_("%(text)s is not a date (YYYY-MM-DD) or ISO 8601 instant", text=repr(line(text))),
+                                 param_hint=hint) from None
     if not MIN_YEAR <= moment.year <= MAX_YEAR:
-        raise click.BadParameter(f"{text}: the year must be between {MIN_YEAR} and {MAX_YEAR}", param_hint=hint)
+        raise click.BadParameter(_("%(text)s: the year must be between %(min)s and %(max)s", text=text, min=MIN_YEAR,
+                                   max=MAX_YEAR), param_hint=hint)
     if len(text) <= 10:
         moment = datetime.combine(moment.date() + timedelta(days=1 if end else 0), time(0), tzinfo=tz)
     return moment if moment.tzinfo else moment.replace(tzinfo=tz)
@@ -169,12 +181,13 @@ def inbox_cmd(ctx, statuses: tuple[str, ...], instance: str | None, workflow: st
                                   ensure_ascii=False))
         return
     if not rows:
-        click.echo(f"no {' or '.join(chosen)} events")
+        click.echo(_("no %(statuses)s events", statuses=_(" or ").join(chosen)))
         return
     cells = [(str(r["id"]), local(r["submitted_at"], tz),
               f"start {r['workflow']}" if r["kind"] == EventKind.START else f"{r['kind']} {r['trigger']}", r["instance"],
-              r["actor"], r["status"], r["outcome"] or "") for r in rows]
-    console().print(grid("inbox", ("#", "submitted", "event", "instance", "actor", "status", "outcome"), cells))
+              r["actor"], r["status"], language.voice().outcome(r["outcome"] or "")) for r in rows]
+    console().print(grid(_("inbox"), ("#", _("submitted"), _("event"), _("instance"), _("actor"), _("status"), _("outcome")),
+                         cells))
 
 
 @inbox_cmd.command("cancel")
@@ -190,9 +203,10 @@ def inbox_cancel(inbox_id: int, actor: str, config_path: str | None) -> None:
 
     with deployment(config_path) as d:
         if not parse_actor(actor, d.policy.config).is_system:
-            raise CoopflowError("only an administrator may cancel queued events: use --as system")
+            raise CoopflowError(_("only an administrator may cancel queued events: use --as system"))
         row = d.cancel_queued(inbox_id, f"system ({getpass.getuser()})")
-    click.echo(f"cancelled: inbox #{inbox_id} ({inbox.describe({**row, 'outcome': None, 'status': 'was pending'})})")
+    click.echo(_("cancelled: inbox #%(id)s (%(event)s)", id=inbox_id,
+                 event=inbox.describe({**row, "outcome": None, "status": "was pending"})))
 
 
 # --------------------------------------------------------------------------- audit
@@ -212,13 +226,14 @@ def verify(config_path: str | None, extra_anchors: tuple[str, ...]) -> None:
     with deployment(config_path) as d:
         report = d.audit(extra_anchors)
     if not report.ok:
-        more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
-        click.echo(f"TAMPERED: {report.problems[0]}{more}", err=True)
+        more = _(" (and %(n)s more)", n=len(report.problems) - 1) if len(report.problems) > 1 else ""
+        click.echo(_("TAMPERED: %(problem)s", problem=report.problems[0]) + more, err=True)
         sys.exit(1)
-    legacy = f"; {report.legacy} instances from before the audit record checked by state only" if report.legacy else ""
-    click.echo(f"ok: {report.rows} history rows, chain intact; {report.anchors} anchors match; state follows from the "
-               f"history ({report.instances} instances, {report.consents} consents, {report.timers} armed timers, "
-               f"{report.occurrences} schedule occurrences){legacy}")
+    legacy = _("; %(n)s instances from before the audit record checked by state only", n=report.legacy) if report.legacy else ""
+    click.echo(_("ok: %(rows)s history rows, chain intact; %(anchors)s anchors match; state follows from the history "
+                 "(%(instances)s instances, %(consents)s consents, %(timers)s armed timers, %(occurrences)s schedule "
+                 "occurrences)", rows=report.rows, anchors=report.anchors, instances=report.instances,
+                 consents=report.consents, timers=report.timers, occurrences=report.occurrences) + legacy)
 
 
 # --------------------------------------------------------------------------- diagrams and reports
@@ -236,25 +251,26 @@ def diagram(workflow: str | None, fmt: str, out: str | None, all_: bool, config_
     from engine.views.diagram import FORMATS
 
     if all_ == bool(workflow):
-        raise click.UsageError("give a WORKFLOW or --all (not both)")
+        raise click.UsageError(_("give a WORKFLOW or --all (not both)"))
     if all_ and not out:
-        raise click.UsageError("--all needs --out DIR")
-    policy = load_policy(config_path)
+        raise click.UsageError(_("--all needs --out DIR"))
+    policy = _policy(config_path)
     draw = FORMATS[fmt]
     if all_:
         folder = Path(out or ".")
         folder.mkdir(parents=True, exist_ok=True)
         for wid, spec in sorted(policy.workflows.items()):
             (folder / f"{wid}.{'mmd' if fmt == 'mermaid' else 'dot'}").write_text(draw(spec), encoding="utf-8")
-        click.echo(f"wrote {len(policy.workflows)} diagram(s) to {folder}")
+        click.echo(_("wrote %(n)s diagram(s) to %(folder)s", n=len(policy.workflows), folder=folder))
         return
     found = policy.workflows.get(workflow or "")
     if found is None:
-        raise CoopflowError(f"unknown workflow '{workflow}'; workflows: {', '.join(sorted(policy.workflows))}")
+        raise CoopflowError(_("unknown workflow '%(workflow)s'; workflows: %(known)s", workflow=workflow,
+                              known=", ".join(sorted(policy.workflows))))
     text = draw(found)
     if out:
         Path(out).write_text(text, encoding="utf-8")
-        click.echo(f"wrote {out}")
+        click.echo(_("wrote %(path)s", path=out))
     else:
         click.echo(text, nl=False)
 
@@ -277,10 +293,10 @@ def report(period: str | None, first: str | None, last: str | None, fmt: str, ou
     from engine.views import report as reports
 
     if (period is not None and (first or last)) or (first is None) != (last is None):
-        raise click.UsageError("give either --period or both --from and --to (neither: the review cadence's current period)")
+        raise click.UsageError(_("give either --period or both --from and --to (neither: the review cadence's current period)"))
     if fmt in ("pdf", "docx") and not out:
-        raise click.UsageError(f"--format {fmt} writes a file: give --out FILE")
-    policy = load_policy(config_path)
+        raise click.UsageError(_("--format %(format)s writes a file: give --out FILE", format=fmt))
+    policy = _policy(config_path)
     if period is None and first is None:
         period = reports.cadence_label(policy, clock.now())
     try:
@@ -293,6 +309,6 @@ def report(period: str | None, first: str | None, last: str | None, fmt: str, ou
         text = cast("str | bytes", reports.FORMATS[fmt](d.report(chosen)))  # md/html text, pdf/docx bytes
     if out:
         Path(out).write_bytes(text) if isinstance(text, bytes) else Path(out).write_text(text, encoding="utf-8")
-        click.echo(f"wrote {out}")
+        click.echo(_("wrote %(path)s", path=out))
     else:
         click.echo(text, nl=False)

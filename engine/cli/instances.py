@@ -17,6 +17,7 @@ import click
 from engine.cli import tables
 from engine.cli.client import ClientError, Remote, remote
 from engine.cli.complete import instance_ids, trigger_names, workflow_ids
+from engine.cli.language import _, voice
 from engine.cli.main import CONFIG_OPTION, Settings, deployment
 
 AS_OPTION = click.option("--as", "actor", default=None, metavar="ACTOR",
@@ -37,7 +38,7 @@ def _values(pairs: tuple[str, ...]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="--set")
+            raise click.BadParameter(_("expected NAME=VALUE, got %(pair)s", pair=repr(pair)), param_hint="--set")
         values[name.strip()] = value
     return values
 
@@ -48,7 +49,7 @@ def _server(actor: str | None = None) -> Remote | None:
 
 def _local_actor(actor: str | None) -> str:
     if actor is None:
-        raise click.UsageError("Missing option '--as' (who acts; or log in to a server: coopflow login --server URL)")
+        raise click.UsageError(_("Missing option '--as' (who acts; or log in to a server: coopflow login --server URL)"))
     return actor
 
 
@@ -59,9 +60,9 @@ def _outcome(status: str, text: str, instance: str | None = None, warning: str |
 
     if instance:
         click.echo(instance)
-    click.echo(line(text))
+    click.echo(line(voice().outcome(text)))
     if warning:
-        click.echo(f"warning: {line(warning)}", err=True)
+        click.echo(_("warning: %(what)s", what=line(warning)), err=True)
     sys.exit(0 if status == "applied" else 1)
 
 
@@ -100,7 +101,7 @@ def _event(instance: str, trigger: str, actor: str | None, role: str | None, pai
            wait: float, withdraw: bool, config_path: str | None) -> None:
     values = _values(pairs)
     if withdraw and values:
-        raise click.UsageError("a withdrawal carries no --set values")
+        raise click.UsageError(_("a withdrawal carries no --set values"))
     server = _server(actor)
     if server:
         from urllib.parse import quote
@@ -210,7 +211,7 @@ def status(instance: str | None, workflow: str | None, state: str | None, limit:
         try:
             rows = d.instances(workflow, state, limit, offset)
         except BadFilter as exc:
-            raise click.UsageError(str(exc)) from None
+            raise click.UsageError(voice().reason(str(exc))) from None
         total = d.instance_count(workflow, state)
         tables.instance_list([{**r, "state_title": d.state_title(r["workflow"], r["state"])} for r in rows], tz, as_json,
                              total, tables.more_line(offset, len(rows), total, f"status {filters}", page, limit))
@@ -238,8 +239,8 @@ def tasks(as_json: bool) -> None:
     """What you may (and so owe to) do now on a server, soonest deadline first."""
     server = _server()
     if server is None:
-        raise click.UsageError("tasks lists what the signed-in person owes: log in first (coopflow login --server URL); "
-                               "on the server, `coopflow status` shows who owes the next step")
+        raise click.UsageError(_("tasks lists what the signed-in person owes: log in first (coopflow login --server URL); "
+                                 "on the server, `coopflow status` shows who owes the next step"))
     person = server.person or server.call("GET", "/me")["person"]
     tables.tasks(person, server.call("GET", "/me/tasks"), server.zone(), as_json)
 

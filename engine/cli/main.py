@@ -9,6 +9,8 @@ diagram, report), `accounts` (user, token), engine/notify/cli.py (deliveries).
 Where a command runs: `--server URL` (or $COOPFLOW_SERVER) sends it to that server's HTTP API;
 `-c CONFIG`, $COOPFLOW_CONFIG, `--as` or `--local` run it on this machine's store (the
 administrator's local mode); otherwise a saved `coopflow login` decides, else ./config.yaml.
+
+What it says is in the locale's language, else config.yaml's `cli.language` (engine/cli/language.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from contextlib import contextmanager
 
 import click
 
+from engine.cli import language
+from engine.cli.language import _
 from engine.exceptions import CoopflowError, PolicyError, StoreError
 
 COMMANDS = {
@@ -85,8 +89,9 @@ CONFIG_OPTION = click.option(
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, server: str | None, local: bool) -> None:
     """coopflow: run an inter-agency cooperation agreement as durable YAML state machines."""
+    language.settle_from_locale()
     if server and (local or config_path):
-        raise click.UsageError("--server sends the command to a server: it goes without -c and --local")
+        raise click.UsageError(_("--server sends the command to a server: it goes without -c and --local"))
     ctx.obj = Settings(config_path, server, local)
 
 
@@ -96,6 +101,7 @@ def deployment(config_path: str | None, create: bool = False):
     from engine.service import Deployment
 
     opened = Deployment.open(config_path, create=create)
+    language.settle_from_config(opened.policy.config.cli.language)
     try:
         yield opened
     finally:
@@ -106,7 +112,9 @@ def _runtime(config_path: str | None):
     """Policy and store opened for a local command (engine/notify/cli.py uses it too)."""
     from engine.service import Deployment
 
-    return Deployment.open(config_path).runtime
+    runtime = Deployment.open(config_path).runtime
+    language.settle_from_config(runtime.policy.config.cli.language)
+    return runtime
 
 
 def main() -> None:
@@ -117,7 +125,7 @@ def main() -> None:
     try:
         cli.main(prog_name="coopflow", standalone_mode=False)  # prog_name also names click's shell-completion variable
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        click.echo(_("aborted"), err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
@@ -130,16 +138,16 @@ def main() -> None:
     except PolicyError as exc:
         for problem in exc.problems:
             click.echo(line(problem), err=True)
-        click.echo(f"{len(exc.problems)} problem(s) found", err=True)
+        click.echo(_("%(n)s problem(s) found", n=len(exc.problems)), err=True)
         sys.exit(1)
     except StoreError as exc:  # unreachable, full, read-only or foreign store: the operator's to fix
-        click.echo(f"store unavailable: {line(exc)}", err=True)
+        click.echo(_("store unavailable: %(why)s", why=line(exc)), err=True)
         sys.exit(1)
     except CoopflowError as exc:
-        click.echo(f"error: {line(exc)}", err=True)
+        click.echo(_("error: %(why)s", why=language.voice().reason(line(exc))), err=True)
         sys.exit(1)
     except MemoryError:
-        click.echo("error: out of memory", err=True)
+        click.echo(_("error: out of memory"), err=True)
         sys.exit(1)
     except Exception as exc:  # a bug, not the user's mistake: say so, keep the details in the log
         from loguru import logger
@@ -147,5 +155,6 @@ def main() -> None:
         from engine import logs  # noqa: F401  (importing it sets loguru's stderr handler to diagnose=False)
 
         logger.opt(exception=exc).error("internal error")  # every sink has diagnose=False: no local variables
-        click.echo(f"internal error: {type(exc).__name__}: {line(exc)} (details in the log; please report it)", err=True)
+        click.echo(_("internal error: %(error)s: %(why)s (details in the log; please report it)",
+                     error=type(exc).__name__, why=line(exc)), err=True)
         sys.exit(3)

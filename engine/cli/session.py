@@ -17,6 +17,7 @@ import click
 
 from engine.cli import client
 from engine.cli.client import ClientError, Remote
+from engine.cli.language import _
 from engine.exceptions import CoopflowError
 
 
@@ -48,14 +49,14 @@ def login(ctx: click.Context, server_url: str | None, person: str | None, passwo
 
     url = server_url or Settings.of(ctx).server or os.environ.get(client.ENV_SERVER)
     if not url:
-        raise click.UsageError("give the server: coopflow login --server URL (or set COOPFLOW_SERVER)")
+        raise click.UsageError(_("give the server: coopflow login --server URL (or set COOPFLOW_SERVER)"))
     if password_stdin and token_stdin:
-        raise click.UsageError("--password-stdin and --token-stdin exclude each other")
+        raise click.UsageError(_("--password-stdin and --token-stdin exclude each other"))
     server = Remote(client.normalise_server(url), None)
     token = read_secret(True, "token") if token_stdin else (os.environ.get(client.ENV_TOKEN) if not person else None)
     token_id = None
     if token is None:
-        person = person or click.prompt("User name").strip()
+        person = person or click.prompt(_("User name")).strip()
         password = read_secret(password_stdin, "password")
         issued = server.call("POST", "/login", auth=False, body={
             "person": person, "password": password, "expires": expires, "read_only": read_only,
@@ -65,9 +66,9 @@ def login(ctx: click.Context, server_url: str | None, person: str | None, passwo
     me = server.call("GET", "/me")
     path = client.save_credentials({"server": server.server, "token": token, "token_id": token_id or _token_id(me),
                                     "person": me["person"], "timezone": me.get("timezone")})
-    roles = ", ".join(me["roles"]) + ("; administrator" if me["admin"] else "") + ("; read-only" if me["read_only"] else "")
-    click.echo(f"logged in to {server.server} as {me['person']} ({roles})")
-    click.echo(f"token saved in {path} (readable only by you); coopflow logout revokes it", err=True)
+    roles = ", ".join(me["roles"]) + (_("; administrator") if me["admin"] else "") + (_("; read-only") if me["read_only"] else "")
+    click.echo(_("logged in to %(server)s as %(person)s (%(roles)s)", server=server.server, person=me["person"], roles=roles))
+    click.echo(_("token saved in %(path)s (readable only by you); coopflow logout revokes it", path=path), err=True)
 
 
 def _token_id(me: dict) -> str | None:
@@ -80,13 +81,13 @@ def logout() -> None:
     """Revoke the saved token on its server and forget it."""
     saved = client.load_credentials()
     if saved is None:
-        click.echo("not logged in")
+        click.echo(_("not logged in"))
         return
     server = Remote(client.normalise_server(saved["server"]), saved.get("token"))
     try:
         server.call("DELETE", "/me/token")
-        revoked = "token revoked"
+        revoked = _("token revoked")
     except ClientError as exc:  # already revoked or expired, or the server is down: forget it all the same
-        revoked = f"token not revoked: {exc}"
+        revoked = _("token not revoked: %(why)s", why=exc)
     client.forget_credentials()
-    click.echo(f"logged out of {server.server} ({revoked})")
+    click.echo(_("logged out of %(server)s (%(revoked)s)", server=server.server, revoked=revoked))

@@ -4,7 +4,9 @@ Every function takes the data as the service layer returns it (datetimes) or as 
 returns it (ISO 8601 strings) and the agreement's time zone: times are shown, also in JSON, in
 that zone. Ids (instances, workflows, triggers) are never cut or wrapped: their columns keep
 their full width and the free-text columns wrap instead. Stored text goes through
-engine.views.text (no markup, no escape codes).
+engine.views.text (no markup, no escape codes). Headers, titles and lines are in the CLI's language
+(engine/cli/language.py: in Vietnamese, times as dd/mm/yyyy HH:MM and counts as 1.234); JSON is
+the same in every language.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 import click
 
+from engine.cli.language import _N_, _, number, voice, wall
+from engine.cli.language import moment as wall_clock
 from engine.views.text import cell, line
 
 
@@ -42,9 +46,9 @@ def iso(value: datetime | str | None, tz) -> str | None:
 
 
 def local(value: datetime | str | None, tz) -> str:
-    """An instant in the agreement's zone, to the minute, for people to read."""
+    """An instant in the agreement's zone, to the minute, for people to read (in the CLI's language)."""
     at = moment(value)
-    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if at else ""
+    return wall_clock(at.astimezone(tz)) if at else ""
 
 
 def echo_json(data: Any) -> None:
@@ -134,25 +138,29 @@ def instance(row: dict[str, Any], tz, as_json: bool) -> None:
     def say(text: str) -> None:
         click.echo(line(text))
 
-    say(f"{data['instance']}  {data['workflow']} (version {data['version']})")
-    say(f"state: {data['state']} — {data['state_title']}{' (final)' if data['final'] else ''}")
+    say(_("%(instance)s  %(workflow)s (version %(version)s)", instance=data["instance"], workflow=data["workflow"],
+          version=data["version"]))
+    state = {"state": data["state"], "title": data["state_title"]}
+    say(_("state: %(state)s — %(title)s (final)", **state) if data["final"] else _("state: %(state)s — %(title)s", **state))
     if data["deadline"]:
-        say(f"deadline: {local(data['deadline']['due_at'], tz)} → fires {data['deadline']['fires']}")
+        say(_("deadline: %(at)s → fires %(trigger)s", at=local(data["deadline"]["due_at"], tz),
+              trigger=data["deadline"]["fires"]))
     for c in data.get("consents", []):
-        say(f"consent to {c['trigger']}: {c['party']} ({c['actor']}, {local(c['at'], tz)})")
+        say(_("consent to %(trigger)s: %(party)s (%(actor)s, %(at)s)", trigger=c["trigger"], party=c["party"],
+              actor=c["actor"], at=local(c["at"], tz)))
     for trigger, parties in data.get("awaiting_consent", {}).items():
         if parties:
-            say(f"consent to {trigger} still needed from: {', '.join(parties)}")
+            say(_("consent to %(trigger)s still needed from: %(parties)s", trigger=trigger, parties=", ".join(parties)))
     for name, value in data["fields"].items():
         if value not in (None, "", []):
             say(f"  {name} = {value}")
     actions = data.get("actions") or []
     open_ = [a["trigger"] for a in actions if a["allowed"]]
     if actions:
-        say(f"you may ({data['acting_role']}): {', '.join(open_) if open_ else 'nothing now'}")
+        say(_("you may (%(role)s): %(steps)s", role=data["acting_role"], steps=", ".join(open_) if open_ else _("nothing now")))
     for a in actions:
         if not a["allowed"]:
-            say(f"  {a['trigger']}: {a['reason']}")
+            say(f"  {a['trigger']}: {voice().reason(a['reason'])}")
 
 
 def more_line(shown_from: int, shown: int, total: int, command: str, page: int, limit: int) -> str | None:
@@ -160,11 +168,13 @@ def more_line(shown_from: int, shown: int, total: int, command: str, page: int, 
     if total <= shown and shown_from == 0:
         return None
     if shown == 0:
-        return f"page {page} is past the end ({total:,} in all): coopflow {command} --page 1"
-    text = f"showing {shown_from + 1:,}–{shown_from + shown:,} of {total:,}"
+        return _("page %(page)s is past the end (%(total)s in all): coopflow %(command)s --page 1", page=page,
+                 total=number(total), command=command)
+    first, last = number(shown_from + 1), number(shown_from + shown)
     if shown_from + shown < total:
-        text += f"; next: coopflow {command} --page {page + 1} (or --limit N)"
-    return text
+        return _("showing %(first)s–%(last)s of %(total)s; next: coopflow %(command)s --page %(next)s (or --limit N)",
+                 first=first, last=last, total=number(total), command=command, next=page + 1)
+    return _("showing %(first)s–%(last)s of %(total)s", first=first, last=last, total=number(total))
 
 
 def _more(more: str | None, as_json: bool) -> None:
@@ -180,8 +190,9 @@ def instance_list(rows: list[dict[str, Any]], tz, as_json: bool, total: int | No
     cells = [(r["id"], r["workflow"], f"{r['state']} — {r.get('state_title') or r['state']}", local(r.get("updated_at"), tz),
               f"{local(r['deadline']['due_at'], tz)} → {r['deadline']['fires']}" if r.get("deadline") else "")
              for r in rows]
-    console().print(grid(f"{len(rows) if total is None else total:,} instance(s)",
-                         ("instance", "workflow", "state", "updated", "next deadline"), cells, drop=("workflow", "updated")))
+    columns = (_("instance"), _("workflow"), _("state"), _("updated"), _("next deadline"))
+    console().print(grid(_("%(n)s instance(s)", n=number(len(rows) if total is None else total)), columns, cells,
+                         drop=(columns[1], columns[3])))
     _more(more, False)
 
 
@@ -192,10 +203,21 @@ def history(instance_id: str, rows: list[dict[str, Any]], tz, as_json: bool) -> 
             click.echo(json.dumps({**r, "at": iso(r["at"], tz)}, ensure_ascii=False, default=str))
         return
     cells = [(str(r["seq"]), local(r["at"], tz), f"{r['kind']} {r.get('trigger') or ''}".strip(), r.get("actor"),
-              r.get("from_state"), r.get("to_state"), r["outcome"] + (f": {r['reason']}" if r.get("reason") else ""))
+              r.get("from_state"), r.get("to_state"), _outcome_cell(r["outcome"], r.get("reason")))
              for r in rows]
-    console().print(grid(f"history of {instance_id}", ("#", "at", "event", "actor", "from", "to", "outcome"), cells,
-                         drop=("from", "at")))
+    columns = ("#", _("at"), _("event"), _("actor"), _("from"), _("to"), _("outcome"))
+    console().print(grid(_("history of %(instance)s", instance=instance_id), columns, cells, drop=(columns[4], columns[1])))
+
+
+OUTCOMES = {"applied": _N_("applied"), "refused": _N_("refused")}
+
+
+def _outcome_cell(outcome: str, reason: str | None) -> str:
+    """A history row's outcome and reason: as stored in English; in the CLI's language otherwise."""
+    if not voice().vietnamese:
+        return outcome + (f": {reason}" if reason else "")
+    said = _(OUTCOMES[outcome]) if outcome in OUTCOMES else outcome
+    return said + (f": {voice().reason(reason)}" if reason else "")
 
 
 def tasks(person: str, items: list[dict[str, Any]], tz, as_json: bool) -> None:
@@ -203,12 +225,13 @@ def tasks(person: str, items: list[dict[str, Any]], tz, as_json: bool) -> None:
     if as_json:
         return echo_json([{**t, "due_at": iso(t.get("due_at"), tz)} for t in items])
     if not items:
-        click.echo(f"nothing to do now for {person}")
+        click.echo(_("nothing to do now for %(person)s", person=person))
         return
     cells = [(t["instance"], t["workflow"], t["state"], t["role"], ", ".join(t["triggers"]), local(t.get("due_at"), tz))
              for t in items]
-    console().print(grid(f"{len(items)} task(s) of {person}", ("instance", "workflow", "state", "as", "may fire", "due"),
-                         cells, drop=("workflow", "as")))
+    columns = (_("instance"), _("workflow"), _("state"), _("as"), _("may fire"), _("due"))
+    console().print(grid(_("%(n)s task(s) of %(person)s", n=number(len(items)), person=person), columns, cells,
+                         drop=(columns[1], columns[3])))
 
 
 # ---------------------------------------------------------------- the overview and what comes next
@@ -222,34 +245,36 @@ def overview(data: dict[str, Any], as_json: bool) -> None:
     out = console()
     cells: list[tuple[str, ...]] = []
     for c in data["workflows"]:
-        cells.append((c["clause"], f"{c['workflow']} — {c['title']}", "", f"{c['open']:,}", f"{c['overdue']:,}"))
-        cells.extend(("", "", f"{st['state']} — {st['title']}", f"{st['open']:,}", f"{st['overdue']:,}") for st in c["states"])
-    out.print(grid(f"open instances per clause: {data['open_total']:,} (at {data['now'][:16].replace('T', ' ')})",
-                   ("clause", "workflow", "state", "open", "overdue"), cells, right=("open", "overdue")))
+        cells.append((c["clause"], f"{c['workflow']} — {c['title']}", "", number(c["open"]), number(c["overdue"])))
+        cells.extend(("", "", f"{st['state']} — {st['title']}", number(st["open"]), number(st["overdue"])) for st in c["states"])
+    columns: tuple[str, ...] = (_("clause"), _("workflow"), _("state"), _("open"), _("overdue"))
+    out.print(grid(_("open instances per clause: %(n)s (at %(at)s)", n=number(data["open_total"]), at=wall(data["now"])),
+                   columns, cells, right=columns[3:]))
     paging = data["page"]
     if data["overdue_total"]:
         cells = [(o["instance"], o["workflow"], f"{o['state']} — {o['state_title']}", "; ".join(r["text"] for r in o["reasons"]))
                  for o in data["overdue"]]
-        out.print(grid(f"{data['overdue_total']:,} overdue instance(s)", ("instance", "workflow", "state", "why"), cells,
-                       drop=("workflow",)))
+        columns = (_("instance"), _("workflow"), _("state"), _("why"))
+        out.print(grid(_("%(n)s overdue instance(s)", n=number(data["overdue_total"])), columns, cells, drop=(columns[1],)))
     cells = []  # party, instance, workflow, state, since, may fire
     for p in data["parties"]:
         if not p["next_steps"]:
-            cells.append((p["party"], "—" if not p["open"] else f"({p['open']:,} in all)", "", "", "", ""))
+            cells.append((p["party"], "—" if not p["open"] else _("(%(n)s in all)", n=number(p["open"])), "", "", "", ""))
         for i, step in enumerate(p["next_steps"]):
-            party = (f"{p['party']} ({p['open']:,})" if p["open"] > len(p["next_steps"]) else p["party"]) if i == 0 else ""
-            cells.append((party, step["instance"] + (" (overdue)" if step["overdue"] else ""), step["workflow"],
-                          f"{step['state']} — {step['state_title']}", step["since"][:16].replace("T", " "),
+            party = (f"{p['party']} ({number(p['open'])})" if p["open"] > len(p["next_steps"]) else p["party"]) if i == 0 else ""
+            cells.append((party, _("%(instance)s (overdue)", instance=step["instance"]) if step["overdue"] else step["instance"],
+                          step["workflow"], f"{step['state']} — {step['state_title']}", wall(step["since"]),
                           ", ".join(step["triggers"])))
-    out.print(grid("who owes the next step", ("party", "instance", "workflow", "state", "since", "may fire"), cells,
-                   drop=("workflow", "since")))
+    columns = (_("party"), _("instance"), _("workflow"), _("state"), _("since"), _("may fire"))
+    out.print(grid(_("who owes the next step"), columns, cells, drop=(columns[2], columns[4])))
     longest = max([data["overdue_total"], *(p["open"] for p in data["parties"])])
     shown = max([len(data["overdue"]), *(len(p["next_steps"]) for p in data["parties"])])
     more = more_line((paging["page"] - 1) * paging["limit"], shown, longest, "status", paging["page"], paging["limit"])
     if more:
-        click.echo(line(f"lists per page: {more}"))
+        click.echo(line(_("lists per page: %(more)s", more=more)))
     if data["dead_letters"]:
-        click.echo(f"{data['dead_letters']} notification(s) could not be delivered: coopflow deliveries --status dead")
+        click.echo(_("%(n)s notification(s) could not be delivered: coopflow deliveries --status dead",
+                     n=number(data["dead_letters"])))
 
 
 def upcoming(items: list[dict[str, Any]], days: int, tz, as_json: bool, total: int | None = None,
@@ -263,15 +288,18 @@ def upcoming(items: list[dict[str, Any]], days: int, tz, as_json: bool, total: i
         at = local(item["at"], tz)
         subject = f"{item['subject']} — " if item.get("subject") else ""
         if item["kind"] == "schedule":
-            cells.append((at, "schedule", item["workflow"], "",
-                          f"{item['title']}" + (f" — host {item['host']}" if item["host"] else "")))
+            cells.append((at, _("schedule"), item["workflow"], "",
+                          _("%(title)s — host %(host)s", title=item["title"], host=item["host"]) if item["host"] else item["title"]))
         elif item["kind"] == "deadline":
-            late = "OVERDUE " if item["overdue"] else ""
-            cells.append((at, f"{late}deadline", item["workflow"], item["instance"],
-                          f"{subject}{item['state']} — {item['state_title']}: fires {item['trigger']}"))
+            cells.append((at, _("OVERDUE deadline") if item["overdue"] else _("deadline"), item["workflow"], item["instance"],
+                          subject + _("%(state)s — %(title)s: fires %(trigger)s", state=item["state"],
+                                      title=item["state_title"], trigger=item["trigger"])))
         else:
-            when = "" if item["meeting_at_set"] else f" (no time set: {item['time_rule']})"
-            cells.append((at, "meeting", item["workflow"], item["instance"], f"{item['title']}: {item.get('subject') or ''}{when}"))
-    console().print(grid(f"{len(items) if total is None else total:,} item(s) in the next {days} day(s) ({tz.key})",
-                         ("at", "what", "workflow", "instance", "details"), cells, drop=("workflow",)))
+            details = f"{item['title']}: {item.get('subject') or ''}"
+            if not item["meeting_at_set"]:
+                details = _("%(details)s (no time set: %(rule)s)", details=details, rule=item["time_rule"])
+            cells.append((at, _("meeting"), item["workflow"], item["instance"], details))
+    columns = (_("at"), _("what"), _("workflow"), _("instance"), _("details"))
+    console().print(grid(_("%(n)s item(s) in the next %(days)s day(s) (%(zone)s)", n=number(len(items) if total is None else total),
+                           days=days, zone=tz.key), columns, cells, drop=(columns[2],)))
     _more(more, False)

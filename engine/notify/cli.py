@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from engine.cli.language import _
 from engine.cli.main import CONFIG_OPTION, _runtime
 from engine.notify import channels
 from engine.notify import deliveries as store_deliveries
@@ -42,10 +43,11 @@ def deliveries(ctx: click.Context, status: str | None, as_json: bool, config_pat
         click.echo(json.dumps(items, ensure_ascii=False, indent=1))
         return
     if not items:
-        click.echo("no deliveries" + (f" with status {status}" if status else ""))
+        click.echo(_("no deliveries with status %(status)s", status=status) if status else _("no deliveries"))
         return
-    table = Table(title=f"{len(items)} deliveries")
-    for column in ("id", "status", "channel", "recipient", "address", "subject", "attempts", "when / last error"):
+    table = Table(title=_("%(n)s deliveries", n=len(items)))
+    for column in ("id", _("status"), _("channel"), _("recipient"), _("address"), _("subject"), _("attempts"),
+                   _("when / last error")):
         table.add_column(column)
     for i in items:
         when = i["sent_at"] if i["status"] == store_deliveries.SENT else (i["last_error"] or i["next_at"])
@@ -60,13 +62,14 @@ def deliveries(ctx: click.Context, status: str | None, as_json: bool, config_pat
 def retry(delivery_id: int | None, all_dead: bool, config_path: str | None) -> None:
     """Queue a dead letter (ID) or all of them (--all-dead) for sending again."""
     if (delivery_id is None) == (not all_dead):
-        raise click.UsageError("give a delivery ID or --all-dead (not both)")
+        raise click.UsageError(_("give a delivery ID or --all-dead (not both)"))
     runtime = _runtime(config_path)
     try:
         count = store_deliveries.retry(runtime.store, delivery_id)
     finally:
         runtime.store.dispose()
     if delivery_id is not None and count == 0:
-        click.echo(f"error: delivery #{delivery_id} is not a dead letter (see `coopflow deliveries --status dead`)", err=True)
+        click.echo(_("error: delivery #%(id)s is not a dead letter (see `coopflow deliveries --status dead`)", id=delivery_id),
+                   err=True)
         sys.exit(1)
-    click.echo(f"{count} dead letter(s) queued again; a running daemon sends them")
+    click.echo(_("%(n)s dead letter(s) queued again; a running daemon sends them", n=count))

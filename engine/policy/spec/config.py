@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -89,6 +89,12 @@ class HttpSpec(Strict):
     cors_origins: list[str] = []  # CORS is off unless origins are listed here
 
 
+class CliSpec(Strict):
+    """cli: how the command line speaks when the locale names no language (engine/cli/language.py)."""
+
+    language: Literal["vi", "en"] = "vi"
+
+
 class ConfigSpec(Strict):
     """config.yaml: the deployment of one agreement."""
 
@@ -102,6 +108,7 @@ class ConfigSpec(Strict):
     audit: AuditSpec = AuditSpec()  # docs/security.md
     notifications: NotificationsSpec | None = None  # docs/notifications.md
     http: HttpSpec = HttpSpec()
+    cli: CliSpec = CliSpec()
     administrators: list[PersonId] = []  # people (listed under some role) who administer accounts and tokens
 
     @field_validator("parties")

@@ -1,10 +1,13 @@
-"""The console's message catalogs: extract the strings, merge them into the .po files, compile the .mo.
+"""The message catalogs of the console and the CLI: extract the strings, merge them into the .po
+files, compile the .mo.
 
-    python -m engine.server.web.catalog           # extract, update every .po, compile every .mo
+    python -m engine.i18n.catalog           # extract, update every .po, compile every .mo
 
-`extract()` reads the msgids from the templates (`_("...")`) and the Python modules
-(`_(...)`, `_N_(...)`); tests/test_web.py checks each has a Vietnamese translation and that the
-committed .mo files are what `compile_catalog` makes of the .po files.
+`extract()` reads the msgids from the console's templates (`_("...")`) and from the Python modules
+of the console, the CLI and engine/i18n (`_(...)`, `_N_(...)`) as listed in babel.cfg
+at the top of the repository (so `pybabel extract -F babel.cfg -k _N_ -o messages.pot engine` finds the
+same); tests/test_web.py checks each has a Vietnamese translation and that the committed .mo files
+are what `compile_catalog` makes of the .po files.
 """
 
 from __future__ import annotations
@@ -14,22 +17,24 @@ from pathlib import Path
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
-from engine.server.web.i18n import DOMAIN, LANGUAGES, LOCALE_DIR
+from engine.i18n import DOMAIN, LANGUAGES, LOCALE_DIR
 
-HERE = Path(__file__).parent
-METHODS = [("templates/**.html", "jinja2.ext:babel_extract"), ("*.py", "python")]
-OPTIONS = {"templates/**.html": {"trim_blocks": "true", "lstrip_blocks": "true"}, "*.py": {}}
+ENGINE = Path(__file__).parent.parent
+MAPPING = ENGINE.parent / "babel.cfg"  # which files hold strings, and how to read them (paths under engine/)
 KEYWORDS = {"_": None, "_N_": None, "gettext": None}
 TRANSLATED = [lang for lang in LANGUAGES if lang != "en"]  # English is the msgids
 
 
 def extract() -> Catalog:
+    with open(MAPPING, encoding="utf-8") as f:
+        methods, options = parse_mapping_cfg(f, MAPPING.name)
     catalog = Catalog(project="coopflow", charset="utf-8")
     for filename, lineno, message, comments, context in extract_from_dir(
-            HERE, METHODS, OPTIONS, keywords=KEYWORDS, comment_tags=("TRANSLATORS:",)):
+            ENGINE, methods, options, keywords=KEYWORDS, comment_tags=("TRANSLATORS:",)):
         catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
     return catalog
 
@@ -59,6 +64,8 @@ def update() -> None:
     for lang in TRANSLATED:
         path = po_path(lang)
         catalog = read(lang) if path.exists() else Catalog(locale=lang, project="coopflow", charset="utf-8")
+        if {m.id for m in catalog if m.id} == {m.id for m in template if m.id}:
+            template.creation_date = catalog.creation_date  # the same strings: no new date, no diff
         catalog.update(template, no_fuzzy_matching=True)
         catalog.fuzzy = False
         path.parent.mkdir(parents=True, exist_ok=True)
