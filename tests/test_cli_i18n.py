@@ -208,6 +208,6 @@ def test_vietnamese_numbers_and_times() -> None:
 def test_the_shared_catalog_holds_the_cli_strings() -> None:
     """tests/test_web.py checks every extracted string is translated: the CLI's are among them."""
     files = {path for message in catalog.extract() for path, _line in message.locations}
-    assert {"cli/main.py", "cli/instances.py", "cli/tables.py", "i18n/reasons.py", "server/web/views.py"} <= files
+    assert {"cli/main.py", "cli/instances.py", "cli/tables.py", "i18n/reasons.py", "server/web/instance.py"} <= files
     translated = {m.id: m.string for m in catalog.read("vi") if m.id}
     assert translated["%(n)s instance(s)"] == "%(n)s hồ sơ"
