@@ -309,3 +309,24 @@ def test_sign_in_errors_language_switch_and_phone_layout(server, browser):
     phone.page.get_by_role("link", name="Tiếng Việt").click()
     phone.page.get_by_role("heading", name="Việc của tôi").wait_for()
     phone.close()
+
+
+def test_signed_out_pages_and_posts_go_to_sign_in_and_a_read_only_token_posts_nothing(server):
+    import httpx
+
+    with httpx.Client(base_url=server["url"], follow_redirects=False, timeout=30) as web:
+        for method, path in [("GET", "/"), ("GET", "/start"), ("GET", "/start/emergency_review"), ("GET", "/overview"),
+                             ("GET", "/calendar"), ("GET", "/reports"), ("GET", "/reports/2026H2.md"), ("GET", "/audit"),
+                             ("GET", "/password"), ("GET", "/i/information_exchange-x"), ("POST", "/i/information_exchange-x"),
+                             ("POST", "/start/emergency_review"), ("POST", "/logout"), ("POST", "/password")]:
+            answer = web.request(method, path, data={"trigger": "send"} if method == "POST" else None)
+            assert (answer.status_code, answer.headers.get("location")) == (303, "/login?next=" + path), (method, path)
+        issued = coopflow("token", "issue", "nguyen_van_a", "--read-only", config=server["config"])
+        assert issued.returncode == 0, issued.stderr
+        reader = {"Authorization": "Bearer " + issued.stdout.strip()}
+        assert web.get("/start", headers=reader).status_code == 200
+        refused = web.post("/start/emergency_review", headers=reader, data={"role": "dic.focal_point", "f.issue": "Thử"})
+        assert refused.status_code == 403  # a bearer token has no session, so no CSRF token: refused before anything is read
+        assert "Biểu mẫu không có mã bảo vệ (CSRF) hợp lệ" in refused.text
+    listed = coopflow("status", "--json", config=server["config"])
+    assert "Thử" not in listed.stdout

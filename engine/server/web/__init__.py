@@ -22,7 +22,9 @@ STATIC = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     from engine.server.web import instance, oversight, session, start, tasks
+    from engine.server.web.rendering import Answer
 
+    app.add_exception_handler(Answer, lambda request, exc: exc.response)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (session, tasks, start, instance, oversight):
         app.include_router(module.router)

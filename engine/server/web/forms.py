@@ -4,40 +4,45 @@ event carries, and a workflow's fields as form inputs and back as typed values.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request
-from fastapi.responses import Response
+from fastapi import Depends, HTTPException, Request
 
 from engine.auth.people import Principal
 from engine.policy.spec import WorkflowSpec
 from engine.rules import fields as fieldtypes
 from engine.server import auth
-from engine.server.web.rendering import deployment, gettext_of, message_page, to_login, viewer
+from engine.server.web.rendering import Answer, SignedIn, deployment, gettext_of, message_page
 
 INPUT_TYPES = {"int": "number", "float": "number", "date": "date", "datetime": "datetime-local"}
 LONG_TEXT = {"subject", "answer", "issue", "conclusions", "result", "refusal_reason", "description", "summary"}
 
 
 async def read_form(request: Request) -> dict[str, str]:
+    """A post's dependency: its form's text fields (read once per request, in the event loop; the
+    page itself, a plain function, runs in the thread pool)."""
     form = await request.form()
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
-def posted(request: Request, form: dict[str, str]) -> Principal | Response:
-    """The principal of a session form post with its CSRF token; else the page that refuses it."""
-    principal = viewer(request)
-    if principal is None:
-        return to_login(request)
+Form = Annotated[dict[str, str], Depends(read_form)]
+
+
+def poster(request: Request, principal: SignedIn, form: Form) -> Principal:
+    """A session form post's dependency: its principal, the form's CSRF token checked; else the
+    page that refuses it."""
     _ = gettext_of(request)
     try:
         auth.check_csrf(request, form.get("csrf"))
     except HTTPException:
-        return message_page(request, 403, _("Form refused"), _(
-            "This form has no valid security token (CSRF). Nothing was changed: open the page again and resend it."))
+        raise Answer(message_page(request, 403, _("Form refused"), _(
+            "This form has no valid security token (CSRF). Nothing was changed: open the page again and resend it."))) from None
     if principal.read_only:
-        return message_page(request, 403, _("Form refused"), _("You are signed in read-only."))
+        raise Answer(message_page(request, 403, _("Form refused"), _("You are signed in read-only.")))
     return principal
+
+
+Poster = Annotated[Principal, Depends(poster)]
 
 
 def provenance(request: Request, p: Principal, actor: str) -> dict[str, Any]:

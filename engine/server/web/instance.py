@@ -9,7 +9,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from engine import clock
 from engine.auth.people import Principal
@@ -17,8 +16,8 @@ from engine.exceptions import UserError
 from engine.policy.spec import WorkflowSpec
 from engine.rules import duties
 from engine.server.web import i18n
-from engine.server.web.forms import event_key, field_views, posted, provenance, read_form, typed_values
-from engine.server.web.rendering import Gettext, deployment, gettext_of, not_found, render, to_login, viewer
+from engine.server.web.forms import Form, Poster, event_key, field_views, provenance, typed_values
+from engine.server.web.rendering import Gettext, SignedIn, deployment, gettext_of, not_found, render
 from engine.server.web.tasks import working_days_left
 from engine.service import Deployment, NotFound
 
@@ -132,23 +131,12 @@ def _instance_page(request: Request, p: Principal, instance: str, status: int = 
 
 
 @router.get("/i/{instance}")
-def instance_view(instance: str, request: Request) -> Response:
-    p = viewer(request)
-    if p is None:
-        return to_login(request)
+def instance_view(instance: str, request: Request, p: SignedIn) -> Response:
     return _instance_page(request, p, instance)
 
 
 @router.post("/i/{instance}")
-async def act(instance: str, request: Request) -> Response:
-    form = await read_form(request)
-    return await run_in_threadpool(_act, request, instance, form)
-
-
-def _act(request: Request, instance: str, form: dict[str, str]) -> Response:
-    p = posted(request, form)
-    if not isinstance(p, Principal):
-        return p
+def act(instance: str, request: Request, p: Poster, form: Form) -> Response:
     d, _ = deployment(request), gettext_of(request)
     try:
         row = d.visible_instance(p, instance)

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from engine import clock
 from engine.exceptions import CoopflowError
-from engine.server.web.rendering import Gettext, deployment, gettext_of, message_page, render, to_login, viewer
+from engine.server.web.rendering import Gettext, SignedIn, deployment, gettext_of, message_page, render
 from engine.service import Deployment
 
 router = APIRouter(include_in_schema=False)
@@ -19,18 +19,12 @@ CALENDAR_LIMIT = 500  # items on the calendar page
 
 
 @router.get("/overview")
-def overview(request: Request) -> Response:
-    p = viewer(request)
-    if p is None:
-        return to_login(request)
+def overview(request: Request, p: SignedIn) -> Response:
     return render(request, "overview.html", data=deployment(request).overview())
 
 
 @router.get("/calendar")
-def calendar(request: Request, days: int = 90) -> Response:
-    p = viewer(request)
-    if p is None:
-        return to_login(request)
+def calendar(request: Request, p: SignedIn, days: int = 90) -> Response:
     d = deployment(request)
     days = max(1, min(days, 3660))
     items = d.upcoming_for(p, days, CALENDAR_LIMIT)["items"]  # deadlines and meetings of the files I may see
@@ -43,10 +37,7 @@ def _current_period(d: Deployment) -> str:
 
 
 @router.get("/reports")
-def reports(request: Request, period: str | None = None) -> Response:
-    p = viewer(request)
-    if p is None:
-        return to_login(request)
+def reports(request: Request, p: SignedIn, period: str | None = None) -> Response:
     d, _ = deployment(request), gettext_of(request)
     period = (period or _current_period(d)).strip()
     try:
@@ -66,10 +57,7 @@ def _period_problem(_: Gettext, period: str, exc: Exception) -> str:
 
 
 @router.get("/reports/{period}.{fmt}")
-def report_download(period: str, fmt: str, request: Request) -> Response:
-    p = viewer(request)
-    if p is None:
-        return to_login(request)
+def report_download(period: str, fmt: str, request: Request, p: SignedIn) -> Response:
     from engine.views import report
 
     _ = gettext_of(request)
@@ -94,10 +82,7 @@ def report_download(period: str, fmt: str, request: Request) -> Response:
 
 
 @router.get("/audit")
-def audit(request: Request) -> Response:
-    p = viewer(request)
-    if p is None:
-        return to_login(request)
+def audit(request: Request, p: SignedIn) -> Response:
     _ = gettext_of(request)
     if not p.is_admin:
         return message_page(request, 403, _("Administrators only"), _("Only administrators see the audit status."))

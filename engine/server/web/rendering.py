@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from engine.auth.people import Principal
@@ -74,6 +74,26 @@ def viewer(request: Request) -> Principal | None:
 
 def to_login(request: Request) -> RedirectResponse:
     return RedirectResponse("/login?next=" + quote(request.url.path), status_code=303)
+
+
+class Answer(Exception):
+    """Raised by a page's dependency where the page cannot go on: the request is answered with
+    `response` instead (the sign-in redirect, a refused form). `install` registers the handler."""
+
+    def __init__(self, response: Response):
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def signed_in(request: Request) -> Principal:
+    """A page's dependency: the signed-in person, else the redirect to the sign-in form."""
+    principal = viewer(request)
+    if principal is None:
+        raise Answer(to_login(request))
+    return principal
+
+
+SignedIn = Annotated[Principal, Depends(signed_in)]
 
 
 def local_path(target: str | None) -> str:

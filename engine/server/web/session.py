@@ -11,15 +11,13 @@ import secrets
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from engine.auth import accounts
-from engine.auth.people import Principal
 from engine.exceptions import AuthError
 from engine.server import auth
 from engine.server.web import i18n
-from engine.server.web.forms import posted, read_form
-from engine.server.web.rendering import deployment, gettext_of, local_path, render, to_login, viewer
+from engine.server.web.forms import Form, Poster
+from engine.server.web.rendering import SignedIn, deployment, gettext_of, local_path, render
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF = "coopflow_login_csrf"
@@ -50,12 +48,7 @@ def login_form(request: Request, next: str | None = None) -> Response:
 
 
 @router.post("/login")
-async def login(request: Request) -> Response:
-    form = await read_form(request)
-    return await run_in_threadpool(_login, request, form)
-
-
-def _login(request: Request, form: dict[str, str]) -> Response:
+def login(request: Request, form: Form) -> Response:
     _ = gettext_of(request)
     person, expected = form.get("person", "").strip(), request.cookies.get(LOGIN_CSRF)
     if not expected or not hmac.compare_digest(expected, form.get("csrf", "")):
@@ -74,37 +67,19 @@ def _login(request: Request, form: dict[str, str]) -> Response:
 
 
 @router.post("/logout")
-async def logout(request: Request) -> Response:
-    form = await read_form(request)
-    return await run_in_threadpool(_logout, request, form)
-
-
-def _logout(request: Request, form: dict[str, str]) -> Response:
-    p = posted(request, form)
-    if not isinstance(p, Principal):
-        return p
+def logout(request: Request, p: Poster) -> Response:
     response = RedirectResponse("/login", status_code=303)
     auth.close_session(request, response)
     return response
 
 
 @router.get("/password")
-def password_form(request: Request) -> Response:
-    if viewer(request) is None:
-        return to_login(request)
+def password_form(request: Request, p: SignedIn) -> Response:
     return render(request, "password.html")
 
 
 @router.post("/password")
-async def change_password(request: Request) -> Response:
-    form = await read_form(request)
-    return await run_in_threadpool(_change_password, request, form)
-
-
-def _change_password(request: Request, form: dict[str, str]) -> Response:
-    p = posted(request, form)
-    if not isinstance(p, Principal):
-        return p
+def change_password(request: Request, p: Poster, form: Form) -> Response:
     _ = gettext_of(request)
     new = form.get("new", "")
     if new != form.get("confirm", ""):

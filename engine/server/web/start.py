@@ -8,14 +8,13 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from engine.auth.people import Principal
 from engine.exceptions import UserError
 from engine.rules import fields as fieldtypes
 from engine.server.web import i18n
-from engine.server.web.forms import event_key, field_views, posted, provenance, read_form, typed_values
-from engine.server.web.rendering import deployment, gettext_of, not_found, render, to_login, viewer
+from engine.server.web.forms import Form, Poster, event_key, field_views, provenance, typed_values
+from engine.server.web.rendering import SignedIn, deployment, gettext_of, not_found, render
 from engine.service import Deployment
 
 router = APIRouter(include_in_schema=False)
@@ -34,10 +33,7 @@ def _startable(d: Deployment, p: Principal) -> list[dict[str, Any]]:
 
 
 @router.get("/start")
-def start_list(request: Request) -> Response:
-    p = viewer(request)
-    if p is None:
-        return to_login(request)
+def start_list(request: Request, p: SignedIn) -> Response:
     return render(request, "start_list.html", workflows=_startable(deployment(request), p))
 
 
@@ -63,23 +59,12 @@ def _start_page(request: Request, p: Principal, wid: str, status: int = 200, err
 
 
 @router.get("/start/{wid}")
-def start_form(wid: str, request: Request) -> Response:
-    p = viewer(request)
-    if p is None:
-        return to_login(request)
+def start_form(wid: str, request: Request, p: SignedIn) -> Response:
     return _start_page(request, p, wid)
 
 
 @router.post("/start/{wid}")
-async def start(wid: str, request: Request) -> Response:
-    form = await read_form(request)
-    return await run_in_threadpool(_start, request, wid, form)
-
-
-def _start(request: Request, wid: str, form: dict[str, str]) -> Response:
-    p = posted(request, form)
-    if not isinstance(p, Principal):
-        return p
+def start(wid: str, request: Request, p: Poster, form: Form) -> Response:
     d, _ = deployment(request), gettext_of(request)
     spec = d.policy.workflows.get(wid)
     if spec is None:

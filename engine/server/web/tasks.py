@@ -15,7 +15,7 @@ from fastapi.responses import Response
 
 from engine import clock
 from engine.auth.people import Principal
-from engine.server.web.rendering import deployment, render, to_login, viewer
+from engine.server.web.rendering import SignedIn, deployment, render
 from engine.service import Deployment
 from engine.store import worklist
 from engine.store.reads import BadCursor
@@ -50,10 +50,7 @@ def _summary(d: Deployment, row: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/")
-def my_tasks(request: Request, mine: str | None = None, waiting: str | None = None) -> Response:
-    p = viewer(request)
-    if p is None:
-        return to_login(request)
+def my_tasks(request: Request, p: SignedIn, mine: str | None = None, waiting: str | None = None) -> Response:
     return render(request, "tasks.html", **_tasks(deployment(request), p, mine, waiting))
 
 
