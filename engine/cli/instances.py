@@ -77,14 +77,16 @@ def _post(server: Remote, path: str, body: dict[str, Any], key: str | None, show
     _outcome(answer["status"], answer["text"], answer["instance"] if show_instance else None)
 
 
+def _event_options(command):
+    """The options of an event from the command line: --as, --role, --set, --key, --wait, -c."""
+    for option in reversed((AS_OPTION, ROLE_OPTION, SET_OPTION, KEY_OPTION, WAIT_OPTION, CONFIG_OPTION)):
+        command = option(command)
+    return command
+
+
 @click.command()
 @click.argument("workflow", shell_complete=workflow_ids)
-@AS_OPTION
-@ROLE_OPTION
-@SET_OPTION
-@KEY_OPTION
-@WAIT_OPTION
-@CONFIG_OPTION
+@_event_options
 def start(workflow: str, actor: str | None, role: str | None, pairs: tuple[str, ...], key: str | None, wait: float,
           config_path: str | None) -> None:
     """Start a new instance of WORKFLOW; prints its id, then the outcome."""
@@ -122,12 +124,7 @@ def _event_command(name: str, doc: str, with_withdraw_flag: bool, withdraw: bool
     @click.command(name, help=doc)
     @click.argument("instance", shell_complete=instance_ids)
     @click.argument("trigger", shell_complete=trigger_names)
-    @AS_OPTION
-    @ROLE_OPTION
-    @SET_OPTION
-    @KEY_OPTION
-    @WAIT_OPTION
-    @CONFIG_OPTION
+    @_event_options
     def command(instance, trigger, actor, role, pairs, key, wait, config_path, withdraw_flag=False):
         _event(instance, trigger, actor, role, pairs, key, wait, withdraw or withdraw_flag, config_path)
 

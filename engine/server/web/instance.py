@@ -17,19 +17,12 @@ from engine.policy.spec import WorkflowSpec
 from engine.rules import duties
 from engine.server.web import i18n
 from engine.server.web.forms import Form, Poster, event_key, field_views, provenance, typed_values
-from engine.server.web.rendering import Gettext, SignedIn, deployment, gettext_of, not_found, render
+from engine.server.web.rendering import Answer, Gettext, SignedIn, deployment, gettext_of, not_found, render
 from engine.server.web.tasks import working_days_left
 from engine.service import Deployment, NotFound
 
 router = APIRouter(include_in_schema=False)
 SYSTEM = "system"
-
-
-def _spec(d: Deployment, row: dict[str, Any]):
-    from engine.views.overview import Specs
-
-    with d.runtime.store.reading() as conn:
-        return Specs(conn, d.policy).get(row["workflow"], row.get("version"))
 
 
 def _actions(d: Deployment, p: Principal, row: dict[str, Any], spec) -> tuple[list[dict], list[dict]]:
@@ -97,19 +90,26 @@ def _timeline(d: Deployment, instance: str, spec, _: Gettext) -> list[dict[str, 
     return out
 
 
-def _no_such_file(request: Request) -> Response:
-    _ = gettext_of(request)
-    return not_found(request, _("There is no such file, or you may not see it."))
+def _visible(request: Request, d: Deployment, p: Principal, instance: str) -> tuple[dict[str, Any], WorkflowSpec]:
+    """The file the person may see, with its pinned spec; else the 404 page (raised as an Answer)."""
+    from engine.views.overview import Specs
+
+    try:
+        row = d.visible_instance(p, instance)
+        with d.runtime.store.reading() as conn:
+            spec = Specs(conn, d.policy).get(row["workflow"], row.get("version"))
+    except NotFound:
+        spec = None
+    if spec is None:
+        _ = gettext_of(request)
+        raise Answer(not_found(request, _("There is no such file, or you may not see it.")))
+    return row, spec
 
 
 def _instance_page(request: Request, p: Principal, instance: str, status: int = 200,
                    notice: str | None = None, error: str | None = None) -> Response:
     d, _ = deployment(request), gettext_of(request)
-    try:
-        row = d.visible_instance(p, instance)
-    except NotFound:
-        return _no_such_file(request)
-    spec = _spec(d, row)
+    row, spec = _visible(request, d, p, instance)
     from engine.server.web import graph
     from engine.views import diagram
 
@@ -138,11 +138,7 @@ def instance_view(instance: str, request: Request, p: SignedIn) -> Response:
 @router.post("/i/{instance}")
 def act(instance: str, request: Request, p: Poster, form: Form) -> Response:
     d, _ = deployment(request), gettext_of(request)
-    try:
-        row = d.visible_instance(p, instance)
-    except NotFound:
-        return _no_such_file(request)
-    spec = _spec(d, row)
+    row, spec = _visible(request, d, p, instance)
     trigger = form.get("trigger", "")
     accepts = {n for t in spec.transitions if t.trigger == trigger for n in t.accepts if n in spec.fields}
     key = event_key(form, trigger[:40])
