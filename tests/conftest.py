@@ -278,6 +278,19 @@ def coopflow_cli(monkeypatch):
     return run
 
 
+@pytest.fixture
+def cli_ok(coopflow_cli, config):
+    """`ok(ARGS...)`: a coopflow command on the test module's `config` that must succeed; returns its
+    first output line (the id `start` prints)."""
+
+    def ok(*args) -> str:
+        code, out, err = coopflow_cli(*args, "-c", config)
+        assert code == 0, out + err
+        return out.splitlines()[0] if out else ""
+
+    return ok
+
+
 # --------------------------------------------------------------------------- a real `coopflow run`
 
 
@@ -330,6 +343,30 @@ def running_daemon(config: Path, port: int, ready_timeout: float = 60) -> Iterat
             proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=20)
     assert code == 0, log.read_text(errors="replace")[-3000:]
+
+@contextmanager
+def served_shipped_policy(root: Path, people, password: str, ready_timeout: float = 90) -> Iterator[tuple[str, Path]]:
+    """The shipped policy under `root` on its own SQLite store, `coopflow init`, each of `people` added
+    with `password`, served by `running_daemon` on a free port; yields (base URL, config)."""
+    import subprocess
+    import sys
+
+    config = copy_shipped_policy(root)
+    port = free_port()
+    text = config.read_text(encoding="utf-8").replace("store: sqlite:///coopflow.db", f"store: sqlite:///{root / 'served.db'}")
+    config.write_text(text + f"\nhttp:\n  port: {port}\n", encoding="utf-8")
+
+    def admin(*args: str, input: str | None = None) -> None:
+        done = subprocess.run([sys.executable, "-m", "engine", *args, "-c", str(config)], input=input, text=True,
+                              capture_output=True, env=clean_env(), cwd=root, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    admin("init")
+    for person in people:
+        admin("user", "add", person, "--password-stdin", input=password + "\n")
+    with running_daemon(config, port, ready_timeout=ready_timeout) as url:
+        yield url, config
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _check_cache_in_tmp(tmp_path_factory):

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import clean_env as without_settings
-from conftest import copy_shipped_policy, free_port, running_daemon
+from conftest import free_port, served_shipped_policy
 
 from engine.policy.loader import load_policy
 
@@ -46,15 +46,7 @@ def admin(config: Path, *args: str, input: str | None = None) -> subprocess.Comp
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("server")
-    config = copy_shipped_policy(root)
-    port = free_port()
-    text = config.read_text(encoding="utf-8").replace("store: sqlite:///coopflow.db", f"store: sqlite:///{root / 'cf.db'}")
-    config.write_text(text + f"\nhttp:\n  port: {port}\n", encoding="utf-8")
-    assert admin(config, "init").returncode == 0
-    for person in PEOPLE:
-        done = admin(config, "user", "add", person, "--password-stdin", input=PASSWORD + "\n")
-        assert done.returncode == 0, done.stderr
-    with running_daemon(config, port, ready_timeout=90) as url:
+    with served_shipped_policy(root, PEOPLE, PASSWORD) as (url, config):
         yield {"url": url, "config": config, "root": root}
 
 

@@ -26,15 +26,11 @@ def config(tmp_path: Path, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def built(coopflow_cli, config, stepped_clock) -> dict[str, str]:
+def built(cli_ok, config, stepped_clock) -> dict[str, str]:
     """On Monday 1 March 2027 09:00, through the CLI: requests A (sent), B (drafted by police), C (answered),
     emergency review E (dic consented) and periodic review P (scheduled, hosted by dic)."""
+    ok = cli_ok
     stepped_clock.set(MONDAY)
-
-    def ok(*args) -> str:
-        code, out, err = coopflow_cli(*args, "-c", config)
-        assert code == 0, out + err
-        return out.splitlines()[0]
 
     def request(actor: str, requester: str, recipient: str) -> str:
         return ok("start", "information_exchange", "--as", actor, "--set", f"requester={requester}",

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import copy_shipped_policy
+from conftest import shipped_policy_with_store
 from sqlalchemy import select
 
 from engine import clock
@@ -76,10 +76,8 @@ class Scenario:
 def scenario(tmp_path_factory) -> dict:
     """Half-year 2027H1 with an answered request, an overdue one that escalates, and a meeting held; one request in H2."""
     root = tmp_path_factory.mktemp("report")
-    config = copy_shipped_policy(root / "policy")
     db = root / "store.db"
-    config.write_text(config.read_text(encoding="utf-8").replace("store: sqlite:///coopflow.db", f"store: sqlite:///{db}"),
-                      encoding="utf-8")
+    config = shipped_policy_with_store(root / "policy", db)
     play = Scenario(config, db)
     ids: dict[str, str] = {}
     with clock.using(play.clock.now):

@@ -9,7 +9,7 @@ late or late, and the third quarter's shows the one not yet due as open.
 from __future__ import annotations
 
 import pytest
-from conftest import copy_shipped_policy
+from conftest import shipped_policy_with_store
 from sqlalchemy import select
 from test_report import Scenario, at
 
@@ -21,10 +21,8 @@ from engine.views import report as reports
 @pytest.fixture(scope="module")
 def played(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("actions")
-    config = copy_shipped_policy(root / "policy")
     db = root / "store.db"
-    config.write_text(config.read_text(encoding="utf-8").replace("store: sqlite:///coopflow.db", f"store: sqlite:///{db}"),
-                      encoding="utf-8")
+    config = shipped_policy_with_store(root / "policy", db)
     play = Scenario(config, db)
     items = {"rà soát": ("Rà soát thuê bao ảo", "police", "2027-08-15T17:00+07:00"),
              "quy trình": ("Cập nhật quy trình gỡ tin giả", "dic", "2027-07-20T17:00+07:00"),

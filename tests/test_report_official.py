@@ -25,14 +25,10 @@ def config(tmp_path: Path, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def played(coopflow_cli, config, stepped_clock) -> dict:
+def played(cli_ok, config, stepped_clock) -> dict:
     """At NOW: R1 (sent) and R2 (still a draft), started as an operator would."""
+    ok = cli_ok
     stepped_clock.set(NOW)
-
-    def ok(*args) -> str:
-        code, out, err = coopflow_cli(*args, "-c", config)
-        assert code == 0, out + err
-        return out.splitlines()[0]
 
     r1 = ok("start", "information_exchange", "--as", "dic.focal_point", "--set", "requester=dic",
             "--set", "recipient=police", "--set", "subject=Danh sách thuê bao trả trước")

@@ -58,15 +58,11 @@ def poison(config: Path, instance: str, field: str) -> str:
 
 
 @pytest.fixture
-def built(coopflow_cli, config, stepped_clock) -> dict:
+def built(cli_ok, coopflow_cli, config, stepped_clock) -> dict:
     """A request whose subject holds markup and a newline (then escape codes), a refusal naming markup,
     and a convened emergency meeting whose issue holds markup, HTML and escape codes."""
+    ok = cli_ok
     stepped_clock.set(NOW)
-
-    def ok(*args) -> str:
-        code, out, err = coopflow_cli(*args, "-c", config)
-        assert code == 0, out + err
-        return out.splitlines()[0]
 
     ok("init")
     request = ok("start", "information_exchange", "--as", "dic.focal_point", "--set", "requester=dic",

@@ -25,14 +25,10 @@ def config(tmp_path: Path, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def built(coopflow_cli, config, stepped_clock) -> dict:
+def built(cli_ok, config, stepped_clock) -> dict:
     """At NOW: a request sent (deadline armed) and an emergency meeting convened for 27 May 14:00, built by CLI commands."""
+    ok = cli_ok
     stepped_clock.set(NOW)
-
-    def ok(*args) -> str:
-        code, out, err = coopflow_cli(*args, "-c", config)
-        assert code == 0, out + err
-        return out.splitlines()[0]
 
     request = ok("start", "information_exchange", "--as", "dic.focal_point", "--set", "requester=dic",
                  "--set", "recipient=police", "--set", "subject=Danh sách thuê bao")

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, clean_env, copy_shipped_policy, free_port, running_daemon
+from conftest import REPO_ROOT, clean_env, served_shipped_policy
 
 from engine.i18n import catalog
 
@@ -70,16 +70,7 @@ def coopflow(*args: str, config: Path, input: str | None = None) -> subprocess.C
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("web")
-    config = copy_shipped_policy(root)
-    port = free_port()
-    text = config.read_text(encoding="utf-8").replace("store: sqlite:///coopflow.db", f"store: sqlite:///{root / 'web.db'}")
-    config.write_text(text + f"\nhttp:\n  port: {port}\n", encoding="utf-8")
-    assert coopflow("init", config=config).returncode == 0
-    for person in PEOPLE:
-        done = coopflow("user", "add", person, "--password-stdin", config=config, input=PASSWORD + "\n")
-        assert done.returncode == 0, done.stderr
-    with running_daemon(config, port) as url:
+    with served_shipped_policy(tmp_path_factory.mktemp("web"), PEOPLE, PASSWORD) as (url, config):
         yield {"url": url, "config": config}
 
 
