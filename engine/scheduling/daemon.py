@@ -23,9 +23,9 @@ from engine.exceptions import PolicyError
 from engine.execution import outbox
 from engine.execution.executor import Executor, Outcome
 from engine.execution.runtime import BATCH, Runtime
-from engine.notify import deliveries, digest, reminders
+from engine.notify import deliveries, digest
 from engine.policy.loader import load_policy, resolve_config_path
-from engine.scheduling import jobs, schedules, timers
+from engine.scheduling import alarms, jobs, schedules, timers
 from engine.scheduling.watcher import PolicyWatcher
 from engine.store import anchors, lease
 from engine.store.database import SqlStore, StoreError, StoreRefused, resolve_url, safe_url, wait_for
@@ -238,10 +238,7 @@ class Running:
         scheduler holds one job for them, and the main loop fires every due timer at once."""
         if self.scheduler is None:
             return
-        with self.runtime.store.reading() as conn:
-            soonest = timers.armed(conn, limit=1)
-            reminder = reminders.soonest(conn)  # reminders before deadlines ring the same alarm
-        self.alarm = alarm = min([t.due_at for t in soonest] + ([reminder] if reminder else []), default=None)
+        self.alarm = alarm = alarms.soonest(self.runtime.store)
         if alarm is None:
             if self.scheduler.get_job("timers") is not None:
                 self.scheduler.remove_job("timers")
@@ -290,11 +287,7 @@ class Running:
         """Queue the trigger of every armed timer that is due, in one transaction; plan the next alarm."""
         self.timers_due.clear()
         now = clock.now()
-        with self.runtime.store.transaction() as conn:
-            cutoff = timers.due_cutoff(conn, now)  # after downtime: in nominal order, step by step
-            fired = [row for t in (timers.armed(conn, due_before=cutoff) if cutoff else [])
-                     if (row := timers.submit_due(conn, t.id)) is not None]
-        reminders.fire_due(self.runtime.store, self.runtime.policy, now)
+        fired = alarms.fire_deadlines(self.runtime.store, self.runtime.policy, now)
         tz = self.runtime.policy.tz
         for row in fired:
             late = (now - row["due_at"]).total_seconds()

@@ -23,10 +23,10 @@ from engine import clock
 from engine.exceptions import CoopflowError, PolicyError, UserError
 from engine.execution.executor import Executor, Outcome
 from engine.execution.runtime import Runtime
-from engine.notify import deliveries, digest, reminders
+from engine.notify import deliveries, digest
 from engine.policy.loader import Policy
 from engine.policy.yamlsource import load_document
-from engine.scheduling import schedules, timers
+from engine.scheduling import alarms, schedules
 from engine.store.database import SqlStore
 from engine.views.report import MAX_YEAR, MIN_YEAR
 
@@ -187,10 +187,7 @@ class Simulator:
             if "schedule" in due:
                 schedules.fire_due(runtime.store, self.policy)
             if "deadline" in due:
-                with runtime.store.transaction() as conn:
-                    for timer in timers.armed(conn, due_before=stepped.now()):
-                        timers.submit_due(conn, timer.id)
-                reminders.fire_due(runtime.store, self.policy, stepped.now())
+                alarms.fire_deadlines(runtime.store, self.policy, stepped.now())
             if "digest" in due:
                 digest.send_due(runtime.store, self.policy, stepped.now())
             while pending and pending[0][0] <= stepped.now():
@@ -208,13 +205,8 @@ class Simulator:
             at = schedules.trigger_for(self.policy, sched).get_next_fire_time(None, now + timedelta(microseconds=1))
             if at is not None:
                 candidates.append((at, "schedule"))
-        with runtime.store.reading() as conn:
-            soonest = timers.armed(conn, limit=1)
-            reminder = reminders.soonest(conn)
-        if soonest:
-            candidates.append((max(soonest[0].due_at, now), "deadline"))
-        if reminder:  # reminders before deadlines fire with them (engine.notify.reminders)
-            candidates.append((max(reminder, now), "deadline"))
+        if (alarm := alarms.soonest(runtime.store)) is not None:
+            candidates.append((max(alarm, now), "deadline"))
         if (at := digest.next_at(self.policy, now)) is not None:
             candidates.append((at, "digest"))
         if not candidates:
