@@ -25,7 +25,7 @@ from engine.execution.executor import Executor, Outcome
 from engine.execution.runtime import BATCH, Runtime
 from engine.notify import deliveries, digest
 from engine.policy.loader import load_policy, resolve_config_path
-from engine.scheduling import alarms, jobs, schedules, timers
+from engine.scheduling import alarms, schedules, timers
 from engine.scheduling.watcher import PolicyWatcher
 from engine.store import anchors, lease
 from engine.store.database import SqlStore, StoreError, StoreRefused, resolve_url, safe_url, wait_for
@@ -76,7 +76,6 @@ class Daemon:
             return 0
         running = Running(self, Runtime(policy, store, Executor(store, policy)), lease.Lease(store, ttl=ttl),
                           PolicyWatcher(self.config_path, policy))
-        jobs.register(running)
         sender = deliveries.Sender(running)  # e-mails and webhooks, in their own thread (engine.notify)
         sender.start()
         http = _serve_http(running.runtime)  # the API beside the daemon, sharing its runtime (and hot-reloaded policy)
@@ -87,7 +86,6 @@ class Daemon:
             if http is not None:
                 http.stop()
             sender.join(timeout=30)
-            jobs.register(None)
             running.stop_scheduler()
             try:
                 anchors.write_anchor(store)  # the last head, at stop
@@ -203,7 +201,7 @@ class Running:
         self.scheduler = scheduler = BackgroundScheduler(
             timezone=policy.tz, job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1})
         scheduler.start()
-        scheduler.add_job(jobs.sweep, "interval", seconds=SWEEP_EVERY, id="sweep", replace_existing=True)
+        scheduler.add_job(self.on_sweep, "interval", seconds=SWEEP_EVERY, id="sweep", replace_existing=True)
         self.on_sweep()
         self._plan_schedules()
         self._plan_timers()
@@ -227,7 +225,7 @@ class Running:
             at = schedules.trigger_for(policy, schedule).get_next_fire_time(None, now)
             if at is None:
                 continue
-            scheduler.add_job(jobs.fire_schedule, "date", run_date=clock.to_wall(at), args=[schedule.id],
+            scheduler.add_job(self.on_schedule, "date", run_date=clock.to_wall(at), args=[schedule.id],
                               id=f"schedule:{schedule.id}", replace_existing=True)
         for schedule, at, host in schedules.upcoming(self.runtime.store, policy, now):
             logger.bind(schedule=schedule.id, workflow=schedule.start, host=host).info(
@@ -243,7 +241,7 @@ class Running:
             if self.scheduler.get_job("timers") is not None:
                 self.scheduler.remove_job("timers")
             return
-        self.scheduler.add_job(jobs.fire_timers, "date", run_date=clock.to_wall(max(alarm, clock.now())),
+        self.scheduler.add_job(self.on_timers, "date", run_date=clock.to_wall(max(alarm, clock.now())),
                                id="timers", replace_existing=True)
 
     def _plan_digest(self) -> None:
@@ -255,9 +253,10 @@ class Running:
             if self.scheduler.get_job("digest") is not None:
                 self.scheduler.remove_job("digest")
             return
-        self.scheduler.add_job(jobs.send_digest, "date", run_date=clock.to_wall(at), id="digest", replace_existing=True)
+        self.scheduler.add_job(self.on_digest, "date", run_date=clock.to_wall(at), id="digest", replace_existing=True)
 
-    # ---- job callbacks (APScheduler threads: they only record what fell due and wake the loop)
+    # ---- job callbacks (APScheduler threads, from its in-memory job store: bound methods, nothing
+    # pickled; they only record what fell due and wake the loop)
 
     def on_schedule(self, schedule_id: str) -> None:
         try:
