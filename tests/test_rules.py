@@ -259,7 +259,7 @@ def test_the_machine_carries_the_conditions_and_replays_the_choice(policy):
     assert rules is rules_for(spec)  # one machine per spec
     assert rules.triggers("sent") == ["acknowledge", "deemed_received", "withdraw"]
     send = rules.machine.events["send"].transitions["drafted"][0]
-    assert [type(c.func).__name__ for c in send.conditions] == ["Accepts", "Role", "Guard", "Require", "Allowed"]
+    assert [type(c.func.__self__).__name__ for c in send.conditions] == ["Sender", "Guard", "Outcome"]
     answer = next(i for i, t in enumerate(spec.transitions) if t.trigger == "answer")
     # A decision already made moves the state, whatever the fields have become since.
     assert rules.move("overdue", "answer", answer) == "answered"

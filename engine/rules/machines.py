@@ -1,19 +1,28 @@
 """One transitions `Machine` per workflow spec, whose conditions decide.
 
 The machine is built from the validated spec: its states, and one machine transition per spec
-transition carrying the conditions of `engine.rules.conditions` (role, guard, accepted and
-required fields, approvals). `may` asks whether a trigger may fire from a state: it takes the
-transitions the machine holds for that trigger and state, in the policy's order, and has
-`transitions`' `Condition.check` evaluate each one's conditions until a transition passes them all
-(what `may_trigger` does, without what it does per call that these machines never need: an
-`Event` object built per question, the scan of the triggers, the `prepare` callbacks, of which
-there are none); the verdict on every candidate lands in the probe. `move` fires a decision
-already made (the machine's own trigger), to get the state it ends in.
+transition and source state carrying the conditions of `engine.rules.conditions` (who sends what,
+the guard, the required fields and approvals). `judge` asks whether a trigger may fire from a
+state: it takes the transitions the machine holds for that trigger and state, in the policy's
+order, and has `transitions`' `Condition.check` evaluate each one's conditions until a transition
+passes them all (what `may_trigger` does, without what it does per call that these machines never
+need: an `Event` object built per question, the scan of the triggers, the `prepare` callbacks, of
+which there are none); the verdict on every candidate lands in the probe.
 
-Each machine has exactly one model attached, for good: for each question the model is set to the
-instance's stored state under the machine's lock. The state lives in the store, never in the
-machine, and the cost of attaching models (which grows with their number, ~0.3 ms each) is paid
-once per spec. Machines are kept for the last `KEEP` specs seen (a spec is immutable).
+`move` replays a decision already made: it runs the chosen machine transition's state change
+(`Transition._change_state`: the source state's exit, the model set to the destination, the
+destination's enter; private in `transitions` 0.9, which pyproject.toml pins below 0.10, and
+tests/test_rules.py replays a choice) on a stand-in model holding the stored state, and returns
+the state it ends in. It does not fire the trigger again: `Event.trigger` would evaluate every
+candidate's conditions again until the chosen one, and `Transition.execute` the chosen one's and
+its (empty) callbacks, each with its log calls: a replay cost 2.5 times the state change alone
+(bench/rules.py), when the decision has evaluated the conditions already. These
+machines are built without callbacks (`prepare`, `before`, `after`, the machine's own), so the
+state change is all that firing would do once the conditions have passed.
+
+No model is attached to a machine: the state lives in the store, a question's probe or a replay's
+stand-in holds it for the duration of one call, so nothing is shared between threads and no lock
+is needed. Machines are kept for the last `KEEP` specs seen (a spec is immutable).
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from collections.abc import Iterator, Mapping
 from threading import Lock
 from typing import Any
 
-from transitions import Machine
+from transitions import EventData, Machine
 from transitions.core import Transition
 
 from engine.policy.spec import TransitionSpec, WorkflowSpec
@@ -62,6 +71,8 @@ class _Machine(Machine):
 class _Model:
     """The stand-in a replay moves: holds the state for the duration of one call."""
 
+    __slots__ = ("state",)
+
     def __init__(self, state: str):
         self.state = state
 
@@ -72,16 +83,16 @@ class Rules:
     def __init__(self, spec: WorkflowSpec):
         self.spec = spec
         self.sources = [spec.sources_of(t) for t in spec.transitions]  # "*" read as every non-final state
-        self.machine = _Machine(
-            model=None, states=list(spec.states), initial=spec.initial, auto_transitions=False,
-            send_event=True, ignore_invalid_triggers=False,
-            transitions=[{"trigger": t.trigger, "source": self.sources[i], "dest": t.dest,
-                          "conditions": conditions_of(i, t)} for i, t in enumerate(spec.transitions)],
-        )
-        self.machine.freeze()
-        self.model = _Model(spec.initial)
-        self.machine.add_model(self.model)
-        self.lock = Lock()
+        machine = self.machine = _Machine(model=None, states=list(spec.states), initial=spec.initial,
+                                          auto_transitions=False, send_event=True, ignore_invalid_triggers=False)
+        self.moves: dict[tuple[str, str, int], Transition] = {}  # (source, trigger, index) -> machine transition
+        for i, t in enumerate(spec.transitions):
+            sources: list[Any] = self.sources[i]  # (typed so: the stubs want lists of str | Enum | State, of str | Callable)
+            conditions: list[Any] = conditions_of(i, t)
+            machine.add_transition(t.trigger, sources, t.dest, conditions=conditions)
+            for source in sources:
+                self.moves[source, t.trigger, i] = machine.events[t.trigger].transitions[source][-1]
+        machine.freeze()
 
     def knows(self, trigger: str) -> bool:
         return trigger in self.machine.events
@@ -105,10 +116,10 @@ class Rules:
               values: Mapping[str, Any], fields: Mapping[str, Any], ctx: dict[str, Any] | None = None) -> list[Candidate]:
         """Evaluate the conditions of `candidates` (`candidates(state, trigger)`) with `transitions`'
         `Condition.check`, in order, until a transition passes them all; returns the verdict on each
-        candidate evaluated (the last one allowed, when one is). No lock: the model is not moved,
-        and a condition writes only to its probe."""
+        candidate evaluated (the last one allowed, when one is). The probe holds no model: the
+        conditions read the situation, and a condition writes only to its probe."""
         machine = self.machine
-        probe = Probe(machine.states[state], machine.events[trigger], machine, self.model, situation, values, fields, ctx)
+        probe = Probe(machine.states[state], machine.events[trigger], machine, None, situation, values, fields, ctx)
         for transition in candidates:
             probe.transition = transition
             for condition in transition.conditions:
@@ -120,12 +131,14 @@ class Rules:
         return probe.candidates
 
     def move(self, state: str, trigger: str, chosen: int) -> str:
-        """Fire transition `chosen` (by its trigger) from `state`; returns the state it ends in."""
-        with self.lock:
-            self.model.state = state
-            if not self.machine.events[trigger].trigger(self.model, chosen):
-                raise RuntimeError(f"transition {chosen} did not fire from {state}")
-            return self.model.state
+        """Run the state change of transition `chosen` (fired by `trigger`) from `state`, a choice
+        `judge` made; returns the state it ends in."""
+        transition = self.moves.get((state, trigger, chosen))
+        if transition is None:
+            raise RuntimeError(f"transition {chosen} ('{trigger}') does not leave {state}")
+        machine, model = self.machine, _Model(state)
+        transition._change_state(EventData(machine.states[state], machine.events[trigger], machine, model, (), {}))
+        return model.state
 
 
 _rules: OrderedDict[int, Rules] = OrderedDict()
