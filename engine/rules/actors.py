@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from engine.exceptions import UserError
@@ -32,14 +33,19 @@ class Actor:
     def is_system(self) -> bool:
         return self.party is None and self.role == SYSTEM
 
-    def __str__(self) -> str:
+    @cached_property
+    def text(self) -> str:
+        """`party.role[:person]`, or `system`: made once (`str`, the guards' `actor.id`, every history row)."""
         if self.is_system:
             return SYSTEM
         return f"{self.party}.{self.role}" + (f":{self.person}" if self.person else "")
 
+    def __str__(self) -> str:
+        return self.text
+
     def as_context(self) -> dict[str, Any]:
         """The actor as expressions see it (`actor.party`, `actor.role`, `actor.person`, `actor.id`)."""
-        return {"party": self.party, "role": self.role, "person": self.person, "id": str(self)}
+        return {"party": self.party, "role": self.role, "person": self.person, "id": self.text}
 
 
 SYSTEM_ACTOR = Actor(None, SYSTEM)
@@ -105,24 +111,27 @@ def _parsed(pattern: str) -> tuple[str | None, str | None, str | None]:
 
 
 class Patterns:
-    """Role patterns read once (a transition's `by`): `admits` then only compares strings."""
+    """Role patterns read once (a transition's `by`): `admits` then only compares strings, and only
+    for the patterns naming the actor's role."""
 
-    __slots__ = ("parsed", "fields")
+    __slots__ = ("fields", "system", "by_role")
 
     def __init__(self, patterns: Sequence[str]):
-        self.parsed = tuple(_parsed(p) for p in patterns)
-        self.fields = tuple(dict.fromkeys(field for _, _, field in self.parsed if field is not None))  # read by `$field` patterns
+        parsed = [_parsed(p) for p in patterns]
+        self.fields = tuple(dict.fromkeys(field for _, _, field in parsed if field is not None))  # read by `$field` patterns
+        self.system = any(role is None for role, _, _ in parsed)  # `system` is among them
+        self.by_role: dict[str, list[tuple[str | None, str | None]]] = {}  # role -> (party, party field) of each pattern
+        for role, at, field in parsed:
+            if role is not None:
+                self.by_role.setdefault(role, []).append((at, field))
 
     def admits(self, actor: Actor, fields: Mapping[str, Any]) -> bool:
         """Does `actor` fit any of the patterns, given the instance's current fields?"""
         party, role = actor.party, actor.role
-        system = party is None and role == SYSTEM
-        for want, at, field in self.parsed:
-            if want is None:
-                if system:
-                    return True
-            elif want == role and not system and (
-                    (fields.get(field) if field is not None else at if at is not None else party) == party):
+        if party is None and role == SYSTEM:
+            return self.system
+        for at, field in self.by_role.get(role, ()):
+            if (fields.get(field) if field is not None else at if at is not None else party) == party:
                 return True
         return False
 

@@ -119,12 +119,13 @@ class Sender(Condition):
 class Guard(Condition):
     """The `when` expression is true on the fields as stored (and `given`, the values sent)."""
 
-    __slots__ = ("expression", "builders")
+    __slots__ = ("expression", "builders", "unmet")
 
     def __init__(self, index: int, t: TransitionSpec):
         super().__init__(index, t)
         self.expression: Expression | None = None  # `when`, once compiled (the same for every situation)
         self.builders: tuple[tuple[str, Root], ...] = ()  # the context roots it reads, and how each is built
+        self.unmet = f"guard not met: {t.when}"
 
     def __call__(self, probe: Probe) -> bool:
         when = self.t.when
@@ -141,7 +142,7 @@ class Guard(Condition):
             met = expression.evaluate(ctx)
         except ExpressionError as exc:
             return self.refuse(probe, Reason.GUARD_ERROR, f"guard {when!r} could not be evaluated: {exc}")
-        return True if met else self.refuse(probe, Reason.GUARD_FALSE, f"guard not met: {when}")
+        return True if met else self.refuse(probe, Reason.GUARD_FALSE, self.unmet)
 
     def compile(self, s: Situation, when: str) -> Expression:
         """`when` compiled (raises ExpressionError, then tried again next time), and the roots it reads."""
