@@ -1,20 +1,21 @@
 """µs per decision of engine.rules on the shipped workflows, before and after, beside bare Python and bare `transitions`.
 
-    .venv/bin/python bench/rules.py [--rounds 7] [--before a1f13a1] [--profile]
+    .venv/bin/python bench/rules.py [--rounds 7] [--before 514496f] [--profile]
 
 Measured in the same run, each as the median (min–max) CPU µs per call (the process's CPU time, not
 the wall clock, which on a shared machine counts the waits for a core too) over `--rounds` rounds
-of about 0.2 s; the rules of `--before` (a commit; by default main before the change that made
-decisions fast) and the rules of this tree are measured in turn within each round, so both see
+of about 0.2 s; the rules of `--before` (a commit; by default main before the last change to
+engine/rules) and the rules of this tree are measured in turn within each round, so both see
 the same load:
 
 * a bare Python function call with two arguments (the floor of any decision);
 * bare `transitions` 0.9: `may_trigger` on a two-state machine whose one transition has one
-  condition; one `Condition.check` of that condition (what a decision asks per rule now); and a
+  condition; one `Condition.check` of that condition (what a decision pays per condition); and a
   trigger that moves the model there and back (two triggers, halved);
 * `decision.decide` on a mix of shipped cases: allowed, refused for role, guard, missing field,
   wrong state, a consent; then `get_triggers` for one actor on one state (every trigger leaving it
-  decided), and `Rules.move` (the executor's replay); then each case alone.
+  decided), `Rules.move` (the executor's replay) and `situation.context` (what the executor's
+  actions see after a decision, every root built); then each case alone.
 
 The engine/rules package of `--before` is read from git into a temporary directory and imported
 under another name (`before_rules`); the policy is loaded once, by this tree, and given to both.
@@ -45,7 +46,7 @@ from engine.policy.loader import load_policy  # noqa: E402
 from engine.rules import decision, machines  # noqa: E402
 from engine.rules.actors import parse_actor  # noqa: E402
 
-BEFORE = "a1f13a1"  # main before the decisions were made fast (decide through may_trigger)
+BEFORE = "514496f"  # main before three conditions per transition and the replay by the transition's state change
 NOW = datetime.fromisoformat("2027-03-01T09:00:00+07:00")
 REQUEST = {"requester": "dic", "recipient": "police", "subject": "Xin thông tin thuê bao"}
 # (workflow, state, actor, stored fields, trigger, values sent): allowed and refused cases
@@ -168,6 +169,9 @@ def main() -> None:
     answer = next(i for i, t in enumerate(ie.transitions) if t.trigger == "answer")
     in_progress = {"before": at(old, "information_exchange", "in_progress", "police.leader", REQUEST),
                    "now": at(decision, "information_exchange", "in_progress", "police.leader", REQUEST)}
+    send = {"before": old_cases[0][0], "now": new_cases[0][0]}
+    send_values = new_cases[0][2]
+    send_fields = {**send["now"].fields, **send_values}
     r = args.rounds
     bare_rows = measure({"bare Python function call": lambda: bare(1, 2),
                          "bare transitions: may_trigger, one condition": lambda: model.may_trigger("go"),
@@ -183,6 +187,9 @@ def main() -> None:
         "Rules.move: the executor's replay of a choice": (
             measure({"before": lambda: old_machines.rules_for(ie).move("in_progress", "answer", answer),
                      "now": lambda: machines.rules_for(ie).move("in_progress", "answer", answer)}, r, 500), 1),
+        "situation.context: the actions' context of the allowed send": (
+            measure({"before": lambda: old.context(send["before"], send_fields, send_values),
+                     "now": lambda: decision.context(send["now"], send_fields, send_values)}, r, 1000), 1),
     }
     print(f"{'what':55} {'µs per call':>24}")
     for name, (mid, lo, hi) in bare_rows.items():
