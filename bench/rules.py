@@ -46,7 +46,7 @@ from engine.policy.loader import load_policy  # noqa: E402
 from engine.rules import decision, machines  # noqa: E402
 from engine.rules.actors import parse_actor  # noqa: E402
 
-BEFORE = "514496f"  # main before three conditions per transition and the replay by the transition's state change
+BEFORE = "514496f"  # main before the conditions were folded (two or three per transition) and the replay by the transition's state change
 NOW = datetime.fromisoformat("2027-03-01T09:00:00+07:00")
 REQUEST = {"requester": "dic", "recipient": "police", "subject": "Xin thông tin thuê bao"}
 # (workflow, state, actor, stored fields, trigger, values sent): allowed and refused cases
