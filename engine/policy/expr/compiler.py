@@ -156,10 +156,16 @@ class Compiler:
 
     def c_List(self, node: ast.List) -> Fn:
         fns = [self.node(e) for e in node.elts]
+        if all(isinstance(e, ast.Constant) for e in node.elts):  # ['thuong', 'mat']: its items once, a new list each time
+            items = tuple(f({}) for f in fns)
+            return lambda ctx: list(items)
         return lambda ctx: [f(ctx) for f in fns]
 
     def c_Tuple(self, node: ast.Tuple) -> Fn:
         fns = [self.node(e) for e in node.elts]
+        if all(isinstance(e, ast.Constant) for e in node.elts):
+            value = tuple(f({}) for f in fns)
+            return lambda ctx: value
         return lambda ctx: tuple(f(ctx) for f in fns)
 
     # -- operators
