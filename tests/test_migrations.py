@@ -174,8 +174,9 @@ def test_version_pinned_by_a_newer_coopflow_is_refused_clearly(shipped_policy):
 @pytest.mark.parametrize("alembic", [False, True], ids=["before-alembic", "alembic"])
 def test_schema_4_store_gets_the_history_index(store_url, store, log_records, alembic):
     """A schema-4 store (made by the last release before Alembic, without alembic_version, or
-    stamped schema_4 by Alembic) is upgraded to schema 5: the index on history (actor, kind) is
-    created, nothing else changes, and both records say 5."""
+    stamped schema_4 by Alembic) is upgraded to schema 6: the index on history (actor, kind) is
+    created (schema 6's index on timers is there already: it is left as it is), nothing else
+    changes, and both records say 6."""
     with store.transaction() as conn:
         conn.execute(text("DROP INDEX ix_history_actor_kind"))
         conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="4"))
@@ -190,20 +191,44 @@ def test_schema_4_store_gets_the_history_index(store_url, store, log_records, al
     again = SqlStore(store_url)
     try:
         with again.reading() as conn:
-            assert migrations.current_revision(conn) == migrations.HEAD == "schema_5"
+            assert migrations.current_revision(conn) == migrations.HEAD == "schema_6"
             assert compare_metadata(MigrationContext.configure(conn), metadata) == []
             assert {"name": "ix_history_actor_kind", "column_names": ["actor", "kind"]}.items() <= next(
                 i for i in inspect(conn).get_indexes("history") if i["name"] == "ix_history_actor_kind").items()
-        assert again.meta_value("schema_version") == "5"
+        assert again.meta_value("schema_version") == "6"
     finally:
         again.dispose()
     assert [r["message"] for r in log_records if "schema" in r["message"]] == [
         "schema 5: created index ix_history_actor_kind on history (actor, kind)",
-        "store schema upgraded from 4 to 5 (revision schema_5)"]
+        "store schema upgraded from 4 to 6 (revision schema_6)"]
 
 
-def test_schema_5_store_from_an_earlier_run_is_left_alone(store_url, store, log_records):
-    """Opening a store already at schema 5 runs no revision and logs no upgrade."""
+def test_schema_5_store_gets_the_timers_index(store_url, store, log_records):
+    """A schema-5 store is upgraded to schema 6: the index on timers (status, workflow, state,
+    due_at) is created, nothing else changes, and both records say 6."""
+    with store.transaction() as conn:
+        conn.execute(text("DROP INDEX ix_timers_state_due"))
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="5"))
+        conn.execute(text("UPDATE alembic_version SET version_num = 'schema_5'"))
+    store.dispose()
+    log_records.clear()
+    again = SqlStore(store_url)
+    try:
+        with again.reading() as conn:
+            assert migrations.current_revision(conn) == migrations.HEAD == "schema_6"
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+            assert {"name": "ix_timers_state_due", "column_names": ["status", "workflow", "state", "due_at"]}.items() <= next(
+                i for i in inspect(conn).get_indexes("timers") if i["name"] == "ix_timers_state_due").items()
+        assert again.meta_value("schema_version") == "6"
+    finally:
+        again.dispose()
+    assert [r["message"] for r in log_records if "schema" in r["message"]] == [
+        "schema 6: created index ix_timers_state_due on timers (status, workflow, state, due_at)",
+        "store schema upgraded from 5 to 6 (revision schema_6)"]
+
+
+def test_schema_6_store_from_an_earlier_run_is_left_alone(store_url, store, log_records):
+    """Opening a store already at schema 6 runs no revision and logs no upgrade."""
     store.dispose()
     log_records.clear()
     again = SqlStore(store_url)

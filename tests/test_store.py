@@ -69,12 +69,13 @@ def test_reopening_is_a_noop(store_url, store, log_records):
 def test_schema_1_store_is_upgraded_keeping_its_data(store_url, store, log_records):
     """A store at schema 1 (before the timer index, before Alembic) is upgraded in place by the
     baseline revision and those after it: the index and the tables of release 0.2, the reminders
-    table and the history index created, data kept, both versions stamped."""
+    table, the history index and the timers index by state created, data kept, both versions stamped."""
     moment = datetime(2025, 6, 2, 9, 0, tzinfo=ICT)
     insert_instance(store, "old-1", moment)
     with store.transaction() as conn:
         conn.execute(text("DROP INDEX ix_timers_instance_status"))
         conn.execute(text("DROP INDEX ix_history_actor_kind"))
+        conn.execute(text("DROP INDEX ix_timers_state_due"))
         for table in ("users", "tokens", "login_attempts", "sessions", "deliveries", "reminders", "alembic_version"):
             conn.execute(text(f"DROP TABLE {table}"))
         conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="1"))
@@ -87,11 +88,11 @@ def test_schema_1_store_is_upgraded_keeping_its_data(store_url, store, log_recor
             tables = set(inspect(conn).get_table_names())
             kept = conn.execute(select(instances.c.id)).scalars().all()
             revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        assert {"ix_timers_instance_status", "ix_history_actor_kind"} <= indexes
+        assert {"ix_timers_instance_status", "ix_history_actor_kind", "ix_timers_state_due"} <= indexes
         assert set(metadata.tables) <= tables
         assert kept == ["old-1"]
         assert upgraded.meta_value("schema_version") == str(SCHEMA_VERSION)
-        assert revision == "schema_5"
+        assert revision == "schema_6"
     finally:
         upgraded.dispose()
     assert [r["message"] for r in log_records if "schema" in r["message"]] == [
@@ -99,7 +100,8 @@ def test_schema_1_store_is_upgraded_keeping_its_data(store_url, store, log_recor
         "index ix_timers_instance_status, table tokens, table users",
         "schema 4: created table reminders",
         "schema 5: created index ix_history_actor_kind on history (actor, kind)",
-        "store schema upgraded from 1 to 5 (revision schema_5)"]
+        "schema 6: created index ix_timers_state_due on timers (status, workflow, state, due_at)",
+        "store schema upgraded from 1 to 6 (revision schema_6)"]
 
 
 def test_store_written_by_newer_coopflow_is_refused(store_url, store):

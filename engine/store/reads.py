@@ -360,7 +360,19 @@ def _deadlines_where(horizon: datetime, skip: Sequence[tuple[str, str]]):
 
 
 def deadline_count(conn: Connection, horizon: datetime, skip: Sequence[tuple[str, str]] = ()) -> int:
-    return conn.execute(select(func.count()).select_from(timers).where(*_deadlines_where(horizon, skip))).scalar_one()
+    """How many armed timers are due by `horizon`, except those armed in the (workflow, state) pairs `skip`.
+
+    Counted as all the due timers (index `ix_timers_due` alone) less those of each pair in `skip`
+    (a range of `ix_timers_state_due`), in one statement: `NOT IN` would read every due timer's row."""
+    def due(*where):
+        return select(func.count()).select_from(timers).where(
+            timers.c.status == TimerStatus.ARMED, timers.c.due_at <= horizon, *where).scalar_subquery()
+
+    pairs = list(dict.fromkeys(skip))  # each pair subtracted once
+    count = due()
+    for workflow, state in pairs:
+        count = count - due(timers.c.workflow == workflow, timers.c.state == state)
+    return conn.execute(select(count)).scalar_one()
 
 
 def deadlines_due(conn: Connection, horizon: datetime, skip: Sequence[tuple[str, str]] = (), limit: int | None = None,
@@ -377,11 +389,15 @@ def deadlines_due(conn: Connection, horizon: datetime, skip: Sequence[tuple[str,
 
 
 def awaited_meetings(conn: Connection, workflow: str, state: str) -> Generator[dict[str, Any], None, None]:
-    """Open instances of `workflow` in `state` (meetings awaited) with their fields and armed deadline, streamed."""
+    """Open instances of `workflow` in `state` (meetings awaited) with their fields and armed deadline,
+    streamed in no particular order (the caller orders them by time)."""
+    # Ordered by the two filtered columns (the index's order), not by id: with statistics that say
+    # one workflow holds most instances (ANALYZE on such a store), an ORDER BY id made SQLite walk
+    # every instance in id order instead of the few in `state` (1,000,000 instances: ~0.35 s).
     query = (select(instances.c.id, instances.c.version, instances.c.state, instances.c.fields,
                     timers.c.due_at, timers.c.trigger)
              .outerjoin(timers, (timers.c.instance == instances.c.id) & (timers.c.status == TimerStatus.ARMED) & (timers.c.state == state))
              .where(instances.c.workflow == workflow, instances.c.state == state, _open())
-             .order_by(instances.c.id))
+             .order_by(instances.c.workflow, instances.c.state))
     for r in conn.execute(query.execution_options(yield_per=1000)).mappings():
         yield dict(r)

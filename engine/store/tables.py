@@ -134,6 +134,7 @@ timers = Table(
     Column("due_at", UtcDateTime, nullable=False),
     Column("status", String(12), nullable=False, default=TimerStatus.ARMED),
     Index("ix_timers_due", "status", "due_at"),
+    Index("ix_timers_state_due", "status", "workflow", "state", "due_at"),  # deadlines due per state (schema 6)
 )
 # Disarming looks timers up by instance and status; without this index SQLite (which keeps no
 # statistics) walks every armed timer instead.

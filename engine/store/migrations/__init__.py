@@ -7,7 +7,7 @@ upgrade leaves the store as it was.
 
 Two records of where a store stands, both written by every revision:
 
-* `alembic_version.version_num`: the last revision applied (`schema_3`, `schema_4`, `schema_5`, ...);
+* `alembic_version.version_num`: the last revision applied (`schema_3`, `schema_4`, ..., `schema_6`);
 * `coopflow_meta.schema_version`: the same as a plain number. coopflow releases from before
   Alembic read only this one, and refuse a store whose number is higher than theirs: keeping
   it up to date is what stops an old coopflow from using a store a newer one has upgraded.
@@ -24,8 +24,8 @@ from pathlib import Path
 from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, inspect, text
 from sqlalchemy.engine import Connection
 
-HEAD = "schema_5"          # the newest revision in versions/ (tests/test_migrations.py checks it)
-SCHEMA_VERSION = 5         # its schema number, also kept in coopflow_meta.schema_version
+HEAD = "schema_6"          # the newest revision in versions/ (tests/test_migrations.py checks it)
+SCHEMA_VERSION = 6         # its schema number, also kept in coopflow_meta.schema_version
 VERSION_TABLE = "alembic_version"
 HERE = Path(__file__).resolve().parent
 # The table Alembic keeps its revision in, declared as Alembic declares it, for `stamp_new`.
