@@ -12,8 +12,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from engine import clock, logs
 from engine.exceptions import UserError
 from engine.execution import intake
@@ -141,6 +139,8 @@ class Deployment(AccountCommands):
         if not http.enabled or not http.port:
             return None
         host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host
+        import httpx  # here, not at the top: a read never asks, and httpx loads rich and ssl
+
         try:
             theirs = httpx.get(f"http://{host}:{http.port}/readyz", timeout=0.5).json().get("store")
         except Exception:  # nothing answers (the usual case) or not a coopflow daemon

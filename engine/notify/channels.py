@@ -10,14 +10,7 @@ import hashlib
 import hmac
 import json
 import os
-import smtplib
-import ssl
-from email.header import Header
-from email.mime.text import MIMEText
-from email.utils import formatdate
 from pathlib import Path
-
-import httpx
 
 from engine.exceptions import CoopflowError
 from engine.store.deliveries import Delivery
@@ -53,6 +46,12 @@ def message_id(delivery_id: int, key: str, sender: str) -> str:
 
 
 def send_email(smtp, root: Path, timeout: float, delivery: Delivery) -> None:
+    import smtplib  # the senders' libraries are imported when a message is sent, not by every command
+    import ssl
+    from email.header import Header
+    from email.mime.text import MIMEText
+    from email.utils import formatdate
+
     # MIMEText + Header (compat32): the newer EmailMessage folding drops the space between two
     # encoded words of a long Vietnamese subject ("đổi thông" arrives as "đổithông").
     body = delivery.message
@@ -93,6 +92,8 @@ def signature(secret: str, body: bytes) -> str:
 
 
 def send_webhook(webhook, root: Path, timeout: float, delivery: Delivery) -> None:
+    import httpx
+
     body = json.dumps({"delivery": delivery.id, **delivery.message}, ensure_ascii=False, sort_keys=True).encode("utf-8")
     headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "coopflow",
                "X-Coopflow-Delivery": str(delivery.id)}

@@ -34,7 +34,6 @@ from typing import Any
 
 from engine import clock
 from engine.policy.spec import ConfigSpec, MeetingSpec, WorkflowSpec
-from engine.scheduling import schedules
 from engine.store import Tx, reads
 from engine.store import deliveries as delivery_rows
 from engine.store.statuses import EventKind, Outcome
@@ -304,6 +303,8 @@ def upcoming_page(store, policy, days: int, now: datetime | None = None, limit: 
     Deadlines already past but still armed (the daemon has not fired them) are listed too, marked
     overdue. A meeting's own deadline (the one armed in its `meeting.state`) is shown once, as the meeting.
     """
+    from engine.scheduling import schedules  # APScheduler's triggers: `coopflow status` does without them
+
     now = now or clock.now()
     horizon = now + timedelta(days=days)
     tz = policy.tz
