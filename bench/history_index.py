@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import reads as live_store  # noqa: E402  (bench/reads.py: the same rows, written the same way)
-from common import COOPFLOW, copy_shipped_policy, environment, pg_available, pg_schema, table  # noqa: E402
+from common import environment, pg_available, table  # noqa: E402
 
 INDEX = "ix_history_actor_kind"
 LATENESS_SQL = "SELECT count(*) FROM history WHERE actor = 'system' AND kind = 'fire'"
@@ -99,34 +98,17 @@ def drop_index(url: str, pg) -> None:
 
 
 def scenario(kind: str, count: int) -> list[list]:
-    from engine.policy.loader import load_policy
-    from engine.policy.versions import workflow_version
-
     out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp_path = Path(tmp)
-        ctx = pg_schema() if kind == "postgresql" else live_store._Null()
-        with ctx as pg:
-            url = pg[0] if pg else f"sqlite:///{tmp_path / 'store.db'}"
-            config = copy_shipped_policy(tmp_path / "policy", store_url=url)
-            subprocess.run([COOPFLOW, "init", "-c", str(config)], check=True, capture_output=True)
-            policy = load_policy(config)
-            version = workflow_version(policy.workflows["information_exchange"])
-            live_store._store_version(url, policy)
-            now = datetime.now(UTC)
-            make = lambda: live_store.rows(count, now, version, True, timedelta(days=30))  # noqa: E731
-            if pg:
-                live_store.fill_pg(pg[1], pg[2], make)
-            else:
-                live_store.fill_sqlite(tmp_path / "store.db", make())
-            for label in ("with the index (schema 5)", "without it (schema 4)"):
-                if label.startswith("without"):
-                    drop_index(url, pg)
-                raw, plan = raw_pg(pg[1], pg[2]) if pg else raw_sqlite(tmp_path / "store.db")
-                for name, seconds in in_process(config):
-                    out.append([kind, label, name, f"{seconds:.3f}", ""])
-                out.append([kind, label, "raw SQL: the system's fires (count)", f"{raw:.3f}", plan])
-                print(f"  {kind}, {label}: done", flush=True)
+    with tempfile.TemporaryDirectory() as tmp, live_store.built_store(Path(tmp), kind, count, True, timedelta(days=30)) as built:
+        pg = built.pg
+        for label in ("with the index (schema 5)", "without it (schema 4)"):
+            if label.startswith("without"):
+                drop_index(built.url, pg)
+            raw, plan = raw_pg(pg[1], pg[2]) if pg else raw_sqlite(Path(tmp) / "store.db")
+            for name, seconds in in_process(built.config):
+                out.append([kind, label, name, f"{seconds:.3f}", ""])
+            out.append([kind, label, "raw SQL: the system's fires (count)", f"{raw:.3f}", plan])
+            print(f"  {kind}, {label}: done", flush=True)
     return out
 
 

@@ -30,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -233,43 +235,59 @@ def raw_pg(conninfo: str, schema: str, now: datetime) -> list[tuple[str, float]]
     return out
 
 
-def scenario(name: str, kind: str, count: int, history: bool, spread: timedelta) -> list[list]:
-    """Build one store, run the commands on it; Markdown rows."""
+@contextmanager
+def built_store(tmp_path: Path, kind: str, count: int, history: bool, spread: timedelta):
+    """One store of `count` live requests (`rows`) on `kind` ("sqlite" or "postgresql"), made by
+    `coopflow init` and filled with the database's bulk path: yields a `Built` (bench/history_index.py
+    and bench/web.py build theirs here too)."""
     from engine.policy.loader import load_policy
     from engine.policy.versions import workflow_version
 
+    ctx = pg_schema() if kind == "postgresql" else _Null()
+    with ctx as pg:
+        url = pg[0] if pg else f"sqlite:///{tmp_path / 'store.db'}"
+        config = copy_shipped_policy(tmp_path / "policy", store_url=url)
+        subprocess.run([COOPFLOW, "init", "-c", str(config)], check=True, capture_output=True)
+        policy = load_policy(config)
+        version = workflow_version(policy.workflows["information_exchange"])
+        _store_version(url, policy)
+        now = datetime.now(UTC)
+        start = time.perf_counter()
+        if pg:
+            fill_pg(pg[1], pg[2], lambda: rows(count, now, version, history, spread))
+        else:
+            fill_sqlite(tmp_path / "store.db", rows(count, now, version, history, spread))
+        yield Built(url, config, pg, now, time.perf_counter() - start)
+
+
+@dataclass
+class Built:
+    url: str
+    config: Path
+    pg: tuple[str, str, str] | None  # (store URL, psycopg conninfo, schema) on PostgreSQL
+    now: datetime
+    seconds: float  # filling it
+
+
+def scenario(name: str, kind: str, count: int, history: bool, spread: timedelta) -> list[list]:
+    """Build one store, run the commands on it; Markdown rows."""
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp_path = Path(tmp)
-        ctx = pg_schema() if kind == "postgresql" else _Null()
-        with ctx as pg:
-            url = pg[0] if pg else f"sqlite:///{tmp_path / 'store.db'}"
-            config = copy_shipped_policy(tmp_path / "policy", store_url=url)
-            subprocess.run([COOPFLOW, "init", "-c", str(config)], check=True, capture_output=True)
-            policy = load_policy(config)
-            version = workflow_version(policy.workflows["information_exchange"])
-            _store_version(url, policy)
-            now = datetime.now(UTC)
-            start = time.perf_counter()
-            if pg:
-                fill_pg(pg[1], pg[2], lambda: rows(count, now, version, history, spread))
-            else:
-                fill_sqlite(tmp_path / "store.db", rows(count, now, version, history, spread))
-            built = time.perf_counter() - start
-            print(f"  {name} on {kind}: {count:,} instances built in {built:.0f} s", flush=True)
-            raw = raw_pg(pg[1], pg[2], now) if pg else raw_sqlite(tmp_path / "store.db", now)
-            one = f"information_exchange-b{count // 2:07d}"
-            wall, rss, size = run_measured(config, ["status", one])
-            results.append([name, kind, "`status ID` (fixed cost)", f"{wall:.2f}", f"{rss:.0f}", f"{size:,}"])
-            for label, args in COMMANDS:
-                wall, rss, size = run_measured(config, args)
-                verdict = "" if wall <= 2 and rss <= 150 else " **missed**"
-                results.append([name, kind, f"`{label}`{verdict}", f"{wall:.2f}", f"{rss:.0f}", f"{size:,}"])
-                print(f"    {label}: {wall:.2f} s, {rss:.0f} MiB, {size:,} bytes", flush=True)
-            for label, seconds in in_process(config):
-                results.append([name, kind, f"in process: {label}", f"{seconds:.2f}", "", ""])
-            for label, seconds in raw:
-                results.append([name, kind, f"raw SQL: {label}", f"{seconds:.2f}", "", ""])
+    with tempfile.TemporaryDirectory() as tmp, built_store(Path(tmp), kind, count, history, spread) as built:
+        pg, config, now = built.pg, built.config, built.now
+        print(f"  {name} on {kind}: {count:,} instances built in {built.seconds:.0f} s", flush=True)
+        raw = raw_pg(pg[1], pg[2], now) if pg else raw_sqlite(Path(tmp) / "store.db", now)
+        one = f"information_exchange-b{count // 2:07d}"
+        wall, rss, size = run_measured(config, ["status", one])
+        results.append([name, kind, "`status ID` (fixed cost)", f"{wall:.2f}", f"{rss:.0f}", f"{size:,}"])
+        for label, args in COMMANDS:
+            wall, rss, size = run_measured(config, args)
+            verdict = "" if wall <= 2 and rss <= 150 else " **missed**"
+            results.append([name, kind, f"`{label}`{verdict}", f"{wall:.2f}", f"{rss:.0f}", f"{size:,}"])
+            print(f"    {label}: {wall:.2f} s, {rss:.0f} MiB, {size:,} bytes", flush=True)
+        for label, seconds in in_process(config):
+            results.append([name, kind, f"in process: {label}", f"{seconds:.2f}", "", ""])
+        for label, seconds in raw:
+            results.append([name, kind, f"raw SQL: {label}", f"{seconds:.2f}", "", ""])
     return results
 
 

@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import COOPFLOW, copy_shipped_policy, environment, median, pg_schema, profile, quiet_logs, table  # noqa: E402
-from reads import _sqlite_value, _store_version, fill_pg, fill_sqlite, rows  # noqa: E402
+from common import environment, median, profile, quiet_logs, table  # noqa: E402
+from reads import _sqlite_value, built_store  # noqa: E402
 
 AIM_S = 0.200
 PASSWORD = "mật khẩu đủ dài 2027"
@@ -170,27 +168,12 @@ def measure(config: Path, count: int, repeat: int, want_profile: bool) -> list[l
 
 
 def scenario(kind: str, count: int, repeat: int, want_profile: bool) -> list[list]:
-    from engine.policy.loader import load_policy
-    from engine.policy.versions import workflow_version
-
-    with tempfile.TemporaryDirectory(prefix="bench_web_") as tmp, (pg_schema() if kind == "postgresql" else nullcontext()) as pg:
-        tmp_path = Path(tmp)
-        url = pg[0] if pg else f"sqlite:///{tmp_path / 'store.db'}"
-        config = copy_shipped_policy(tmp_path / "policy", store_url=url)
-        subprocess.run([COOPFLOW, "init", "-c", str(config)], check=True, capture_output=True)
-        policy = load_policy(config)
-        _store_version(url, policy)
-        version = workflow_version(policy.workflows["information_exchange"])
-        now = datetime.now(UTC)
-        start = time.perf_counter()
-        if pg:
-            fill_pg(pg[1], pg[2], lambda: rows(count, now, version, True, timedelta(days=30)))
-        else:
-            fill_sqlite(tmp_path / "store.db", rows(count, now, version, True, timedelta(days=30)))
-        print(f"  {kind}: {count:,} instances built in {time.perf_counter() - start:.0f} s", flush=True)
-        out = [[kind, *row] for row in measure(config, count, repeat, want_profile)]
-        queries = raw_queries(count, now, "%s" if pg else "?")
-        raw = raw_pg(pg[1], pg[2], queries) if pg else raw_sqlite(tmp_path / "store.db", queries)
+    with tempfile.TemporaryDirectory(prefix="bench_web_") as tmp, built_store(Path(tmp), kind, count, True, timedelta(days=30)) as built:
+        pg = built.pg
+        print(f"  {kind}: {count:,} instances built in {built.seconds:.0f} s", flush=True)
+        out = [[kind, *row] for row in measure(built.config, count, repeat, want_profile)]
+        queries = raw_queries(count, built.now, "%s" if pg else "?")
+        raw = raw_pg(pg[1], pg[2], queries) if pg else raw_sqlite(Path(tmp) / "store.db", queries)
         out += [[kind, f"raw SQL: {label}", "", f"{1000 * seconds:.0f}", "", ""] for label, seconds in raw]
     return out
 
