@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import COOPFLOW, environment, median  # noqa: E402
+from common import COOPFLOW, compile_engine, environment, median  # noqa: E402
 from server import PASSWORD, clean_env, running  # noqa: E402
 
 
@@ -56,9 +56,7 @@ def main() -> None:
     parser.add_argument("--imports", action="store_true")
     args = parser.parse_args()
     print(environment())
-    import compileall
-
-    compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "engine"), quiet=1)
+    compile_engine()
     with tempfile.TemporaryDirectory(prefix="bench_cli_") as tmp:
         root = Path(tmp)
         with running(root / "server", ["nguyen_van_a"], command="serve") as (url, config, _tokens):

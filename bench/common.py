@@ -120,6 +120,15 @@ def profile(fn, *args, top: int = 25, sorts: tuple[str, ...] = ("cumulative", "t
     return result, out.getvalue()
 
 
+def compile_engine() -> None:
+    """Compile coopflow's modules to bytecode, as installing a package does: with
+    PYTHONDONTWRITEBYTECODE set (it is on the project machine) an editable install would compile
+    every module a command imports from source on every run (~0.1-0.2 s of a local command)."""
+    import compileall
+
+    compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "engine"), quiet=1)
+
+
 def copy_shipped_policy(dest: Path, store_url: str | None = None, shipped_logging: bool = False) -> Path:
     """Copy config.yaml, workflows/, rules/ and templates/ into dest; returns the config path.
 
