@@ -241,11 +241,13 @@ class Deployment(AccountCommands):
 
         return overview.build_upcoming(self.runtime.store, self.policy, days, limit=limit, offset=offset)
 
-    def upcoming_page(self, days: int, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
-        """`items` (one page of `upcoming`) and `total`, how many in all."""
+    def upcoming_page(self, days: int, limit: int | None = None, offset: int = 0,
+                      visibility: reads.Visibility | None = None) -> dict[str, Any]:
+        """`items` (one page of `upcoming`) and `total`, how many in all (of what `visibility` allows)."""
         from engine.views import overview
 
-        return overview.upcoming_page(self.runtime.store, self.policy, days, limit=limit, offset=offset)
+        return overview.upcoming_page(self.runtime.store, self.policy, days, limit=limit, offset=offset,
+                                      visibility=visibility)
 
     def report(self, period) -> dict[str, Any]:
         """The figures of the review report for `period` (e.g. 2027H1, or a period already parsed by engine.views.report);
@@ -290,14 +292,8 @@ class Deployment(AccountCommands):
 
     def upcoming_for(self, principal, days: int, limit: int | None = None, offset: int = 0) -> dict[str, Any]:
         """`upcoming_page` as the principal may see it: deadlines and meetings of visible instances only,
-        filtered before the page is cut (so `total` and the pages hold the same items)."""
-        if principal.is_admin:
-            return self.upcoming_page(days, limit, offset)
-        every = self.upcoming(days)
-        with self.runtime.store.reading() as conn:
-            seen = worklist.visible_among(conn, self.visibility(principal), [i["instance"] for i in every if i.get("instance")])
-        items = [item for item in every if not item.get("instance") or item["instance"] in seen]
-        return {"items": items[offset:None if limit is None else offset + limit], "total": len(items)}
+        filtered in SQL before the page is cut (so `total` and the pages hold the same items)."""
+        return self.upcoming_page(days, limit, offset, None if principal.is_admin else self.visibility(principal))
 
     def history_page(self, principal, instance_id: str, limit: int = 100, after: int | None = None) -> list[dict[str, Any]]:
         self.visible_instance(principal, instance_id)

@@ -128,17 +128,22 @@ def test_a_bad_cursor_starts_from_the_first_page(deployment):
 
 
 def test_the_calendar_keeps_what_the_person_may_see(deployment):
+    """upcoming_for filters in SQL: each person's items are the administrator's that they may see, in
+    the same order, `total` counts them, and a page is cut from them."""
     fill(deployment)
     ubnd = Principal("mai_thi_ngoc", "ubnd", ("ubnd.focal_point",), "test", "127.0.0.1")
-    rows = deployment.instances()
+    admin = Principal("admin", None, (), "test", "127.0.0.1", is_admin=True)
+    every = deployment.upcoming_for(admin, 3660)["items"]
+    rows = {r["id"]: r for r in deployment.instances()}
     for p in (DIC, POLICE, ubnd):
         visibility = deployment.visibility(p)
-        with deployment.runtime.store.reading() as conn:
-            seen = worklist.visible_among(conn, visibility, [r["id"] for r in rows])
-        assert seen == {r["id"] for r in rows if visibility.allows(r)}, p.person
-    with deployment.runtime.store.reading() as conn:  # the People's Committee takes part in the emergency meeting only
-        assert {i.split("-")[0] for i in worklist.visible_among(conn, deployment.visibility(ubnd), [r["id"] for r in rows])} \
-            == {"emergency_review"}
+        wanted = [i for i in every if not i.get("instance") or visibility.allows(rows[i["instance"]])]
+        got = deployment.upcoming_for(p, 3660)
+        assert (got["items"], got["total"]) == (wanted, len(wanted)), p.person
+        assert deployment.upcoming_for(p, 3660, limit=2, offset=1)["items"] == wanted[1:3], p.person
+    # the People's Committee takes part in the emergency meeting only
+    assert {i["instance"].split("-")[0] for i in deployment.upcoming_for(ubnd, 3660)["items"] if i.get("instance")} \
+        == {"emergency_review"}
 
 
 def pages(d: Deployment, person: str, *paths: str | Callable[[str], str]) -> list[str]:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, tuple_
+from sqlalchemy import and_, case, false, func, or_, select, true, tuple_
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from engine.store.database import consents, history, inbox, instances, timers, workflow_versions
 from engine.store.statuses import EventKind, Outcome, TimerStatus
@@ -143,6 +144,21 @@ class Visibility:
             return bool(self.parties)
         fields = row.get("fields") or {}
         return any(fields.get(n) in self.parties for n in names)
+
+
+def visible_where(visibility: Visibility | None):
+    """`Visibility.allows` as SQL (None: everything)."""
+    if visibility is None or visibility.parties is None:
+        return true()
+    if not visibility.parties:
+        return false()
+    parties = sorted(visibility.parties)
+    named = {w: names for w, names in visibility.party_fields.items() if names}
+    clauses: list[ColumnElement[bool]] = [instances.c.workflow.not_in(list(named)) if named else true()]
+    for workflow, names in named.items():
+        clauses.append(and_(instances.c.workflow == workflow,
+                            or_(*(instances.c.fields[n].as_string().in_(parties) for n in names))))
+    return or_(*clauses)
 
 
 class BadCursor(ValueError):
@@ -351,19 +367,30 @@ def armed_deadlines_of(conn: Connection, ids: Sequence[str]) -> dict[str, dateti
 # ---- what falls due (coopflow upcoming, the calendar): filtered by due time in SQL
 
 
-def _deadlines_where(horizon: datetime, skip: Sequence[tuple[str, str]]):
-    """Armed timers due by `horizon`, except those armed in the (workflow, state) pairs `skip`."""
+def _deadlines_where(horizon: datetime, skip: Sequence[tuple[str, str]], visibility: Visibility | None = None):
+    """Armed timers due by `horizon`, except those armed in the (workflow, state) pairs `skip`, of
+    instances `visibility` allows (joined to instances)."""
     where = [timers.c.status == TimerStatus.ARMED, timers.c.due_at <= horizon]
     if skip:
         where.append(tuple_(timers.c.workflow, timers.c.state).not_in(list(skip)))
+    if visibility is not None and visibility.parties is not None:
+        where.append(visible_where(visibility))
     return where
 
 
-def deadline_count(conn: Connection, horizon: datetime, skip: Sequence[tuple[str, str]] = ()) -> int:
-    """How many armed timers are due by `horizon`, except those armed in the (workflow, state) pairs `skip`.
+def deadline_count(conn: Connection, horizon: datetime, skip: Sequence[tuple[str, str]] = (),
+                   visibility: Visibility | None = None) -> int:
+    """How many armed timers are due by `horizon`, except those armed in the (workflow, state) pairs
+    `skip`, of the instances `visibility` allows (None: all).
 
-    Counted as all the due timers (index `ix_timers_due` alone) less those of each pair in `skip`
-    (a range of `ix_timers_state_due`), in one statement: `NOT IN` would read every due timer's row."""
+    For everything: all the due timers (index `ix_timers_due` alone) less those of each pair in
+    `skip` (a range of `ix_timers_state_due`), in one statement: `NOT IN` would read every due
+    timer's row. For one reader the instances' party fields must be read anyway."""
+    if visibility is not None and visibility.parties is not None:
+        query = (select(func.count()).select_from(timers.join(instances, instances.c.id == timers.c.instance))
+                 .where(*_deadlines_where(horizon, skip, visibility)))
+        return conn.execute(query).scalar_one()
+
     def due(*where):
         return select(func.count()).select_from(timers).where(
             timers.c.status == TimerStatus.ARMED, timers.c.due_at <= horizon, *where).scalar_subquery()
@@ -376,28 +403,29 @@ def deadline_count(conn: Connection, horizon: datetime, skip: Sequence[tuple[str
 
 
 def deadlines_due(conn: Connection, horizon: datetime, skip: Sequence[tuple[str, str]] = (), limit: int | None = None,
-                  offset: int = 0) -> list[dict[str, Any]]:
+                  offset: int = 0, visibility: Visibility | None = None) -> list[dict[str, Any]]:
     """Armed timers due by `horizon` (passed ones included), soonest first, with their instance's
-    version and fields: `limit` of them after `offset`."""
+    version and fields: `limit` of them after `offset`, of the instances `visibility` allows."""
     query = (select(timers.c.instance, timers.c.workflow, timers.c.state, timers.c.trigger, timers.c.due_at,
                     instances.c.version, instances.c.fields)
              .select_from(timers.join(instances, instances.c.id == timers.c.instance))
-             .where(*_deadlines_where(horizon, skip)).order_by(timers.c.due_at, timers.c.instance).offset(offset))
+             .where(*_deadlines_where(horizon, skip, visibility)).order_by(timers.c.due_at, timers.c.instance).offset(offset))
     if limit is not None:
         query = query.limit(limit)
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def awaited_meetings(conn: Connection, workflow: str, state: str) -> Generator[dict[str, Any], None, None]:
+def awaited_meetings(conn: Connection, workflow: str, state: str,
+                     visibility: Visibility | None = None) -> Generator[dict[str, Any], None, None]:
     """Open instances of `workflow` in `state` (meetings awaited) with their fields and armed deadline,
-    streamed in no particular order (the caller orders them by time)."""
+    those `visibility` allows, streamed in no particular order (the caller orders them by time)."""
     # Ordered by the two filtered columns (the index's order), not by id: with statistics that say
     # one workflow holds most instances (ANALYZE on such a store), an ORDER BY id made SQLite walk
     # every instance in id order instead of the few in `state` (1,000,000 instances: ~0.35 s).
     query = (select(instances.c.id, instances.c.version, instances.c.state, instances.c.fields,
                     timers.c.due_at, timers.c.trigger)
              .outerjoin(timers, (timers.c.instance == instances.c.id) & (timers.c.status == TimerStatus.ARMED) & (timers.c.state == state))
-             .where(instances.c.workflow == workflow, instances.c.state == state, _open())
+             .where(instances.c.workflow == workflow, instances.c.state == state, _open(), visible_where(visibility))
              .order_by(instances.c.workflow, instances.c.state))
     for r in conn.execute(query.execution_options(yield_per=1000)).mappings():
         yield dict(r)

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, false, func, null, or_, select, true
+from sqlalchemy import and_, false, func, null, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from engine.store.reads import BadCursor, Visibility
+from engine.store.reads import BadCursor, Visibility, visible_where
 from engine.store.tables import instances, timers, workflow_versions
 
 
@@ -41,33 +41,6 @@ class Duty:
 def pinned_versions(conn: Connection) -> list[tuple[str, str]]:
     """(workflow, version) of every workflow version the store has pinned (a small table)."""
     return [(w, v) for w, v in conn.execute(select(workflow_versions.c.workflow, workflow_versions.c.version))]
-
-
-def _visible(visibility: Visibility):
-    """`Visibility.allows` as SQL."""
-    if visibility.parties is None:
-        return true()
-    if not visibility.parties:
-        return false()
-    parties = sorted(visibility.parties)
-    named = {w: names for w, names in visibility.party_fields.items() if names}
-    clauses: list[ColumnElement[bool]] = [instances.c.workflow.not_in(list(named)) if named else true()]
-    for workflow, names in named.items():
-        clauses.append(and_(instances.c.workflow == workflow,
-                            or_(*(instances.c.fields[n].as_string().in_(parties) for n in names))))
-    return or_(*clauses)
-
-
-CHUNK = 500  # ids per query
-
-
-def visible_among(conn: Connection, visibility: Visibility, ids: Sequence[str]) -> set[str]:
-    """Those of `ids` that `visibility` allows: one query per 500 ids, not one per instance."""
-    unique, seen = list(dict.fromkeys(ids)), set[str]()
-    for at in range(0, len(unique), CHUNK):  # bounded IN lists (SQLite's and psycopg's parameter limits)
-        query = select(instances.c.id).where(instances.c.id.in_(unique[at:at + CHUNK]), _visible(visibility))
-        seen.update(ident for (ident,) in conn.execute(query))
-    return seen
 
 
 def _owed(duties: Sequence[Duty]):
@@ -129,7 +102,7 @@ def page(conn: Connection, visibility: Visibility, duties: Sequence[Duty], owed:
     end is found on the index alone; the database then walks it in order and stops at `limit` rows."""
     matched = _owed(duties)
     # column tests first, the party fields' JSON after: SQL stops at the first false term
-    wanted = and_(instances.c.final == 0, matched if owed else ~matched, _visible(visibility))
+    wanted = and_(instances.c.final == 0, matched if owed else ~matched, visible_where(visibility))
     undated = ~select(timers.c.id).where(timers.c.instance == instances.c.id, timers.c.status == "armed").exists()
     at, ident = check_cursor(after) if after else (None, "")
     dated = after is None or at is not None

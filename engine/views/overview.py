@@ -297,8 +297,9 @@ def build_upcoming(store, policy, days: int, now: datetime | None = None, limit:
 
 
 def upcoming_page(store, policy, days: int, now: datetime | None = None, limit: int | None = None,
-                  offset: int = 0) -> dict[str, Any]:
+                  offset: int = 0, visibility: reads.Visibility | None = None) -> dict[str, Any]:
     """`items`: what falls due within `days` days, by time, `limit` of them after `offset`; `total`: how many in all.
+    Of the instances `visibility` allows (None: all; the schedules' occurrences are everyone's), in SQL.
 
     Deadlines already past but still armed (the daemon has not fired them) are listed too, marked
     overdue. A meeting's own deadline (the one armed in its `meeting.state`) is shown once, as the meeting.
@@ -319,8 +320,8 @@ def upcoming_page(store, policy, days: int, now: datetime | None = None, limit: 
     skip = [(wid, m.state) for wid, m in meetings.items()]
     with store.reading() as conn:
         specs = Specs(conn, policy)
-        deadlines = reads.deadline_count(conn, horizon, skip)
-        for t in reads.deadlines_due(conn, horizon, skip, limit=want):
+        deadlines = reads.deadline_count(conn, horizon, skip, visibility)
+        for t in reads.deadlines_due(conn, horizon, skip, limit=want, visibility=visibility):
             spec = specs.get(t["workflow"], t["version"])
             deadline = spec.states[t["state"]].deadline if spec and t["state"] in spec.states else None
             items.append((t["due_at"], {"kind": "deadline", "workflow": t["workflow"], "instance": t["instance"],
@@ -329,7 +330,7 @@ def upcoming_page(store, policy, days: int, now: datetime | None = None, limit: 
                                         "clause": deadline.clause if deadline else None, "overdue": t["due_at"] < now}))
         for wid, meeting in meetings.items():
             spec = policy.workflows[wid]
-            with closing(reads.awaited_meetings(conn, wid, meeting.state)) as rows:
+            with closing(reads.awaited_meetings(conn, wid, meeting.state, visibility)) as rows:
                 for row in rows:
                     item = _meeting(spec, meeting, row, horizon)
                     if item is not None:
