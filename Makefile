@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: run test lint check bench clean
+.PHONY: run test lint check clean
 
 $(BIN)/coopflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,6 @@ test: $(BIN)/coopflow
 lint: $(BIN)/coopflow
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-
-bench: $(BIN)/coopflow
-	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) coopflow.db coopflow.db-wal coopflow.db-shm logs
