@@ -25,14 +25,14 @@ from sqlalchemy.exc import DataError, DBAPIError
 from engine.exceptions import InfrastructureError
 from engine.store import history
 from engine.store.database import inbox, insert_or_ignore, instances, outbox, reminders, timers, workflow_versions
-from engine.store.prepared import Prepared
+from engine.store.prepared import Prepared, Query
 
 ARMED, DISARMED, FIRED = "armed", "disarmed", "fired"
 
 _SELECT_INSTANCES = select(instances).where(instances.c.id.in_(bindparam("ids", expanding=True)))
 _SELECT_INSTANCE = select(instances).where(instances.c.id == bindparam("ids"))  # one: no IN list to expand
-_FOR_UPDATE = {False: {True: _SELECT_INSTANCE, False: _SELECT_INSTANCES},
-               True: {True: _SELECT_INSTANCE.with_for_update(), False: _SELECT_INSTANCES.with_for_update()}}
+_FOR_UPDATE = {False: _SELECT_INSTANCES, True: _SELECT_INSTANCES.with_for_update()}
+_READ_ONE = {False: Query(_SELECT_INSTANCE), True: Query(_SELECT_INSTANCE.with_for_update())}  # on the driver's cursor
 _INSERT_INSTANCE = Prepared(instances.insert())
 _UPDATE_INSTANCE = Prepared(update(instances).where(instances.c.id == bindparam("instance_id")).values(
     {c: bindparam(c) for c in ("state", "fields", "seq", "updated_at", "state_entered_at", "final")}))
@@ -184,8 +184,11 @@ class Batch:
         wanted = sorted({i for i in instance_ids if i not in self.view})
         if not wanted:
             return
-        query = _FOR_UPDATE[self.conn.dialect.name == "postgresql"][len(wanted) == 1]
-        found = {r.id: r._asdict() for r in self.conn.execute(query, {"ids": wanted[0] if len(wanted) == 1 else wanted})}
+        locking = self.conn.dialect.name == "postgresql"
+        if len(wanted) == 1:  # the one event of a submit-and-apply
+            found = {r["id"]: r for r in _READ_ONE[locking].rows(self.conn, {"ids": wanted[0]})}
+        else:
+            found = {r.id: r._asdict() for r in self.conn.execute(_FOR_UPDATE[locking], {"ids": wanted})}
         for instance in wanted:
             self.view[instance] = found.get(instance)
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, text
+from sqlalchemy import BigInteger, bindparam, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from engine.store import jsontext
 from engine.store.database import history, meta
-from engine.store.prepared import Prepared
+from engine.store.prepared import Prepared, Query
 
 GENESIS = "0" * 64
 HEAD_KEY = "history_head"
@@ -69,7 +69,8 @@ def keying_of(conn: Connection, key_file: str | None = None) -> Keying | None:
 
 _UPDATE_HEAD = Prepared(meta.update().where(meta.c.key == HEAD_KEY).values(value=bindparam("value")))
 _INSERT_ROW = Prepared(history.insert())
-_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+_ADVISORY_LOCK = Query(select(func.pg_advisory_xact_lock(bindparam("k", ADVISORY_LOCK_ID, type_=BigInteger))))
+_READ_HEAD_AND_KEY = Query(_SELECT_HEAD_AND_KEY)  # the lock and the head on the driver's cursor
 
 
 def row_hash(prev_hash: str, row: dict[str, Any], key: bytes | None = None) -> str:
@@ -100,8 +101,8 @@ def append_many(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """Append rows in order (inside the caller's transaction), chained in memory from the head
     read once under the append lock, written with one statement; returns the last seq."""
     if conn.dialect.name == "postgresql":
-        conn.execute(_ADVISORY_LOCK, {"k": ADVISORY_LOCK_ID})
-    found = dict(conn.execute(_SELECT_HEAD_AND_KEY).all())
+        _ADVISORY_LOCK.rows(conn)
+    found = {r["key"]: r["value"] for r in _READ_HEAD_AND_KEY.rows(conn)}
     head = found.get(HEAD_KEY)
     seq, prev = head_of(head)
     keying = keying_of(conn, found[KEY_FILE_KEY]) if KEY_FILE_KEY in found else _KEYS.get(conn.engine)

@@ -17,7 +17,8 @@ from sqlalchemy.engine import Connection
 
 from engine import clock
 from engine.exceptions import CoopflowError, UserError
-from engine.store.database import inbox, insert_or_ignore, instances
+from engine.store.database import _insert_or_ignore, inbox, instances
+from engine.store.prepared import Query
 from engine.store.statuses import EventKind, InboxStatus, Outcome
 
 START, FIRE, WITHDRAW = EventKind.START, EventKind.FIRE, EventKind.WITHDRAW
@@ -51,6 +52,11 @@ def new_instance_id(workflow: str) -> str:
     return f"{workflow}-{secrets.token_hex(4)}"
 
 
+SUBMIT_COLUMNS = ("key", "kind", "instance", "workflow", "trigger", "actor", "payload", "status", "submitted_at")
+_SUBMIT = Query(lambda dialect: _insert_or_ignore(dialect, inbox, ("key",), "id").values(
+    {c: bindparam(c) for c in SUBMIT_COLUMNS}))  # on the driver's cursor: the hot path of every event
+
+
 def submit(
     conn: Connection,
     kind: str,
@@ -70,12 +76,11 @@ def submit(
     a fire, trigger, actor or values) raises KeyReused naming the first request.
     """
     key = key or engine_key("auto", secrets.token_hex(12))
-    new = insert_or_ignore(
-        conn, inbox, ["key"], returning="id", key=key, kind=kind, instance=instance, workflow=workflow, trigger=trigger,
-        actor=actor, payload={"set": values or {}, **(extra or {})}, status=PENDING, submitted_at=clock.now(),
-    ).first()
-    if new is not None:
-        return Submission(new.id, key, instance, True)
+    new = _SUBMIT.rows(conn, {
+        "key": key, "kind": kind, "instance": instance, "workflow": workflow, "trigger": trigger, "actor": actor,
+        "payload": {"set": values or {}, **(extra or {})}, "status": PENDING, "submitted_at": clock.now()})
+    if new:
+        return Submission(new[0]["id"], key, instance, True)
     row = conn.execute(select(inbox).where(inbox.c.key == key)).mappings().one()
     if same_request:
         asked = {"kind": kind, "workflow": workflow, "trigger": trigger, "actor": actor, "values": values or {}}
@@ -138,6 +143,7 @@ _PENDING_BATCH = (select(*(inbox.c[name] for name in APPLY_COLUMNS))
                   .where(inbox.c.status == PENDING, inbox.c.id > bindparam("after"), inbox.c.id <= bindparam("upto"))
                   .order_by(inbox.c.id).limit(bindparam("limit")))
 _PENDING_BATCH_PG = _PENDING_BATCH.with_for_update(skip_locked=True)
+_READ_PENDING = {False: Query(_PENDING_BATCH), True: Query(_PENDING_BATCH_PG)}  # on the driver's cursor
 _PENDING_OF = select(inbox.c.id, inbox.c.instance).where(
     inbox.c.status == PENDING, inbox.c.instance.in_(bindparam("instances", expanding=True)), inbox.c.id < bindparam("below"))
 NO_LIMIT = 2**62
@@ -153,9 +159,9 @@ def next_pending_batch(conn: Connection, limit: int, upto: int | None = None, af
     """
     params = {"limit": limit, "after": after, "upto": NO_LIMIT if upto is None else upto}
     if conn.dialect.name != "postgresql":
-        rows = [r._asdict() for r in conn.execute(_PENDING_BATCH, params)]
+        rows = _READ_PENDING[False].rows(conn, params)
         return rows, len(rows) == limit
-    taken = [r._asdict() for r in conn.execute(_PENDING_BATCH_PG, params)]
+    taken = _READ_PENDING[True].rows(conn, params)
     if not taken:
         return taken, False
     ours = {r["id"] for r in taken}

@@ -41,43 +41,17 @@ class Prepared:
         self._compiled: dict[str, _Plan] = {}
 
     def _for(self, conn: Connection) -> _Plan:
-        dialect = conn.dialect
-        found = self._compiled.get(dialect.name)
+        found = self._compiled.get(conn.dialect.name)
         if found is None:
-            compiled = self.statement.compile(dialect=dialect)
-            if not isinstance(compiled, SQLCompiler):  # an INSERT or UPDATE compiles to the dialect's SQLCompiler
-                raise TypeError(f"not a DML statement: {self.statement!r}")
-            fixed = dict(compiled.construct_params(_check=False))  # literal values (`status = 'armed'`); None for the rest
-            literal = {name for name, b in compiled.binds.items() if b.value is not None or b.callable is not None}
-            positional = compiled.positiontup is not None
-            names = tuple(compiled.positiontup) if compiled.positiontup is not None else tuple(fixed)
-            processors = []
-            for name, bind in compiled.binds.items():
-                process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-                if process is not None:
-                    processors.append((name, _memoized(dialect.name, process) if isinstance(bind.type, UtcDateTime) else process))
-            found = self._compiled[dialect.name] = _Plan(compiled.string, names, operator.itemgetter(*names), positional,
-                                                         fixed, frozenset(fixed) - literal, processors,
-                                                         _multirow(compiled.string, names) if dialect.name == "postgresql" else None)
+            found = self._compiled[conn.dialect.name] = _plan(self.statement, conn.dialect, multirow=True)[0]
         return found
 
     def run(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
         plan = self._for(conn)
-        sql, names, fixed, processors = plan.sql, plan.names, plan.fixed, plan.processors
-        missing = plan.required - rows[0].keys()
-        if missing:
-            raise ValueError(f"no value for {', '.join(sorted(missing))} in {sql.split()[0]} {sql.split()[2]}")
-        processed: list[dict[str, Any]] = []
-        for row in rows:
-            bound = {**fixed, **row}
-            for name, process in processors:
-                bound[name] = process(bound[name])
-            processed.append(bound)
-        driver = conn.connection.driver_connection
-        if driver is None:  # the pooled connection was invalidated
-            raise ResourceClosedError("the store connection has no driver connection (invalidated)")
+        processed = plan.bind(rows)
+        driver = _driver(conn)
         statements: list[tuple[str, Any, bool]]  # (SQL, parameters, executemany?)
         cursor: Any
         multirow = plan.multirow.statements(processed) if plan.multirow is not None and len(processed) > 1 else None
@@ -87,23 +61,103 @@ class Prepared:
             statements, cursor = multirow, RawCursor(driver)
         else:
             cursor = driver.cursor()
-            values = plan.values if len(names) > 1 else lambda params: (params[names[0]],)
-            prepared = [values(p) if plan.positional else dict(zip(names, values(p), strict=True)) for p in processed]
-            statements = [(sql, prepared if len(prepared) > 1 else prepared[0], len(prepared) > 1)]
+            prepared = [plan.driver_params(p) for p in processed]
+            statements = [(plan.sql, prepared if len(prepared) > 1 else prepared[0], len(prepared) > 1)]
         try:
-            for sql, params, many in statements:
-                if conn.dispatch.before_cursor_execute:  # listeners (a statement counter) see it too
-                    conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
-                if many:
-                    cursor.executemany(sql, params)
-                else:
-                    cursor.execute(sql, params)
-        except conn.dialect.loaded_dbapi.Error as exc:
-            if conn.dialect.is_disconnect(exc, conn.connection, cursor):
-                conn.invalidate(exc)
-            raise DBAPIError.instance(sql, processed[:1], exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect) from exc
+            _execute(conn, cursor, statements, processed)
         finally:
             cursor.close()
+
+
+class Query:
+    """A statement whose rows are read (a SELECT, an INSERT ... RETURNING), compiled once per
+    dialect and run on the driver's cursor like `Prepared`: `rows(conn, params)` returns its rows
+    as dicts keyed by column name, each value through its type's result processor (JSON, UTC
+    datetimes), as `conn.execute(...).mappings()` gives them. `statement` may be a function of the
+    dialect's name, for constructs that differ per dialect (INSERT ... ON CONFLICT)."""
+
+    def __init__(self, statement: ClauseElement | Callable[[str], ClauseElement]):
+        self.statement = statement
+        self._compiled: dict[str, tuple[_Plan, tuple[str, ...], list[tuple[int, Callable[[Any], Any]]]]] = {}
+
+    def _for(self, conn: Connection) -> tuple[_Plan, tuple[str, ...], list[tuple[int, Callable[[Any], Any]]]]:
+        dialect = conn.dialect
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            statement = self.statement if isinstance(self.statement, ClauseElement) else self.statement(dialect.name)
+            plan, compiled = _plan(statement, dialect, multirow=False)
+            columns = tuple(c.keyname for c in compiled._result_columns)
+            results: list[tuple[int, Callable[[Any], Any]]] = []
+            for i, column in enumerate(compiled._result_columns):
+                process = column.type._cached_result_processor(dialect, None)
+                if process is not None:
+                    results.append((i, process))
+            found = self._compiled[dialect.name] = (plan, columns, results)
+        return found
+
+    def rows(self, conn: Connection, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        plan, columns, results = self._for(conn)
+        processed = plan.bind([params or {}])
+        cursor = _driver(conn).cursor()
+        try:
+            fetched = _execute(conn, cursor, [(plan.sql, plan.driver_params(processed[0]), False)], processed, fetch=True)
+        finally:
+            cursor.close()
+        out = []
+        for raw in fetched:
+            if results:
+                raw = list(raw)
+                for i, process in results:
+                    raw[i] = process(raw[i])
+            out.append(dict(zip(columns, raw, strict=True)))
+        return out
+
+
+def _driver(conn: Connection) -> Any:
+    driver = conn.connection.driver_connection
+    if driver is None:  # the pooled connection was invalidated
+        raise ResourceClosedError("the store connection has no driver connection (invalidated)")
+    return driver
+
+
+def _execute(conn: Connection, cursor: Any, statements: list[tuple[str, Any, bool]], processed: list[dict[str, Any]],
+             fetch: bool = False) -> list[Any]:
+    """Run (SQL, parameters, executemany?) statements on the driver's cursor (with `fetch`, the
+    last one's rows): listeners see each one, driver errors come out as SQLAlchemy's."""
+    sql = ""
+    try:
+        for sql, params, many in statements:
+            if conn.dispatch.before_cursor_execute:  # listeners (a statement counter) see it too
+                conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
+            if many:
+                cursor.executemany(sql, params)
+            else:
+                cursor.execute(sql, params)
+        return cursor.fetchall() if fetch else []
+    except conn.dialect.loaded_dbapi.Error as exc:
+        if conn.dialect.is_disconnect(exc, conn.connection, cursor):
+            conn.invalidate(exc)
+        raise DBAPIError.instance(sql, processed[:1], exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect) from exc
+
+
+def _plan(statement: ClauseElement, dialect: Any, multirow: bool) -> tuple[_Plan, SQLCompiler]:
+    """Compile a statement for a dialect: its SQL, bind names, literal values and bind processors."""
+    compiled = statement.compile(dialect=dialect)
+    if not isinstance(compiled, SQLCompiler):  # a SELECT, INSERT or UPDATE compiles to the dialect's SQLCompiler
+        raise TypeError(f"not a SQL statement: {statement!r}")
+    fixed = dict(compiled.construct_params(_check=False))  # literal values (`status = 'armed'`); None for the rest
+    literal = {name for name, b in compiled.binds.items() if b.value is not None or b.callable is not None}
+    positional = compiled.positiontup is not None
+    names = tuple(compiled.positiontup) if compiled.positiontup is not None else tuple(fixed)
+    processors = []
+    for name, bind in compiled.binds.items():
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors.append((name, _memoized(dialect.name, process) if isinstance(bind.type, UtcDateTime) else process))
+    plan = _Plan(compiled.string, names, operator.itemgetter(*names) if names else (lambda params: ()), positional,
+                 fixed, frozenset(fixed) - literal, processors,
+                 _multirow(compiled.string, names) if multirow and dialect.name == "postgresql" else None)
+    return plan, compiled
 
 
 class _Plan(NamedTuple):
@@ -117,6 +171,24 @@ class _Plan(NamedTuple):
     required: frozenset[str]
     processors: list[tuple[str, Callable[[Any], Any]]]  # (bind name, the type's bind processor)
     multirow: _MultiRow | None  # PostgreSQL INSERT or UPDATE: many rows in one statement
+
+    def bind(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each row with the literal values added and every value through its bind processor."""
+        missing = self.required - rows[0].keys()
+        if missing:
+            raise ValueError(f"no value for {', '.join(sorted(missing))} in {self.sql.split()[0]} {self.sql.split()[2]}")
+        processed: list[dict[str, Any]] = []
+        for row in rows:
+            bound = {**self.fixed, **row}
+            for name, process in self.processors:
+                bound[name] = process(bound[name])
+            processed.append(bound)
+        return processed
+
+    def driver_params(self, bound: dict[str, Any]) -> Any:
+        """One row's parameters as the driver takes them: a tuple (qmark) or a dict (pyformat)."""
+        values = self.values(bound) if len(self.names) > 1 else tuple(bound[n] for n in self.names)
+        return values if self.positional else dict(zip(self.names, values, strict=True))
 
 
 MAX_PARAMS = 30_000  # bind values in one multi-row statement (PostgreSQL takes at most 65,535)
