@@ -55,7 +55,7 @@ def check_request(*, instance: str | None = None, workflow: str | None = None, t
         if not isinstance(name, str):
             raise IntakeError(f"field name {name!r}: is not text")
         _identifier("field name", name, MAX_ID)
-        _value(f"value of {safe_text(name)}", value, count, 0)
+        _value(f"value of {name}", value, count, 0)  # a checked identifier: safe_text(name) is name
 
 
 def _identifier(what: str, value: Any, limit: int) -> None:
