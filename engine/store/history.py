@@ -112,7 +112,8 @@ def append_many(conn: Connection, rows: list[dict[str, Any]]) -> int:
         row = {"data": {}, **given, "seq": seq}
         row["at"] = row["at"].astimezone(UTC)  # hashed exactly as the store gives it back
         digest = row_hash(prev, row, _key_for(keying, seq))
-        chained.append({**row, "prev_hash": prev, "hash": digest})
+        row["prev_hash"], row["hash"] = prev, digest
+        chained.append(row)
         prev = digest
     _INSERT_ROW.run(conn, chained)
     value = f"{seq}:{prev}"

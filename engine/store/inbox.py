@@ -146,6 +146,8 @@ _PENDING_BATCH_PG = _PENDING_BATCH.with_for_update(skip_locked=True)
 _READ_PENDING = {False: Query(_PENDING_BATCH), True: Query(_PENDING_BATCH_PG)}  # on the driver's cursor
 _PENDING_OF = select(inbox.c.id, inbox.c.instance).where(
     inbox.c.status == PENDING, inbox.c.instance.in_(bindparam("instances", expanding=True)), inbox.c.id < bindparam("below"))
+_READ_PENDING_OF_ONE = Query(select(inbox.c.id, inbox.c.instance).where(
+    inbox.c.status == PENDING, inbox.c.instance == bindparam("instance"), inbox.c.id < bindparam("below")))
 NO_LIMIT = 2**62
 
 
@@ -166,10 +168,14 @@ def next_pending_batch(conn: Connection, limit: int, upto: int | None = None, af
         return taken, False
     ours = {r["id"] for r in taken}
     first_foreign: dict[str, int] = {}
-    for other in conn.execute(_PENDING_OF, {"instances": sorted({r["instance"] for r in taken}),
-                                            "below": taken[-1]["id"]}):
-        if other.id not in ours and other.id < first_foreign.get(other.instance, NO_LIMIT):
-            first_foreign[other.instance] = other.id
+    instances_of = sorted({r["instance"] for r in taken})
+    if len(instances_of) == 1:  # the one event of a submit-and-apply: no IN list to expand, on the driver's cursor
+        others = _READ_PENDING_OF_ONE.rows(conn, {"instance": instances_of[0], "below": taken[-1]["id"]})
+    else:
+        others = [r._asdict() for r in conn.execute(_PENDING_OF, {"instances": instances_of, "below": taken[-1]["id"]})]
+    for other in others:
+        if other["id"] not in ours and other["id"] < first_foreign.get(other["instance"], NO_LIMIT):
+            first_foreign[other["instance"]] = other["id"]
     return [r for r in taken if r["id"] < first_foreign.get(r["instance"], NO_LIMIT)], len(taken) == limit
 
 

@@ -127,7 +127,7 @@ def _execute(conn: Connection, cursor: Any, statements: list[tuple[str, Any, boo
     sql = ""
     try:
         for sql, params, many in statements:
-            if conn.dispatch.before_cursor_execute:  # listeners (a statement counter) see it too
+            if (conn._has_events or conn.engine._has_events) and conn.dispatch.before_cursor_execute:  # listeners (a statement counter) see it too
                 conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
             if many:
                 cursor.executemany(sql, params)
