@@ -60,7 +60,7 @@ class Prepared:
 
             statements, cursor = multirow, RawCursor(driver)
         else:
-            cursor = driver.cursor()
+            cursor = plan.cursor(driver)
             prepared = [plan.driver_params(p) for p in processed]
             statements = [(plan.sql, prepared if len(prepared) > 1 else prepared[0], len(prepared) > 1)]
         try:
@@ -98,7 +98,7 @@ class Query:
     def rows(self, conn: Connection, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         plan, columns, results = self._for(conn)
         processed = plan.bind([params or {}])
-        cursor = _driver(conn).cursor()
+        cursor = plan.cursor(_driver(conn))
         try:
             fetched = _execute(conn, cursor, [(plan.sql, plan.driver_params(processed[0]), False)], processed, fetch=True)
         finally:
@@ -149,14 +149,19 @@ def _plan(statement: ClauseElement, dialect: Any, multirow: bool) -> tuple[_Plan
     literal = {name for name, b in compiled.binds.items() if b.value is not None or b.callable is not None}
     positional = compiled.positiontup is not None
     names = tuple(compiled.positiontup) if compiled.positiontup is not None else tuple(fixed)
+    sql, raw = compiled.string, False
+    if dialect.name == "postgresql":
+        numbered = _numbered(sql)
+        if numbered is not None:  # psycopg converts a `%(name)s` query and its parameters on every execute
+            sql, names, positional, raw = numbered[0], numbered[1], True, True
     processors = []
     for name, bind in compiled.binds.items():
         process = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             processors.append((name, _memoized(dialect.name, process) if isinstance(bind.type, UtcDateTime) else process))
-    plan = _Plan(compiled.string, names, operator.itemgetter(*names) if names else (lambda params: ()), positional,
+    plan = _Plan(sql, names, operator.itemgetter(*names) if names else (lambda params: ()), positional,
                  fixed, frozenset(fixed) - literal, processors,
-                 _multirow(compiled.string, names) if multirow and dialect.name == "postgresql" else None)
+                 _multirow(compiled.string, names) if multirow and dialect.name == "postgresql" else None, raw)
     return plan, compiled
 
 
@@ -171,6 +176,14 @@ class _Plan(NamedTuple):
     required: frozenset[str]
     processors: list[tuple[str, Callable[[Any], Any]]]  # (bind name, the type's bind processor)
     multirow: _MultiRow | None  # PostgreSQL INSERT or UPDATE: many rows in one statement
+    raw: bool  # PostgreSQL's own `$n` placeholders, for a psycopg RawCursor
+
+    def cursor(self, driver: Any) -> Any:
+        if not self.raw:
+            return driver.cursor()
+        from psycopg import RawCursor  # PostgreSQL only
+
+        return RawCursor(driver)
 
     def bind(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Each row with the literal values added and every value through its bind processor."""
@@ -264,6 +277,14 @@ def _multirow(sql: str, names: tuple[str, ...]) -> _MultiRow | None:
     columns = ", ".join(f'"{n}"' for n in order)
     return _MultiRow(f"{alias(setting)} FROM (VALUES ", tuple(casts.values()), f") AS _v({columns}) WHERE {alias(where)}",
                      order, tuple(_BIND.findall(where)))
+
+
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]] | None:
+    """A `%(name)s` statement with PostgreSQL's `$n` placeholders instead (a name bound twice is
+    one `$n`), and the names in `$n` order; None when the SQL holds a literal `%`."""
+    order: dict[str, int] = {}
+    text = re.sub(r"%\((\w+)\)s", lambda m: f"${order.setdefault(m.group(1), len(order) + 1)}", sql)
+    return None if "%" in text else (text, tuple(order))
 
 
 def _binds(sql: str) -> list[tuple[str, str]]:
