@@ -209,3 +209,42 @@ def test_many_rows_are_inserted_in_chunks_of_statements(store: SqlStore, monkeyp
     with store.reading() as conn:
         stored = conn.execute(select(outbox.c.instance, outbox.c.payload, outbox.c.attempts).order_by(outbox.c.id)).all()
     assert [tuple(r) for r in stored] == [(f"x-{n}", {"n": n}, n) for n in range(5)]
+
+
+def test_prepared_reads_give_what_conn_execute_gives(store: SqlStore) -> None:
+    """A read on the driver's cursor (prepared.Query) gives the rows SQLAlchemy's own execute gives:
+    JSON decoded, instants aware in UTC, an insert-or-ignore's RETURNING empty when the key is taken;
+    listeners see it, and a statement the store rejects comes out as SQLAlchemy's error."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy import bindparam, literal_column
+    from sqlalchemy.exc import DBAPIError
+
+    from engine.store import inbox as inbox_rows
+    from engine.store.database import inbox
+    from engine.store.prepared import Query
+
+    local = datetime(2026, 12, 3, 21, 0, 0, 123456, tzinfo=timezone(timedelta(hours=7)))
+    read = Query(select(inbox).where(inbox.c.key == bindparam("key")))
+    seen: list[str] = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def _seen(conn, cursor, statement, params, context, executemany):
+        seen.append(statement.split()[0])
+
+    with store.transaction() as conn:
+        first = inbox_rows.submit(conn, inbox_rows.FIRE, instance="x-1", trigger="send", actor="dic.focal_point",
+                                  values={"subject": "Công văn số 5", "n": [1, None]}, key="user:k1")
+        again = inbox_rows.submit(conn, inbox_rows.FIRE, instance="x-1", trigger="send", actor="dic.focal_point", key="user:k1")
+        conn.execute(inbox.update().where(inbox.c.id == first.inbox_id).values(applied_at=local))
+        prepared = read.rows(conn, {"key": "user:k1"})
+        expected = [dict(r) for r in conn.execute(select(inbox).where(inbox.c.key == "user:k1")).mappings()]
+        assert read.rows(conn, {"key": "user:none"}) == []
+        with pytest.raises(DBAPIError), conn.begin_nested():
+            Query(select(literal_column("no_such_column")).select_from(inbox)).rows(conn)
+    event.remove(store.engine, "before_cursor_execute", _seen)
+    assert first.new and not again.new and again.inbox_id == first.inbox_id
+    assert prepared == expected and len(prepared) == 1
+    assert prepared[0]["payload"] == {"set": {"subject": "Công văn số 5", "n": [1, None]}}
+    assert prepared[0]["applied_at"] == local and prepared[0]["applied_at"].tzinfo == UTC
+    assert seen.count("SELECT") >= 3 and "INSERT" in seen
