@@ -114,6 +114,10 @@ class Query:
 
 
 def _driver(conn: Connection) -> Any:
+    """The connection's driver connection, inside its transaction: begun first if it was not (as
+    `conn.execute` begins one), so that a statement on the driver's cursor is never autocommitted."""
+    if not conn.in_transaction():
+        conn.begin()
     driver = conn.connection.driver_connection
     if driver is None:  # the pooled connection was invalidated
         raise ResourceClosedError("the store connection has no driver connection (invalidated)")
