@@ -1,4 +1,4 @@
-"""Write statements of the hot path, compiled once per dialect and run on the driver's cursor.
+"""Statements of the hot path, compiled once per dialect and run on the driver's cursor.
 
 SQLAlchemy Core costs some 40–60 µs of Python per `execute` (execution context, result set-up,
 events) before the driver sees the statement; on the executor's path that was most of an
@@ -7,8 +7,11 @@ SQL, the bind casts and every type's bind processing — JSON, UTC datetimes —
 of `conn.execute`), then run with `executemany` on the connection's DBAPI cursor, inside the
 same transaction and savepoints. Driver errors come out as SQLAlchemy's `DBAPIError` subclasses
 (a lost connection is invalidated), as from `conn.execute`, and `before_cursor_execute`
-listeners see each statement. Only for writes whose result is not
-read (INSERT and UPDATE without RETURNING).
+listeners see each statement. `Prepared` is for writes whose result is not read (INSERT and
+UPDATE without RETURNING); `Query` for reads (a SELECT, an INSERT ... RETURNING): its rows come
+back as dicts through each column's result processor, as `conn.execute(...).mappings()` gives them.
+On PostgreSQL both send PostgreSQL's own `$n` placeholders on a psycopg `RawCursor`: psycopg
+converts a `%(name)s` query and its parameters again on every execute.
 
 An event's `now` fills several columns of several tables (applied_at, history's at, updated_at,
 created_at, the outbox's next_at), so UtcDateTime values are converted once per instant and
