@@ -206,7 +206,7 @@ class _Plan(NamedTuple):
         return processed
 
     def driver_params(self, bound: dict[str, Any]) -> Any:
-        """One row's parameters as the driver takes them: a tuple (qmark) or a dict (pyformat)."""
+        """One row's parameters as the driver takes them: a tuple (qmark, `$n`) or a dict (pyformat)."""
         values = self.values(bound) if len(self.names) > 1 else tuple(bound[n] for n in self.names)
         return values if self.positional else dict(zip(self.names, values, strict=True))
 
