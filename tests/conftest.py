@@ -344,6 +344,34 @@ def running_daemon(config: Path, port: int, ready_timeout: float = 60) -> Iterat
         code = proc.wait(timeout=20)
     assert code == 0, log.read_text(errors="replace")[-3000:]
 
+_LOADED_PROBE = """\
+import json, sys
+from engine.cli.main import main
+watched = json.loads(sys.argv[1])
+sys.argv = ["coopflow", *sys.argv[2:]]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print(json.dumps({"code": code, "loaded": [m for m in watched if m in sys.modules]}))
+"""
+
+
+def modules_loaded_by(args, watched, **env: str) -> tuple[int, list[str], str]:
+    """`coopflow ARGS` in a fresh interpreter: its exit code, which of the `watched` modules it
+    imported, and its output (for a failing assertion's message)."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _LOADED_PROBE, json.dumps(list(watched)), *map(str, args)],
+                          capture_output=True, text=True, env=clean_env(**env), timeout=120)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result["code"], result["loaded"], proc.stdout + proc.stderr
+
+
 @contextmanager
 def served_shipped_policy(root: Path, people, password: str, ready_timeout: float = 90) -> Iterator[tuple[str, Path]]:
     """The shipped policy under `root` on its own SQLite store, `coopflow init`, each of `people` added

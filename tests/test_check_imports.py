@@ -4,12 +4,9 @@ Jinja2, HTTP client or report module is loaded, nor the ~250 country modules of 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-from conftest import clean_env
+from conftest import modules_loaded_by
 
 CONFIG = """\
 agreement: {id: small, title: A small agreement}
@@ -33,21 +30,6 @@ transitions:
 HEAVY = ("sqlalchemy", "rich", "jinja2", "httpx", "engine.views.report", "engine.store.database",
          "holidays.countries.vietnam")
 
-PROBE = """\
-import json, sys
-from engine.cli.main import main
-heavy = json.loads(sys.argv[2])
-sys.argv = ["coopflow", "check", "-c", sys.argv[1]]
-try:
-    main()
-except SystemExit as exc:
-    code = exc.code
-else:
-    code = 0
-print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]}))
-"""
-
-
 def write_policy(root: Path, rules: str = "") -> Path:
     (root / "workflows").mkdir(parents=True)
     (root / "rules").mkdir()
@@ -59,11 +41,9 @@ def write_policy(root: Path, rules: str = "") -> Path:
 
 
 def loaded_by_check(config: Path, tmp_path: Path) -> list[str]:
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(config), json.dumps(HEAVY)], capture_output=True, text=True,
-                          env=clean_env(COOPFLOW_CHECK_CACHE=str(tmp_path / "cache")), timeout=120)
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["code"] == 0, proc.stdout + proc.stderr
-    return result["loaded"]
+    code, loaded, output = modules_loaded_by(["check", "-c", config], HEAVY, COOPFLOW_CHECK_CACHE=str(tmp_path / "cache"))
+    assert code == 0, output
+    return loaded
 
 
 def test_check_of_a_plain_policy_loads_none_of_the_heavy_modules(tmp_path):

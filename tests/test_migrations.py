@@ -188,19 +188,25 @@ def test_schema_4_store_gets_the_history_index(store_url, store, log_records, al
         assert "ix_history_actor_kind" not in {i["name"] for i in inspect(conn).get_indexes("history")}
     store.dispose()
     log_records.clear()
+    _upgraded_to_head_with(store_url, "history", "ix_history_actor_kind", ["actor", "kind"])
+    assert [r["message"] for r in log_records if "schema" in r["message"]] == [
+        "schema 5: created index ix_history_actor_kind on history (actor, kind)",
+        "store schema upgraded from 4 to 6 (revision schema_6)"]
+
+
+def _upgraded_to_head_with(store_url: str, table: str, index: str, columns: list[str]) -> None:
+    """Opening the store upgrades it to HEAD: the tables match today's metadata, `index` is on
+    `table` (`columns`), and both records (Alembic's and coopflow_meta) say schema 6."""
     again = SqlStore(store_url)
     try:
         with again.reading() as conn:
             assert migrations.current_revision(conn) == migrations.HEAD == "schema_6"
             assert compare_metadata(MigrationContext.configure(conn), metadata) == []
-            assert {"name": "ix_history_actor_kind", "column_names": ["actor", "kind"]}.items() <= next(
-                i for i in inspect(conn).get_indexes("history") if i["name"] == "ix_history_actor_kind").items()
+            found = next(i for i in inspect(conn).get_indexes(table) if i["name"] == index)
+            assert {"name": index, "column_names": columns}.items() <= found.items()
         assert again.meta_value("schema_version") == "6"
     finally:
         again.dispose()
-    assert [r["message"] for r in log_records if "schema" in r["message"]] == [
-        "schema 5: created index ix_history_actor_kind on history (actor, kind)",
-        "store schema upgraded from 4 to 6 (revision schema_6)"]
 
 
 def test_schema_5_store_gets_the_timers_index(store_url, store, log_records):
@@ -212,16 +218,7 @@ def test_schema_5_store_gets_the_timers_index(store_url, store, log_records):
         conn.execute(text("UPDATE alembic_version SET version_num = 'schema_5'"))
     store.dispose()
     log_records.clear()
-    again = SqlStore(store_url)
-    try:
-        with again.reading() as conn:
-            assert migrations.current_revision(conn) == migrations.HEAD == "schema_6"
-            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
-            assert {"name": "ix_timers_state_due", "column_names": ["status", "workflow", "state", "due_at"]}.items() <= next(
-                i for i in inspect(conn).get_indexes("timers") if i["name"] == "ix_timers_state_due").items()
-        assert again.meta_value("schema_version") == "6"
-    finally:
-        again.dispose()
+    _upgraded_to_head_with(store_url, "timers", "ix_timers_state_due", ["status", "workflow", "state", "due_at"])
     assert [r["message"] for r in log_records if "schema" in r["message"]] == [
         "schema 6: created index ix_timers_state_due on timers (status, workflow, state, due_at)",
         "store schema upgraded from 5 to 6 (revision schema_6)"]
