@@ -70,6 +70,20 @@ def stamp_new(conn: Connection) -> None:
     set_schema_version(conn, SCHEMA_VERSION)
 
 
+def add_index(schema: int, name: str, table: str, columns: list[str]) -> None:
+    """A revision that adds one index: created only when missing (a store may have it already),
+    logged, and `schema` recorded in coopflow_meta. Called from inside a revision's `upgrade`."""
+    from alembic import op
+    from loguru import logger
+    from sqlalchemy import inspect
+
+    bind = op.get_bind()
+    if name not in {index["name"] for index in inspect(bind).get_indexes(table)}:
+        op.create_index(name, table, columns)
+        logger.info("schema {}: created index {} on {} ({})", schema, name, table, ", ".join(columns))
+    set_schema_version(bind, schema)
+
+
 def set_schema_version(conn: Connection, number: int) -> None:
     """Record `number` in coopflow_meta.schema_version (inserted on a new store)."""
     updated = conn.execute(text("UPDATE coopflow_meta SET value = :v WHERE key = 'schema_version'"), {"v": str(number)})

@@ -9,11 +9,7 @@ Created only when missing, like schema 4's table.
 
 from __future__ import annotations
 
-from alembic import op
-from loguru import logger
-from sqlalchemy import inspect
-
-from engine.store.migrations import set_schema_version
+from engine.store.migrations import add_index
 
 revision = "schema_5"
 down_revision = "schema_4"
@@ -25,11 +21,7 @@ INDEX, TABLE, COLUMNS = "ix_history_actor_kind", "history", ["actor", "kind"]
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    if INDEX not in {index["name"] for index in inspect(bind).get_indexes(TABLE)}:
-        op.create_index(INDEX, TABLE, COLUMNS)
-        logger.info("schema 5: created index {} on {} ({})", INDEX, TABLE, ", ".join(COLUMNS))
-    set_schema_version(bind, schema_version)
+    add_index(schema_version, INDEX, TABLE, COLUMNS)
 
 
 def downgrade() -> None:

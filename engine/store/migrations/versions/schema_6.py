@@ -10,11 +10,7 @@ count of all due timers (on `ix_timers_due` alone) less the count of each meetin
 
 from __future__ import annotations
 
-from alembic import op
-from loguru import logger
-from sqlalchemy import inspect
-
-from engine.store.migrations import set_schema_version
+from engine.store.migrations import add_index
 
 revision = "schema_6"
 down_revision = "schema_5"
@@ -26,11 +22,7 @@ INDEX, TABLE, COLUMNS = "ix_timers_state_due", "timers", ["status", "workflow", 
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    if INDEX not in {index["name"] for index in inspect(bind).get_indexes(TABLE)}:
-        op.create_index(INDEX, TABLE, COLUMNS)
-        logger.info("schema 6: created index {} on {} ({})", INDEX, TABLE, ", ".join(COLUMNS))
-    set_schema_version(bind, schema_version)
+    add_index(schema_version, INDEX, TABLE, COLUMNS)
 
 
 def downgrade() -> None:
