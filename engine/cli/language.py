@@ -56,6 +56,9 @@ class Voice:
         text = self._tr.gettext(msgid)
         return text % values if values else text
 
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return self._tr.ngettext(singular, plural, n)
+
     def number(self, n: int | float) -> str:
         """A count for people: 1,234 in English, 1.234 in Vietnamese (the console's Formats)."""
         if self.vietnamese:
