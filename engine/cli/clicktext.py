@@ -13,7 +13,9 @@ catalog (engine/i18n) in the language engine/cli/language.py chose:
   through `gettext.gettext` of the default domain in click's modules. `install` points the `_` and
   `ngettext` of click's modules at the CLI's catalog instead; a text the catalog does not hold
   falls back to the standard library's gettext, as before. gettext's own state (domain, bound
-  directories) is left alone, so nothing changes for other libraries.
+  directories) is left alone, so nothing changes for other libraries. click makes a command's
+  `--help` option (its "Show this message and exit.") once, in the language of the first command
+  line that needs it: one per process for the real CLI.
 """
 
 from __future__ import annotations

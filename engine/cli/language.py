@@ -11,7 +11,8 @@ Which language, for one command:
 3. otherwise (a client without a config) Vietnamese.
 
 The group (engine/cli/main.py) settles the locale's choice at the start of every command;
-`main.deployment` and `main._runtime` apply the config's when the locale left it open. `--json`
+`main.deployment` and `main._runtime` apply the config's when the locale left it open (`--help`
+comes before any config: engine/cli/clicktext.py says it, and click's own words, in the locale's). `--json`
 output is the same in both languages (ISO 8601 times, raw numbers, the engine's own texts).
 
 In English the CLI prints the engine's outcome texts as the engine words them

@@ -6,7 +6,8 @@ files, compile the .mo.
 `extract()` reads the msgids from the console's templates (`_("...")`) and from the Python modules
 of the console, the CLI and engine/i18n (`_(...)`, `_N_(...)`) as listed in babel.cfg
 at the top of the repository (so `pybabel extract -F babel.cfg -k _N_ -o messages.pot engine` finds the
-same); tests/test_web.py checks each has a Vietnamese translation and that the committed .mo files
+same), then adds what pybabel cannot see: every help text of the CLI's command tree and click's own
+words (engine/cli/clicktext.py translates both when shown); tests/test_web.py checks each has a Vietnamese translation and that the committed .mo files
 are what `compile_catalog` makes of the .po files.
 """
 
