@@ -1,7 +1,7 @@
 """What translating the CLI's help costs at start-up: this tree against another checkout of coopflow.
 
-Runs, in interleaved rounds (each round every command once, before then after, so the shared
-machine's load hits them alike), `coopflow --version` (the CLI's floor), `coopflow status --help`
+Runs, in interleaved rounds (each round every command once from each tree, before first in even
+rounds and after first in odd ones, so the shared machine's load hits them alike), `coopflow --version` (the CLI's floor), `coopflow status --help`
 and `coopflow --help` (every sub-command imported and listed) in Vietnamese, from BEFORE (a
 checkout, e.g. `git archive main | tar -x -C /tmp/before`) and from this tree, both compiled to
 bytecode first. The child's CPU (wait4) and wall per run: median (min–max), in ms.
@@ -51,9 +51,10 @@ def main() -> None:
     for tree in trees.values():
         compileall.compile_dir(tree / "engine", quiet=1)
     runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for _round in range(args.rounds):
+    for round_ in range(args.rounds):
         for label, argv in COMMANDS.items():
-            for which, tree in trees.items():
+            order = list(trees.items()) if round_ % 2 == 0 else list(trees.items())[::-1]  # ABBA: no side always second
+            for which, tree in order:
                 runs.setdefault((label, which), []).append(timed(tree, argv))
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     print("| command | before CPU ms | after CPU ms | before wall ms | after wall ms |")
