@@ -11,7 +11,8 @@ Which language, for one command:
 3. otherwise (a client without a config) Vietnamese.
 
 The group (engine/cli/main.py) settles the locale's choice at the start of every command;
-`main.deployment` and `main._runtime` apply the config's when the locale left it open. `--json`
+`main.deployment` and `main._runtime` apply the config's when the locale left it open (`--help`
+comes before any config: engine/cli/clicktext.py says it, and click's own words, in the locale's). `--json`
 output is the same in both languages (ISO 8601 times, raw numbers, the engine's own texts).
 
 In English the CLI prints the engine's outcome texts as the engine words them
@@ -55,6 +56,9 @@ class Voice:
     def gettext(self, msgid: str, **values: object) -> str:
         text = self._tr.gettext(msgid)
         return text % values if values else text
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return self._tr.ngettext(singular, plural, n)
 
     def number(self, n: int | float) -> str:
         """A count for people: 1,234 in English, 1.234 in Vietnamese (the console's Formats)."""

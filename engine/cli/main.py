@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 import click
 
-from engine.cli import language
+from engine.cli import clicktext, language
 from engine.cli.language import _
 from engine.exceptions import CoopflowError, PolicyError, StoreError
 
@@ -53,7 +53,15 @@ class Settings:
 
 
 class LazyGroup(click.Group):
-    """A group whose sub-commands are imported when named (COMMANDS), not at start-up."""
+    """A group whose sub-commands are imported when named (COMMANDS), not at start-up; each command
+    line starts by settling the language, and every command is helped in it (engine/cli/clicktext.py)."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra) -> click.Context:
+        language.settle_from_locale()
+        clicktext.install()
+        clicktext.localise(self)
+        return super().make_context(info_name, args, parent, **extra)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
@@ -62,7 +70,7 @@ class LazyGroup(click.Group):
         if name in self.commands or name not in COMMANDS:
             return super().get_command(ctx, name)
         module, _, attr = COMMANDS[name].partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return clicktext.localise(getattr(importlib.import_module(module), attr))
 
 
 def _config_from_group(ctx: click.Context, _param, value: str | None) -> str | None:
@@ -89,7 +97,6 @@ CONFIG_OPTION = click.option(
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, server: str | None, local: bool) -> None:
     """coopflow: run an inter-agency cooperation agreement as durable YAML state machines."""
-    language.settle_from_locale()
     if server and (local or config_path):
         raise click.UsageError(_("--server sends the command to a server: it goes without -c and --local"))
     ctx.obj = Settings(config_path, server, local)

@@ -28,8 +28,10 @@ def read_secret(from_stdin: bool, label: str, confirm: bool = False) -> str:
         if not text:
             raise CoopflowError(f"no {label} on standard input")
         return text
-    return click.prompt(label.capitalize(), hide_input=True,
-                        confirmation_prompt=f"Repeat the {label}" if confirm else False)
+    prompt, again = {"password": (_("Password"), _("Repeat the password")),
+                     "new password": (_("New password"), _("Repeat the new password")),
+                     "token": (_("Token"), _("Repeat the token"))}[label]
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=again if confirm else False)
 
 
 @click.command()

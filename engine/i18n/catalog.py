@@ -6,17 +6,19 @@ files, compile the .mo.
 `extract()` reads the msgids from the console's templates (`_("...")`) and from the Python modules
 of the console, the CLI and engine/i18n (`_(...)`, `_N_(...)`) as listed in babel.cfg
 at the top of the repository (so `pybabel extract -F babel.cfg -k _N_ -o messages.pot engine` finds the
-same); tests/test_web.py checks each has a Vietnamese translation and that the committed .mo files
+same), then adds what pybabel cannot see: every help text of the CLI's command tree and click's own
+words (engine/cli/clicktext.py translates both when shown); tests/test_web.py checks each has a Vietnamese translation and that the committed .mo files
 are what `compile_catalog` makes of the .po files.
 """
 
 from __future__ import annotations
 
+import inspect
 import io
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import extract_from_dir, extract_from_file
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
@@ -36,7 +38,45 @@ def extract() -> Catalog:
     for filename, lineno, message, comments, context in extract_from_dir(
             ENGINE, methods, options, keywords=KEYWORDS, comment_tags=("TRANSLATORS:",)):
         catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
+    add_cli_help(catalog)
+    add_click_words(catalog)
     return catalog
+
+
+def add_cli_help(catalog: Catalog) -> None:
+    """Every help text of the CLI's command tree (commands, short helps, epilogs, options), each
+    sub-command imported: they are English in the source and translated when shown
+    (engine/cli/clicktext.py)."""
+    from engine.cli import clicktext
+    from engine.cli.main import cli
+
+    ctx = cli.make_context("coopflow", ["--help"], resilient_parsing=True)
+    for command in [cli, *(cli.get_command(ctx, name) for name in cli.list_commands(ctx))]:
+        assert command is not None, "every name of COMMANDS is a command"
+        for text, owner in clicktext.help_texts(command):
+            catalog.add(text, None, [_where(owner)])
+
+
+def _where(command) -> tuple[str, int]:
+    """Where `command`'s function is defined: a path under engine/ and a line."""
+    code = inspect.unwrap(command.callback).__code__
+    return str(Path(code.co_filename).relative_to(ENGINE)), code.co_firstlineno
+
+
+def add_click_words(catalog: Catalog) -> None:
+    """click's own words (usage, headings, "[default: …]", its errors and prompts), from the installed
+    click's modules that show them: click reads them with gettext, which the CLI routes to this catalog."""
+    import click
+
+    from engine.cli import clicktext
+
+    folder = Path(click.__file__).parent
+    for module in clicktext.CLICK_MODULES:
+        for lineno, message, comments, context in extract_from_file(
+                "python", folder / f"{module}.py", keywords={"_": None, "ngettext": (1, 2)}):
+            catalog.add(message, None, [(f"click/{module}.py", lineno)], auto_comments=comments, context=context)
+    for word in clicktext.CLICK_WORDS:
+        catalog.add(word, None, [("click/core.py", 0)])
 
 
 def po_path(lang: str) -> Path:
