@@ -211,3 +211,24 @@ def test_the_shared_catalog_holds_the_cli_strings() -> None:
     assert {"cli/main.py", "cli/instances.py", "cli/tables.py", "i18n/reasons.py", "server/web/instance.py"} <= files
     translated = {m.id: m.string for m in catalog.read("vi") if m.id}
     assert translated["%(n)s instance(s)"] == "%(n)s hồ sơ"
+
+
+def test_the_administrators_account_and_token_commands_speak_vietnamese(policy: Path) -> None:
+    """`user` and `token` say what they did in the CLI's language: the shipped config's `vi`."""
+    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COOPFLOW_") and k not in LOCALE_VARIABLES}
+        env["COLUMNS"] = "250"
+        return subprocess.run([sys.executable, "-m", "engine", *args, "-c", str(policy)], capture_output=True, text=True,
+                              encoding="utf-8", env=env, cwd=policy.parent, input=input, timeout=120)
+
+    added = run("user", "add", "nguyen_van_a", "--password-stdin", input="mật khẩu đủ dài 2027\n")
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.strip() == "đã tạo tài khoản: nguyen_van_a (dic.focal_point)"
+    listed = run("user", "list").stdout
+    assert "đang hoạt động" in listed and "chưa có tài khoản" in listed and "người dùng" in listed
+    issued = run("token", "issue", "nguyen_van_a", "--read-only")
+    assert issued.returncode == 0, issued.stderr
+    assert " (chỉ xem); mã hết hạn sau 90d. Mã chỉ hiện một lần này." in issued.stderr
+    token_id = issued.stdout.strip().split("_")[1]
+    assert run("token", "revoke", token_id).stdout.strip() == f"đã thu hồi: {token_id}"
+    assert "đã thu hồi" in run("token", "list").stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import click
 
+from engine.cli.language import _N_, _
 from engine.cli.main import CONFIG_OPTION, deployment
 from engine.cli.session import read_secret as _secret_from
 from engine.cli.tables import console, echo_json, grid, local
@@ -21,6 +22,10 @@ def _local_client() -> str:
     return f"local:{getpass.getuser()}"
 
 
+# The account statuses and token states engine/auth reports, marked for the catalog: shown through _().
+STATUS_WORDS = (_N_("enabled"), _N_("disabled"), _N_("locked"), _N_("no account"), _N_("not in config"),
+                _N_("active"), _N_("expired"), _N_("revoked"))
+
 PASSWORD_STDIN = click.option("--password-stdin", is_flag=True,
                               help="Read the password from the first line of standard input instead of prompting.")
 CLIENT_OPTION = click.option("--client", default=None, metavar="ADDRESS",
@@ -30,11 +35,12 @@ CLIENT_OPTION = click.option("--client", default=None, metavar="ADDRESS",
 def _principal_out(principal, as_json: bool) -> None:
     if as_json:
         return echo_json(principal.as_dict())
-    click.echo(f"ok: {principal.person} ({principal.method}, from {principal.client})")
-    click.echo(f"roles: {', '.join(principal.roles)}" + ("; administrator" if principal.is_admin else "")
-               + ("; read-only" if principal.read_only else ""))
+    click.echo(_("ok: %(person)s (%(method)s, from %(client)s)", person=principal.person, method=principal.method,
+                 client=principal.client))
+    click.echo(_("roles: %(roles)s", roles=", ".join(principal.roles)) + (_("; administrator") if principal.is_admin else "")
+               + (_("; read-only") if principal.read_only else ""))
     if principal.acting_role and not principal.read_only:
-        click.echo(f"actor: {principal.act_as()}")
+        click.echo(_("actor: %(actor)s", actor=principal.act_as()))
 
 
 @click.group()
@@ -51,7 +57,7 @@ def user_add(person: str, password_stdin: bool, config_path: str | None) -> None
     with deployment(config_path) as d:
         d.person_roles(person)  # refused before the password is asked for
         roles = d.add_user(person, _secret_from(password_stdin, "password", True))
-    click.echo(f"account created: {person} ({', '.join(roles)})")
+    click.echo(_("account created: %(person)s (%(roles)s)", person=person, roles=", ".join(roles)))
 
 
 @user.command("passwd")
@@ -62,7 +68,7 @@ def user_passwd(person: str, password_stdin: bool, config_path: str | None) -> N
     """Set a new password for PERSON."""
     with deployment(config_path) as d:
         d.set_password(person, _secret_from(password_stdin, "new password", True))
-    click.echo(f"password changed: {person}")
+    click.echo(_("password changed: %(person)s", person=person))
 
 
 @user.command("disable")
@@ -84,8 +90,10 @@ def user_enable(person: str, config_path: str | None) -> None:
 def _set_disabled(person: str, disabled: bool, config_path: str | None) -> None:
     with deployment(config_path) as d:
         changed = d.set_disabled(person, disabled)
-    word = "disabled" if disabled else "enabled"
-    click.echo(f"{word}: {person}" if changed else f"already {word}: {person}")
+    if disabled:
+        click.echo(_("disabled: %(person)s", person=person) if changed else _("already disabled: %(person)s", person=person))
+    else:
+        click.echo(_("enabled: %(person)s", person=person) if changed else _("already enabled: %(person)s", person=person))
 
 
 @user.command("unlock")
@@ -95,7 +103,7 @@ def user_unlock(person: str, config_path: str | None) -> None:
     """Lift the lockout of PERSON after too many failed sign-ins."""
     with deployment(config_path) as d:
         d.unlock_user(person, _local_client())
-    click.echo(f"unlocked: {person}")
+    click.echo(_("unlocked: %(person)s", person=person))
 
 
 @user.command("list")
@@ -107,11 +115,12 @@ def user_list(as_json: bool, config_path: str | None) -> None:
         rows, tz = d.users(), d.policy.tz
     if as_json:
         return echo_json(rows)
-    cells = [(r["person"], ", ".join(r["roles"]), "yes" if r["admin"] else "",
-              r["status"] + (f" until {local(r['locked_until'], tz)}" if r["locked_until"] else ""),
+    cells = [(r["person"], ", ".join(r["roles"]), _("yes") if r["admin"] else "",
+              _(r["status"]) + (_(" until %(time)s", time=local(r["locked_until"], tz)) if r["locked_until"] else ""),
               local(r["created"], tz), local(r["password_changed"], tz)) for r in rows]
-    console().print(grid(f"{sum(r['created'] is not None for r in rows)} account(s), {len(rows)} people",
-                         ("person", "roles", "admin", "status", "created", "password changed"), cells))
+    console().print(grid(_("%(accounts)s account(s), %(people)s people", accounts=sum(r["created"] is not None for r in rows),
+                           people=len(rows)),
+                         (_("person"), _("roles"), _("administrator"), _("status"), _("created"), _("password changed")), cells))
 
 
 @user.command("login")
@@ -151,8 +160,9 @@ def token_issue(person: str, expires: str, read_only: bool, name: str | None, co
             raise click.BadParameter(str(exc), param_hint="--expires") from None
     click.echo(secret)
     never = expires.strip().lower() == "never"
-    click.echo(f"token {token_id} issued for {person}" + (" (read-only)" if read_only else "")
-               + f"; expires {'never' if never else 'in ' + expires}. It is shown only this once.", err=True)
+    click.echo(_("token %(id)s issued for %(person)s", id=token_id, person=person) + (_(" (read-only)") if read_only else "")
+               + (_("; expires never.") if never else _("; expires in %(lifetime)s.", lifetime=expires))
+               + " " + _("It is shown only this once."), err=True)
 
 
 @token.command("list")
@@ -165,10 +175,10 @@ def token_list(person: str | None, as_json: bool, config_path: str | None) -> No
         rows, tz = d.tokens(person), d.policy.tz
     if as_json:
         return echo_json(rows)
-    cells = [(r["id"], r["person"], r["name"] or "", local(r["created"], tz), local(r["expires"], tz) or "never",
-              local(r["last_used"], tz), "yes" if r["read_only"] else "", r["state"]) for r in rows]
-    console().print(grid(f"{len(rows)} token(s)", ("id", "person", "name", "created", "expires", "last used", "read-only",
-                                                   "state"), cells))
+    cells = [(r["id"], r["person"], r["name"] or "", local(r["created"], tz), local(r["expires"], tz) or _("never"),
+              local(r["last_used"], tz), _("yes") if r["read_only"] else "", _(r["state"])) for r in rows]
+    console().print(grid(_("%(n)s token(s)", n=len(rows)), (_("id"), _("person"), _("name"), _("created"), _("expires"),
+                                                            _("last used"), _("read-only"), _("state")), cells))
 
 
 @token.command("revoke")
@@ -178,7 +188,7 @@ def token_revoke(token_id: str, config_path: str | None) -> None:
     """Revoke token ID (as `token list` shows it); it is refused from now on."""
     with deployment(config_path) as d:
         token_id, changed = d.revoke_token(token_id)
-    click.echo(f"revoked: {token_id}" if changed else f"already revoked: {token_id}")
+    click.echo(_("revoked: %(id)s", id=token_id) if changed else _("already revoked: %(id)s", id=token_id))
 
 
 @token.command("check")
