@@ -53,7 +53,9 @@ def install() -> None:
     """Route click's own words through the CLI's catalog (idempotent; click's modules are loaded by
     `import click`)."""
     for name in CLICK_MODULES:
-        module = sys.modules[f"click.{name}"]
+        module = sys.modules.get(f"click.{name}")
+        if module is None:  # a later click laid out otherwise: its words stay English, the CLI still runs
+            continue
         if hasattr(module, "_"):
             module._ = _gettext  # type: ignore[attr-defined]
         if hasattr(module, "ngettext"):
